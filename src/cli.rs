@@ -1,0 +1,1 @@
+//! argv -> Options (pure).
