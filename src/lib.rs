@@ -1,10 +1,276 @@
 //! ftpgate: an application-level FTP proxy for Linux firewalls.
 //!
 //! The library holds everything; `main.rs` only maps the outcome of [`run`]
-//! to an exit status. Start-up follows SPEC §1 top to bottom in [`run`].
+//! to an exit status. [`serve_inetd`] follows the start-up order of SPEC §1
+//! from top to bottom.
 
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod ftp;
 pub mod limits;
+pub mod log;
 pub mod policy;
+pub mod relay;
+pub mod session;
+pub mod sys;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{Action, Mode, Options};
+use crate::config::subst::{self, Vars};
+use crate::config::{Config, Level, LogDestination, ServerType};
+use crate::ftp::reply;
+use crate::log::Log;
+use crate::sys::net;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const BUILD_DATE: &str = env!("FTPGATE_BUILD_DATE");
+
+/// What `main` should exit with.
+pub type ExitStatus = i32;
+
+/// Run the action the command line asks for.
+pub fn run(opts: &Options) -> Result<ExitStatus> {
+    match opts.action {
+        Action::Version => {
+            println!("ftpgate {VERSION} ({BUILD_DATE})");
+            Ok(0)
+        }
+        Action::Help => {
+            print!("{}", cli::USAGE);
+            Ok(0)
+        }
+        Action::Check => Ok(check(&opts.config)),
+        Action::Run => {
+            let mode = match opts.mode {
+                Some(m) => m,
+                // The file decides only when the command line does not; a
+                // broken file in inetd mode still gets its 421 below.
+                None => match Config::load(&opts.config) {
+                    Ok(cfg) if cfg.server_type == ServerType::Standalone => Mode::Daemon,
+                    _ => Mode::Inetd,
+                },
+            };
+            match mode {
+                Mode::Inetd => serve_inetd(opts),
+                Mode::Daemon => bail!(
+                    "standalone mode (-d) is not supported yet; run ftpgate from xinetd, systemd or socat (-i)"
+                ),
+            }
+        }
+    }
+}
+
+/// `-c`: print the normalised configuration, or every error.
+fn check(path: &Path) -> ExitStatus {
+    match Config::load(path) {
+        Ok(cfg) => {
+            print!("{}", cfg.normalised());
+            0
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if errors.is_empty() {
+                eprintln!("{}: configuration could not be read", path.display());
+            }
+            1
+        }
+    }
+}
+
+/// Values for `%` substitutions, read now (before the jail).
+fn vars() -> Vars {
+    let (host, domain) = sys::host_and_domain();
+    let now = sys::now();
+    Vars {
+        host,
+        domain,
+        date: now.date(),
+        time: now.time(),
+        version: VERSION.to_string(),
+        build: BUILD_DATE.to_string(),
+    }
+}
+
+/// Lines of a message file (WelcomeMessage, DenyMessage), substituted; None
+/// when the file does not exist or cannot be read.
+fn message_lines(path: &Path, vars: &Vars) -> Option<Vec<String>> {
+    let text = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&text);
+    Some(
+        text.lines()
+            .take(limits::MAX_MESSAGE_LINES)
+            .map(|l| subst::expand(l, vars))
+            .collect(),
+    )
+}
+
+/// `code-line` for each line, then `code last`.
+fn multiline(code: u16, lines: &[String], last: &str) -> Vec<u8> {
+    let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+    if refs.is_empty() {
+        reply::line(code, last.as_bytes())
+    } else {
+        reply::multi(code, &refs, last.as_bytes())
+    }
+}
+
+/// Tell the client on stdout that the session cannot be served, and stop.
+fn refuse_stdout(text: &str) {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(&reply::line(reply::SERVICE_NOT_AVAILABLE, text.as_bytes()));
+    let _ = out.flush();
+}
+
+/// TranslatedAddress: a name, an address, or a file whose first
+/// non-comment line holds one. Resolved before the jail.
+fn translated_address(value: &str) -> Result<Ipv4Addr> {
+    let text;
+    let value = if value.starts_with('/') {
+        text = std::fs::read_to_string(value)
+            .with_context(|| format!("reading TranslatedAddress file {value}"))?;
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .with_context(|| format!("TranslatedAddress file {value} holds no address"))?
+    } else {
+        value
+    };
+    if let Ok(ip) = value.parse::<Ipv4Addr>() {
+        return Ok(ip);
+    }
+    (value, 0u16)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving TranslatedAddress '{value}'"))?
+        .find_map(|a| match a.ip() {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .with_context(|| format!("TranslatedAddress '{value}' has no IPv4 address"))
+}
+
+/// One session with the client on stdin/stdout, in the order of SPEC §1.
+pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
+    // 1. Configuration. A broken file still gets the client a clear 421.
+    let cfg = match Config::load(&opts.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            let mut log = Log::open(&LogDestination::Syslog("daemon".into()), Level::Err)
+                .unwrap_or_else(|_| Log::stderr(Level::Err));
+            for e in &errors {
+                log.err(&format!("configuration error: {e}"));
+            }
+            if errors.is_empty() {
+                log.err(&format!(
+                    "cannot read configuration {}",
+                    opts.config.display()
+                ));
+            }
+            refuse_stdout("Service not available: proxy configuration error.");
+            return Ok(1);
+        }
+    };
+    // 2. The log, before anything that may fail.
+    let level = if opts.verbosity > 0 {
+        Level::Dbg
+    } else {
+        cfg.log_level
+    };
+    let mut log = match Log::open(&cfg.log_destination, level) {
+        Ok(l) => l,
+        Err(e) => {
+            refuse_stdout("Service not available: proxy log cannot be opened.");
+            return Err(e);
+        }
+    };
+    // 3. Who is talking to whom.
+    let (client_addr, local_addr) = match net::client_addresses(std::io::stdin().as_fd()) {
+        Ok(a) => a,
+        Err(e) => {
+            log.err(&e.to_string());
+            refuse_stdout(&format!("Service not available: {e}."));
+            return Ok(1);
+        }
+    };
+    log.inf(&format!(
+        "session start: client {} on {}",
+        net::canonical(client_addr),
+        net::canonical(local_addr)
+    ));
+    // 4. Everything that needs the file system or the resolver.
+    sys::load_timezone();
+    let vars = vars();
+    if let Some(deny) = &cfg.deny_message {
+        if let Some(lines) = message_lines(deny, &vars) {
+            log.wrn(&format!(
+                "session refused: DenyMessage {} exists",
+                deny.display()
+            ));
+            let _ = std::io::stdout().write_all(&multiline(
+                reply::SERVICE_NOT_AVAILABLE,
+                &lines,
+                &subst::expand(&cfg.deny_string, &vars),
+            ));
+            return Ok(0);
+        }
+    }
+    let welcome = cfg
+        .welcome_message
+        .as_deref()
+        .and_then(|p| message_lines(p, &vars))
+        .unwrap_or_default();
+    let greeting = multiline(
+        reply::SERVICE_READY,
+        &welcome,
+        &subst::expand(&cfg.welcome_string, &vars),
+    );
+    let translated = match cfg
+        .translated_address
+        .as_deref()
+        .map(translated_address)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            log.err(&format!("{e:#}"));
+            refuse_stdout("Service not available: proxy configuration error.");
+            return Ok(1);
+        }
+    };
+    let client = net::stream_from_stdin().context("taking the client socket")?;
+    let _ = net::set_keepalive(&client);
+    let _ = net::set_oobinline(&client);
+    let timeout = cfg.global.timeout.max(1);
+    let _ = client.set_write_timeout(Some(Duration::from_secs(timeout)));
+    // 5. The jail: chroot, drop privileges, verify. Fail closed.
+    let jailed = match sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
+        .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id))
+    {
+        Ok(j) => j,
+        Err(e) => {
+            log.err(&format!("cannot drop privileges: {e:#}"));
+            refuse_stdout("Service not available: proxy start-up failed.");
+            return Ok(1);
+        }
+    };
+    // 6. The session.
+    let start = relay::Start {
+        cfg: &cfg,
+        client,
+        client_addr,
+        local_addr,
+        translated,
+        greeting,
+    };
+    let end = relay::run(&jailed, start, &mut log);
+    Ok(if end.is_failure() { 1 } else { 0 })
+}

@@ -1,6 +1,18 @@
 //! The ftpgate binary: flags -> ftpgate::run, one error line, exit status.
 
 fn main() {
-    eprintln!("ftpgate: not built yet");
-    std::process::exit(1);
+    let opts = match ftpgate::cli::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("ftpgate: {e}");
+            std::process::exit(2);
+        }
+    };
+    match ftpgate::run(&opts) {
+        Ok(status) => std::process::exit(status),
+        Err(e) => {
+            eprintln!("ftpgate: {e:#}");
+            std::process::exit(1);
+        }
+    }
 }

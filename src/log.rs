@@ -1,0 +1,197 @@
+//! Log sinks: syslog, a file, or a pipe to a command, all opened before the
+//! jail so they keep working inside an empty chroot. One line per event, led
+//! by the session id; wire bytes are escaped before they reach a log.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use anyhow::{Context, Result};
+use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+
+use crate::config::{Level, LogDestination};
+
+enum Sink {
+    Syslog(Logger<LoggerBackend, Formatter3164>),
+    File(File),
+    Pipe { child: Child, stdin: ChildStdin },
+    Stderr,
+    Null,
+}
+
+/// The session's log: a sink, a level, and the session id that leads every line.
+pub struct Log {
+    sink: Sink,
+    level: Level,
+    id: u32,
+}
+
+impl Level {
+    fn tag(self) -> &'static str {
+        match self {
+            Level::Flt => "FLT",
+            Level::Err => "ERR",
+            Level::Wrn => "WRN",
+            Level::Inf => "INF",
+            Level::Dbg => "DBG",
+        }
+    }
+}
+
+impl Log {
+    /// Open the configured destination. Syslog connects to /dev/log now; a
+    /// file is opened for appending (created 0640); a pipe starts its command.
+    pub fn open(dest: &LogDestination, level: Level) -> Result<Log> {
+        let id = std::process::id();
+        let sink = match dest {
+            LogDestination::Syslog(facility) => {
+                let facility: Facility = facility.parse().unwrap_or(Facility::LOG_DAEMON);
+                let formatter = Formatter3164 {
+                    facility,
+                    hostname: None,
+                    process: "ftpgate".into(),
+                    pid: id,
+                };
+                match syslog::unix(formatter) {
+                    Ok(logger) => Sink::Syslog(logger),
+                    // No syslog daemon: losing log lines beats refusing service,
+                    // and stderr may be the client socket under inetd.
+                    Err(_) => Sink::Null,
+                }
+            }
+            LogDestination::File(path) => Sink::File(
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o640)
+                    .open(path)
+                    .with_context(|| format!("opening log file {}", path.display()))?,
+            ),
+            LogDestination::Pipe(command) => {
+                let mut child = Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(command)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("starting log command '{command}'"))?;
+                let stdin = child.stdin.take().context("log command has no stdin")?;
+                Sink::Pipe { child, stdin }
+            }
+        };
+        Ok(Log { sink, level, id })
+    }
+
+    /// A log on standard error, for start-up before the configuration is read.
+    pub fn stderr(level: Level) -> Log {
+        Log {
+            sink: Sink::Stderr,
+            level,
+            id: std::process::id(),
+        }
+    }
+
+    /// Raise the level to DBG (command-line `-v`).
+    pub fn set_level(&mut self, level: Level) {
+        self.level = level;
+    }
+
+    pub fn enabled(&self, level: Level) -> bool {
+        level <= self.level
+    }
+
+    /// Write one line at `level`, if the configured LogLevel lets it through.
+    pub fn write(&mut self, level: Level, msg: &str) {
+        if !self.enabled(level) {
+            return;
+        }
+        let id = self.id;
+        match &mut self.sink {
+            Sink::Syslog(logger) => {
+                let line = format!("#{id} {msg}");
+                let _ = match level {
+                    Level::Flt => logger.crit(line),
+                    Level::Err => logger.err(line),
+                    Level::Wrn => logger.warning(line),
+                    Level::Inf => logger.info(line),
+                    Level::Dbg => logger.debug(line),
+                };
+            }
+            Sink::File(f) => {
+                let now = crate::sys::now();
+                let _ = writeln!(
+                    f,
+                    "{} {} ftpgate[{id}]: {} {msg}",
+                    now.date(),
+                    now.time(),
+                    level.tag()
+                );
+            }
+            Sink::Pipe { stdin, .. } => {
+                let now = crate::sys::now();
+                let _ = writeln!(
+                    stdin,
+                    "{} {} ftpgate[{id}]: {} {msg}",
+                    now.date(),
+                    now.time(),
+                    level.tag()
+                );
+                let _ = stdin.flush();
+            }
+            Sink::Stderr => eprintln!("ftpgate: {msg}"),
+            Sink::Null => {}
+        }
+    }
+
+    pub fn err(&mut self, msg: &str) {
+        self.write(Level::Err, msg)
+    }
+    pub fn wrn(&mut self, msg: &str) {
+        self.write(Level::Wrn, msg)
+    }
+    pub fn inf(&mut self, msg: &str) {
+        self.write(Level::Inf, msg)
+    }
+    pub fn dbg(&mut self, msg: &str) {
+        self.write(Level::Dbg, msg)
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Sink::Pipe { .. } = self.sink {
+            // Close the pipe first so the command sees end of input, then reap it.
+            if let Sink::Pipe { child, stdin } = std::mem::replace(&mut self.sink, Sink::Null) {
+                drop(stdin);
+                let mut child = child;
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Wire bytes as log text: printable ASCII kept, everything else `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'\\' {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_keeps_printable_ascii_and_hexes_the_rest() {
+        assert_eq!(escape(b"RETR a.txt"), "RETR a.txt");
+        assert_eq!(escape(b"a\r\nb\x00\xff\\"), "a\\x0d\\x0ab\\x00\\xff\\x5c");
+    }
+}

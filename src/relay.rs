@@ -1,0 +1,1244 @@
+//! The session engine: owns the sockets and buffers of one client session
+//! and runs the `poll(2)` loop over the control and data connections,
+//! carrying out what the parsers, the policy and `session` decide.
+//!
+//! Blocking control sockets (with write time-outs), non-blocking data
+//! sockets, one thread, no busy-waiting: every wait is a `poll` with a
+//! time-out derived from TimeOut.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::config::{Config, PortRange, UserSettings};
+use crate::data::{self, Pump};
+use crate::ftp::addr;
+use crate::ftp::command::{self, Command, Kind};
+use crate::ftp::line::{Line, LineBuffer};
+use crate::ftp::reply::{self, Reply, ReplyParser};
+use crate::limits;
+use crate::log::{Log, escape};
+use crate::policy::data::{check_client_port, check_data_peer, check_server_passive};
+use crate::policy::dest;
+use crate::policy::filter::Verdict;
+use crate::policy::user::{Login, split_magic};
+use crate::session::{self, Direction, Side};
+use crate::sys::jail::Jailed;
+use crate::sys::net::{self, Ports, canonical, canonical_ip};
+
+/// Why a session ended; logged once, mapped to the exit status by `run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client said QUIT.
+    Quit,
+    /// The client closed its control connection.
+    ClientClosed,
+    /// The server closed its control connection or broke the protocol.
+    ServerClosed(String),
+    /// The server could not be reached.
+    Unreachable(String),
+    /// TimeOut seconds without activity.
+    Timeout,
+    /// Writing to the client failed.
+    ClientError(String),
+}
+
+impl End {
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, End::Quit | End::ClientClosed | End::Timeout)
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Quit => f.write_str("client quit"),
+            End::ClientClosed => f.write_str("client closed the connection"),
+            End::ServerClosed(why) => write!(f, "server connection lost: {why}"),
+            End::Unreachable(why) => write!(f, "server unreachable: {why}"),
+            End::Timeout => f.write_str("idle timeout"),
+            End::ClientError(why) => write!(f, "client connection error: {why}"),
+        }
+    }
+}
+
+type Step<T = ()> = Result<T, End>;
+
+/// What the session knows when it starts.
+pub struct Start<'a> {
+    pub cfg: &'a Config,
+    pub client: TcpStream,
+    pub client_addr: SocketAddr,
+    pub local_addr: SocketAddr,
+    /// TranslatedAddress, resolved before the jail.
+    pub translated: Option<Ipv4Addr>,
+    /// Greeting lines (already substituted) sent before anything else.
+    pub greeting: Vec<u8>,
+}
+
+/// The server side of the session, once connected.
+struct Server {
+    stream: TcpStream,
+    addr: SocketAddr,
+    local: SocketAddr,
+    lines: LineBuffer,
+    parser: ReplyParser,
+    replies: VecDeque<Reply>,
+}
+
+/// The server side of one transfer before the command is sent.
+enum ServerData {
+    Connected(TcpStream),
+    Listening(TcpListener),
+}
+
+/// Totals for the end-of-session line.
+#[derive(Default)]
+struct Totals {
+    transfers: u32,
+    bytes_down: u64,
+    bytes_up: u64,
+}
+
+pub struct Relay<'a> {
+    cfg: &'a Config,
+    settings: &'a UserSettings,
+    log: &'a mut Log,
+    client: TcpStream,
+    client_addr: SocketAddr,
+    local_addr: SocketAddr,
+    translated: Option<Ipv4Addr>,
+    client_in: LineBuffer,
+    client_eof: bool,
+    /// client lines read during a transfer, handled after it
+    queued: VecDeque<Line>,
+    server: Option<Server>,
+    user: Option<Vec<u8>>,
+    pasv: Option<TcpListener>,
+    port: Option<SocketAddr>,
+    /// which of `pasv`/`port` the client chose last
+    client_side: Option<Side>,
+    epsv_all: bool,
+    pump: Pump,
+    totals: Totals,
+    started: Instant,
+}
+
+/// Run one session to its end. Requires proof that the jail was entered.
+pub fn run(_jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
+    let cfg = start.cfg;
+    let mut relay = Relay {
+        cfg,
+        settings: &cfg.global,
+        log,
+        client: start.client,
+        client_addr: canonical(start.client_addr),
+        local_addr: canonical(start.local_addr),
+        translated: start.translated,
+        client_in: LineBuffer::new(),
+        client_eof: false,
+        queued: VecDeque::new(),
+        server: None,
+        user: None,
+        pasv: None,
+        port: None,
+        client_side: None,
+        epsv_all: false,
+        pump: Pump::new(limits::DATA_BUFFER, cfg.max_recv_buf_size),
+        totals: Totals::default(),
+        started: Instant::now(),
+    };
+    let end = relay.serve(&start.greeting).err().unwrap_or(End::Quit);
+    relay.finish(&end);
+    end
+}
+
+fn ports(range: Option<PortRange>, random: bool) -> Option<Ports> {
+    range.map(|r| Ports {
+        min: r.min,
+        max: r.max,
+        random,
+    })
+}
+
+fn millis(d: Duration) -> PollTimeout {
+    PollTimeout::try_from(i32::try_from(d.as_millis()).unwrap_or(i32::MAX))
+        .unwrap_or(PollTimeout::MAX)
+}
+
+fn ready(flags: Option<PollFlags>) -> bool {
+    flags.is_some_and(|f| f.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+fn writable(flags: Option<PollFlags>) -> bool {
+    flags
+        .is_some_and(|f| f.intersects(PollFlags::POLLOUT | PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+/// poll(2) that retries on EINTR; returns false on time-out.
+fn wait(fds: &mut [PollFd<'_>], timeout: Duration) -> bool {
+    loop {
+        match poll(fds, millis(timeout)) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+impl<'a> Relay<'a> {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.timeout)
+    }
+
+    // ----- talking to the client -------------------------------------------
+
+    fn send_client(&mut self, bytes: &[u8]) -> Step {
+        self.client
+            .write_all(bytes)
+            .map_err(|e| End::ClientError(e.to_string()))
+    }
+
+    fn reply(&mut self, code: u16, text: &str) -> Step {
+        self.log.dbg(&format!("reply to client: {code} {text}"));
+        self.send_client(&reply::line(code, text.as_bytes()))
+    }
+
+    /// Read what the client sent into the line buffer; Ok(false) on EOF.
+    fn read_client(&mut self) -> Step<bool> {
+        let mut buf = [0u8; 4096];
+        match self.client.read(&mut buf) {
+            Ok(0) => {
+                self.client_eof = true;
+                Ok(false)
+            }
+            Ok(n) => {
+                self.client_in.push(&buf[..n]);
+                Ok(true)
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::Interrupted
+                    || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(End::ClientError(e.to_string())),
+        }
+    }
+
+    // ----- talking to the server -------------------------------------------
+
+    fn server(&mut self) -> Step<&mut Server> {
+        self.server
+            .as_mut()
+            .ok_or_else(|| End::ServerClosed("not connected".into()))
+    }
+
+    fn send_server(&mut self, line: &[u8]) -> Step {
+        let s = self.server()?;
+        let mut out = Vec::with_capacity(line.len() + 2);
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+        s.stream
+            .write_all(&out)
+            .map_err(|e| End::ServerClosed(e.to_string()))
+    }
+
+    /// Read from the server control connection once and parse what came.
+    fn read_server(&mut self) -> Step {
+        let mut buf = [0u8; 4096];
+        let s = self.server()?;
+        let n = match s.stream.read(&mut buf) {
+            Ok(0) => {
+                return Err(End::ServerClosed(
+                    "server closed the control connection".into(),
+                ));
+            }
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::Interrupted
+                    || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(End::ServerClosed(e.to_string())),
+        };
+        s.lines.push(&buf[..n]);
+        while let Some(line) = s.lines.next_line() {
+            let line = match line {
+                Line::Complete(l) => l,
+                Line::TooLong => return Err(End::ServerClosed("reply line too long".into())),
+            };
+            match s.parser.feed(&line) {
+                Ok(Some(r)) => s.replies.push_back(r),
+                Ok(None) => {}
+                Err(e) => return Err(End::ServerClosed(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next complete reply from the server, waiting at most `limit`.
+    fn server_reply(&mut self, limit: Duration) -> Step<Reply> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(r) = self.server()?.replies.pop_front() {
+                self.log
+                    .dbg(&format!("server reply: {}", escape(&r.to_wire())));
+                return Ok(r);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let s = self.server()?;
+            let mut fds = [PollFd::new(s.stream.as_fd(), PollFlags::POLLIN)];
+            if left.is_zero() || !wait(&mut fds, left) {
+                return Err(End::ServerClosed("no reply from server in time".into()));
+            }
+            self.read_server()?;
+        }
+    }
+
+    /// Relay server replies to the client until a final (non-1xx) one.
+    fn relay_replies(&mut self) -> Step<Reply> {
+        loop {
+            let r = self.server_reply(self.timeout())?;
+            self.send_client(&r.to_wire())?;
+            if !r.is_preliminary() {
+                return Ok(r);
+            }
+        }
+    }
+
+    // ----- the main loop ---------------------------------------------------
+
+    fn serve(&mut self, greeting: &[u8]) -> Step {
+        self.send_client(greeting)?;
+        loop {
+            while let Some(line) = self.next_client_line() {
+                self.handle(line)?;
+            }
+            if self.client_eof {
+                return Err(End::ClientClosed);
+            }
+            self.wait_idle()?;
+        }
+    }
+
+    fn next_client_line(&mut self) -> Option<Line> {
+        self.queued
+            .pop_front()
+            .or_else(|| self.client_in.next_line())
+    }
+
+    /// Wait for the client or the server; relay unsolicited server replies.
+    fn wait_idle(&mut self) -> Step {
+        let timeout = self.timeout();
+        let (client_ready, server_ready) = {
+            let mut fds = vec![PollFd::new(self.client.as_fd(), PollFlags::POLLIN)];
+            if let Some(s) = &self.server {
+                fds.push(PollFd::new(s.stream.as_fd(), PollFlags::POLLIN));
+            }
+            if !wait(&mut fds, timeout) {
+                (None, None)
+            } else {
+                (
+                    Some(ready(fds[0].revents())),
+                    fds.get(1).map(|f| ready(f.revents())),
+                )
+            }
+        };
+        if client_ready.is_none() {
+            self.log
+                .wrn(&format!("no activity for {} seconds", timeout.as_secs()));
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Timeout: closing control connection.",
+            );
+            return Err(End::Timeout);
+        }
+        if server_ready == Some(true) {
+            self.read_server()?;
+            while let Some(r) = self.server()?.replies.pop_front() {
+                self.send_client(&r.to_wire())?;
+                if r.code == reply::SERVICE_NOT_AVAILABLE {
+                    return Err(End::ServerClosed("server sent 421".into()));
+                }
+            }
+        }
+        if client_ready == Some(true) {
+            self.read_client()?;
+        }
+        Ok(())
+    }
+
+    /// One client line: parse, log, filter, dispatch.
+    fn handle(&mut self, line: Line) -> Step {
+        let line = match line {
+            Line::Complete(l) => l,
+            Line::TooLong => {
+                self.log.wrn("command line too long, refused");
+                return self.reply(reply::SYNTAX_ERROR, "Command line too long.");
+            }
+        };
+        let cmd = match Command::parse(&line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log.wrn(&format!(
+                    "malformed command refused: {e}: {}",
+                    escape(&line)
+                ));
+                return self.reply(reply::SYNTAX_ERROR, &format!("Syntax error: {e}."));
+            }
+        };
+        let verb = cmd.verb.as_str().to_string();
+        let shown = if matches!(cmd.verb.as_bytes(), b"PASS" | b"ACCT") {
+            format!("{verb} ****")
+        } else if cmd.arg.is_empty() {
+            verb.clone()
+        } else {
+            format!("{verb} {}", escape(cmd.arg))
+        };
+        self.log.inf(&format!("command: {shown}"));
+
+        let filter = self.settings.valid_commands.as_ref();
+        let kind = match command::kind(cmd.verb.as_bytes()) {
+            Some(k) => k,
+            // An unknown verb reaches the server only if ValidCommands names it.
+            None if filter.is_some_and(|f| f.allows(cmd.verb.as_bytes())) => Kind::Plain,
+            None => {
+                self.log.wrn(&format!("unknown command refused: {shown}"));
+                return self.reply(
+                    reply::SYNTAX_ERROR,
+                    &format!("{verb}: command not understood."),
+                );
+            }
+        };
+        // SECURITY: the command filter; a refused command never reaches the server.
+        if let Some(f) = filter {
+            match f.check(cmd.verb.as_bytes(), cmd.arg) {
+                Verdict::Allow => {}
+                Verdict::CommandRefused => {
+                    self.log
+                        .wrn(&format!("command refused by ValidCommands: {shown}"));
+                    return self.reply(
+                        reply::NOT_IMPLEMENTED,
+                        &format!("{verb}: command not allowed."),
+                    );
+                }
+                Verdict::ArgumentRefused => {
+                    self.log
+                        .wrn(&format!("argument refused by ValidCommands: {shown}"));
+                    return self.reply(
+                        reply::NOT_IMPLEMENTED_FOR_ARG,
+                        &format!("{verb}: argument not allowed."),
+                    );
+                }
+            }
+        }
+        if kind == Kind::Security {
+            // TLS cannot be relayed by a proxy that reads the commands; a
+            // clear refusal makes clients fall back to plain FTP.
+            return self.reply(
+                reply::NOT_IMPLEMENTED,
+                &format!("{verb}: TLS/security extensions are not supported by this proxy."),
+            );
+        }
+        if self.server.is_none() {
+            return self.before_login(kind, cmd);
+        }
+        match kind {
+            Kind::User => self.second_user(cmd),
+            Kind::Passive => self.client_passive(cmd),
+            Kind::Active => self.client_active(cmd),
+            Kind::Data => self.transfer(&line, cmd),
+            Kind::Feat => self.feat(),
+            Kind::Quit => {
+                self.send_server(&line)?;
+                let _ = self.relay_replies();
+                Err(End::Quit)
+            }
+            Kind::Reinit => self.reply(
+                reply::NOT_IMPLEMENTED,
+                "REIN not supported by this proxy: reconnect instead.",
+            ),
+            Kind::Pass | Kind::Abort | Kind::Plain | Kind::Security => {
+                self.send_server(&line)?;
+                self.relay_replies().map(|_| ())
+            }
+        }
+    }
+
+    fn before_login(&mut self, kind: Kind, cmd: Command<'_>) -> Step {
+        match kind {
+            Kind::User => self.login(cmd.arg),
+            Kind::Quit => {
+                let _ = self.reply(reply::CLOSING, "Goodbye.");
+                Err(End::Quit)
+            }
+            Kind::Feat => {
+                let r = session::features(None, self.settings.valid_commands.as_ref());
+                self.send_client(&r)
+            }
+            Kind::Pass => self.reply(reply::BAD_SEQUENCE, "Login with USER first."),
+            _ => self.reply(reply::NOT_LOGGED_IN, "Please login with USER and PASS."),
+        }
+    }
+
+    // ----- login -------------------------------------------------------------
+
+    fn login(&mut self, arg: &[u8]) -> Step {
+        let cfg = self.cfg;
+        let magic = cfg.allow_magic_user || cfg.force_magic_user;
+        let login = if magic {
+            match split_magic(arg, cfg.user_magic_char) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.log
+                        .wrn(&format!("bad magic login '{}': {e}", escape(arg)));
+                    return self.reply(reply::NOT_LOGGED_IN, &format!("Bad login: {e}."));
+                }
+            }
+        } else {
+            Login {
+                user: arg,
+                host: None,
+                port: None,
+            }
+        };
+        if cfg.force_magic_user && login.host.is_none() {
+            return self.reply(
+                reply::NOT_LOGGED_IN,
+                &format!("Log in as user{}host[:port].", cfg.user_magic_char as char),
+            );
+        }
+        // SECURITY: UserNameRule keeps odd names out of the context lookup and
+        // away from the server.
+        if !cfg.user_name_rule.is_match(login.user) {
+            self.log.wrn(&format!(
+                "user name refused by UserNameRule: '{}'",
+                escape(login.user)
+            ));
+            return self.reply(reply::NOT_LOGGED_IN, "Invalid user name.");
+        }
+        let settings = cfg.for_user(login.user);
+        let dest = match self.destination(settings, &login) {
+            Ok(d) => d,
+            Err(why) => {
+                self.log
+                    .wrn(&format!("login '{}' refused: {why}", escape(login.user)));
+                return self.reply(
+                    reply::NOT_LOGGED_IN,
+                    &format!("Destination refused: {why}."),
+                );
+            }
+        };
+        self.settings = settings;
+        self.connect_server(dest)?;
+        self.log
+            .inf(&format!("user '{}' to server {dest}", escape(login.user)));
+        let mut line = b"USER ".to_vec();
+        line.extend_from_slice(login.user);
+        self.send_server(&line)?;
+        self.user = Some(login.user.to_vec());
+        self.relay_replies().map(|_| ())
+    }
+
+    /// Where this login goes: the magic-user host (checked against the
+    /// destination policy) or the configured DestinationAddress.
+    fn destination(
+        &self,
+        settings: &UserSettings,
+        login: &Login<'_>,
+    ) -> Result<SocketAddr, String> {
+        let port = login.port.unwrap_or(settings.destination_port);
+        match login.host {
+            Some(host) => {
+                let host =
+                    std::str::from_utf8(host).map_err(|_| "host name is not text".to_string())?;
+                let addr = resolve(host, port)?;
+                // SECURITY: a client-chosen destination must not be the proxy
+                // itself, loopback, link-local, ... unless AllowedDestinations says so.
+                dest::check(
+                    addr,
+                    settings.allowed_destinations.as_deref(),
+                    &[self.local_addr],
+                )
+                .map_err(|r| format!("{addr}: {r}"))?;
+                Ok(addr)
+            }
+            None => {
+                let host = settings
+                    .destination_address
+                    .as_deref()
+                    .ok_or("no DestinationAddress")?;
+                resolve(host, port)
+            }
+        }
+    }
+
+    fn connect_server(&mut self, dest: SocketAddr) -> Step {
+        let timeout = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
+        let stream = match net::connect(
+            dest,
+            None,
+            ports(self.settings.destination_ports, self.cfg.sock_bind_rand),
+            timeout,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log
+                    .err(&format!("cannot connect to server {dest}: {e}"));
+                let _ = self.reply(
+                    reply::SERVICE_NOT_AVAILABLE,
+                    "Cannot connect to the FTP server; closing connection.",
+                );
+                return Err(End::Unreachable(format!("{dest}: {e}")));
+            }
+        };
+        let _ = net::set_keepalive(&stream);
+        let _ = stream.set_write_timeout(Some(self.timeout()));
+        let local = stream
+            .local_addr()
+            .map(canonical)
+            .unwrap_or(self.local_addr);
+        self.server = Some(Server {
+            stream,
+            addr: canonical(dest),
+            local,
+            lines: LineBuffer::new(),
+            parser: ReplyParser::new(),
+            replies: VecDeque::new(),
+        });
+        loop {
+            let r = match self.server_reply(timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.log
+                        .err(&format!("no greeting from server {dest}: {e}"));
+                    let _ = self.reply(
+                        reply::SERVICE_NOT_AVAILABLE,
+                        "The FTP server did not answer; closing connection.",
+                    );
+                    return Err(End::Unreachable(e.to_string()));
+                }
+            };
+            if r.is_preliminary() {
+                continue;
+            }
+            if r.code != reply::SERVICE_READY {
+                self.log.err(&format!(
+                    "server {dest} refused the session: {}",
+                    escape(&r.to_wire())
+                ));
+                let _ = self.reply(
+                    reply::SERVICE_NOT_AVAILABLE,
+                    "The FTP server refused the session; closing connection.",
+                );
+                return Err(End::Unreachable(format!("greeting {}", r.code)));
+            }
+            return Ok(());
+        }
+    }
+
+    /// USER after login: the same name is relayed (a retry after a failed
+    /// PASS); another name would need another context or server.
+    fn second_user(&mut self, cmd: Command<'_>) -> Step {
+        if self.user.as_deref() == Some(cmd.arg) {
+            let mut line = b"USER ".to_vec();
+            line.extend_from_slice(cmd.arg);
+            self.send_server(&line)?;
+            return self.relay_replies().map(|_| ());
+        }
+        self.reply(
+            reply::NOT_LOGGED_IN,
+            "Cannot change user in this session: reconnect to log in as another user.",
+        )
+    }
+
+    fn feat(&mut self) -> Step {
+        self.send_server(b"FEAT")?;
+        let mut r = self.server_reply(self.timeout())?;
+        while r.is_preliminary() {
+            r = self.server_reply(self.timeout())?;
+        }
+        let out = session::features(Some(&r), self.settings.valid_commands.as_ref());
+        self.send_client(&out)
+    }
+
+    // ----- data connection set-up ------------------------------------------
+
+    fn client_passive(&mut self, cmd: Command<'_>) -> Step {
+        let extended = cmd.verb.as_bytes() == b"EPSV";
+        if extended {
+            match addr::parse_epsv_arg(cmd.arg) {
+                Ok(addr::EpsvArg::All) => {
+                    self.epsv_all = true;
+                    return self.reply(reply::COMMAND_OK, "EPSV ALL ok.");
+                }
+                Ok(addr::EpsvArg::V4) if !self.local_addr.is_ipv4() => {
+                    return self.reply(
+                        reply::EXT_PROTO_NOT_SUPPORTED,
+                        "Network protocol not supported, use (2).",
+                    );
+                }
+                Ok(addr::EpsvArg::V6) if !self.local_addr.is_ipv6() => {
+                    return self.reply(
+                        reply::EXT_PROTO_NOT_SUPPORTED,
+                        "Network protocol not supported, use (1).",
+                    );
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return self.reply(
+                        reply::EXT_PROTO_NOT_SUPPORTED,
+                        "Network protocol not supported, use (1,2).",
+                    );
+                }
+            }
+        } else if self.epsv_all {
+            return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
+        }
+        let ip = self.local_addr.ip();
+        let advertised = match (extended, self.translated, ip) {
+            (true, _, _) => None,
+            (false, Some(t), _) => Some(t),
+            (false, None, IpAddr::V4(v4)) => Some(v4),
+            (false, None, IpAddr::V6(_)) => {
+                return self.reply(reply::CANT_OPEN_DATA, "PASV needs IPv4: use EPSV.");
+            }
+        };
+        self.pasv = None;
+        let listener = match net::listen(
+            ip,
+            ports(self.settings.passive_ports, self.cfg.sock_bind_rand),
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                self.log.err(&format!("cannot open passive listener: {e}"));
+                return self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+            }
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let _ = listener.set_nonblocking(true);
+        self.pasv = Some(listener);
+        self.port = None;
+        self.client_side = Some(Side::Passive);
+        match advertised {
+            Some(v4) => self.send_client(&addr::format_227(SocketAddrV4::new(v4, port))),
+            None => self.send_client(&addr::format_229(port)),
+        }
+    }
+
+    fn client_active(&mut self, cmd: Command<'_>) -> Step {
+        if self.epsv_all {
+            return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
+        }
+        let parsed = if cmd.verb.as_bytes() == b"EPRT" {
+            addr::parse_eprt(cmd.arg)
+        } else {
+            addr::parse_port(cmd.arg).map(SocketAddr::V4)
+        };
+        let target = match parsed {
+            Ok(a) => canonical(a),
+            Err(addr::AddrError::UnsupportedFamily) => {
+                return self.reply(
+                    reply::EXT_PROTO_NOT_SUPPORTED,
+                    "Network protocol not supported, use (1,2).",
+                );
+            }
+            Err(e) => {
+                return self.reply(
+                    reply::ARG_SYNTAX_ERROR,
+                    &format!("{}: {e}.", cmd.verb.as_str()),
+                );
+            }
+        };
+        if let Err(why) =
+            check_client_port(target, self.client_addr.ip(), self.settings.same_address)
+        {
+            self.log
+                .wrn(&format!("{} {target} refused: {why}", cmd.verb.as_str()));
+            return self.reply(
+                reply::NOT_IMPLEMENTED_FOR_ARG,
+                &format!("{} refused: {why}.", cmd.verb.as_str()),
+            );
+        }
+        if target.is_ipv4() != self.local_addr.is_ipv4() {
+            return self.reply(
+                reply::EXT_PROTO_NOT_SUPPORTED,
+                "Network protocol not supported on this connection.",
+            );
+        }
+        if self.cfg.port_resets_pasv {
+            self.pasv = None;
+        }
+        self.port = Some(target);
+        self.client_side = Some(Side::Active);
+        self.reply(
+            reply::COMMAND_OK,
+            &format!("{} command successful.", cmd.verb.as_str()),
+        )
+    }
+
+    /// Prepare the server side of a transfer as `side` says (server's view:
+    /// Passive = we ask the server for an address and connect to it).
+    /// Ok(None): refused, the client already has its reply.
+    fn open_server_data(&mut self, side: Side) -> Step<Option<ServerData>> {
+        let s = self.server()?;
+        let (server_ip, local_ip) = (s.addr.ip(), s.local.ip());
+        let same = self.settings.same_address;
+        let dports = ports(self.settings.destination_ports, self.cfg.sock_bind_rand);
+        match side {
+            Side::Passive => {
+                let v6 = server_ip.is_ipv6();
+                self.send_server(if v6 { b"EPSV" } else { b"PASV" })?;
+                let r = self.server_reply(self.timeout())?;
+                let target = match (v6, r.code) {
+                    (false, reply::ENTERING_PASSIVE) => {
+                        addr::parse_227(r.text()).map(SocketAddr::V4)
+                    }
+                    (true, reply::ENTERING_EXT_PASSIVE) => {
+                        addr::parse_229(r.text()).map(|p| SocketAddr::new(server_ip, p))
+                    }
+                    _ => {
+                        self.log.wrn(&format!(
+                            "server refused passive mode: {}",
+                            escape(&r.to_wire())
+                        ));
+                        self.reply(
+                            reply::CANT_OPEN_DATA,
+                            "Cannot open data connection: the server refused passive mode.",
+                        )?;
+                        return Ok(None);
+                    }
+                };
+                let target = match target {
+                    Ok(t) => canonical(t),
+                    Err(e) => {
+                        self.log.wrn(&format!(
+                            "bad passive reply from server ({e}): {}",
+                            escape(&r.to_wire())
+                        ));
+                        self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.")?;
+                        return Ok(None);
+                    }
+                };
+                if let Err(why) = check_server_passive(target, server_ip, same) {
+                    self.log
+                        .wrn(&format!("server passive address {target} refused: {why}"));
+                    self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.")?;
+                    return Ok(None);
+                }
+                match net::connect(
+                    target,
+                    Some(local_ip),
+                    dports,
+                    Duration::from_secs(limits::CONNECT_TIMEOUT_SECS),
+                ) {
+                    Ok(stream) => Ok(Some(ServerData::Connected(stream))),
+                    Err(e) => {
+                        self.log
+                            .err(&format!("cannot connect to server data port {target}: {e}"));
+                        self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.")?;
+                        Ok(None)
+                    }
+                }
+            }
+            Side::Active => {
+                let listener = match net::listen(local_ip, dports) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        self.log.err(&format!(
+                            "cannot listen for the server's data connection: {e}"
+                        ));
+                        self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.")?;
+                        return Ok(None);
+                    }
+                };
+                let _ = listener.set_nonblocking(true);
+                let mine = listener
+                    .local_addr()
+                    .map(canonical)
+                    .map_err(|e| End::ServerClosed(e.to_string()))?;
+                let line = match mine {
+                    SocketAddr::V4(v4) => format!("PORT {}", addr::format_port(v4)),
+                    v6 => format!("EPRT {}", addr::format_eprt(v6)),
+                };
+                self.send_server(line.as_bytes())?;
+                let r = self.server_reply(self.timeout())?;
+                if !r.is_positive() {
+                    self.log.wrn(&format!(
+                        "server refused active mode: {}",
+                        escape(&r.to_wire())
+                    ));
+                    self.reply(
+                        reply::CANT_OPEN_DATA,
+                        "Cannot open data connection: the server refused active mode.",
+                    )?;
+                    return Ok(None);
+                }
+                Ok(Some(ServerData::Listening(listener)))
+            }
+        }
+    }
+
+    /// Wait for a connection on `listener` from `expected`; connections from
+    /// anyone else are closed and logged, and the wait goes on. Server replies
+    /// arriving meanwhile are queued. None on time-out or when the server
+    /// ended the transfer with a final reply first.
+    fn accept_from(
+        &mut self,
+        listener: &TcpListener,
+        expected: IpAddr,
+        what: &str,
+    ) -> Step<Option<TcpStream>> {
+        let deadline = Instant::now() + self.timeout();
+        loop {
+            if self
+                .server()?
+                .replies
+                .iter()
+                .any(|r| !r.is_preliminary() && !r.is_positive())
+            {
+                return Ok(None);
+            }
+            match listener.accept() {
+                Ok((stream, from)) => {
+                    if let Err(why) =
+                        check_data_peer(from.ip(), expected, self.settings.same_address)
+                    {
+                        self.log.wrn(&format!(
+                            "{what} data connection from {from} refused: {why}"
+                        ));
+                        continue;
+                    }
+                    let _ = stream.set_nonblocking(false);
+                    return Ok(Some(stream));
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.log
+                        .err(&format!("accept for {what} data connection: {e}"));
+                    return Ok(None);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let server_ready = {
+                let s = self.server()?;
+                let mut fds = [
+                    PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(s.stream.as_fd(), PollFlags::POLLIN),
+                ];
+                if left.is_zero() || !wait(&mut fds, left) {
+                    return Ok(None);
+                }
+                ready(fds[1].revents())
+            };
+            if server_ready {
+                self.read_server()?;
+            }
+        }
+    }
+
+    /// The client side of a transfer: accept on our passive listener or
+    /// connect to the client's PORT address.
+    fn open_client_data(&mut self) -> Step<Option<TcpStream>> {
+        match (self.client_side, self.pasv.take(), self.port) {
+            (Some(Side::Passive), Some(listener), _) => {
+                let r = self.accept_from(&listener, self.client_addr.ip(), "client");
+                if self.cfg.fail_resets_pasv || matches!(r, Ok(Some(_))) {
+                    drop(listener);
+                } else {
+                    self.pasv = Some(listener);
+                }
+                r
+            }
+            (Some(Side::Active), _, Some(target)) => {
+                let bind = Some(self.local_addr.ip());
+                let aports = ports(self.settings.active_ports, self.cfg.sock_bind_rand);
+                match net::connect(
+                    target,
+                    bind,
+                    aports,
+                    Duration::from_secs(limits::CONNECT_TIMEOUT_SECS),
+                ) {
+                    Ok(s) => Ok(Some(s)),
+                    Err(e) => {
+                        self.log
+                            .wrn(&format!("cannot connect to client data port {target}: {e}"));
+                        Ok(None)
+                    }
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    // ----- transfers -----------------------------------------------------------
+
+    fn transfer(&mut self, line: &[u8], cmd: Command<'_>) -> Step {
+        let Some(client_side) = self.client_side else {
+            return self.reply(reply::CANT_OPEN_DATA, "Use PORT or PASV first.");
+        };
+        let side = session::server_mode(self.settings.destination_transfer_mode, client_side);
+        let Some(server_data) = self.open_server_data(side)? else {
+            return Ok(());
+        };
+        self.send_server(line)?;
+        let first = self.server_reply(self.timeout())?;
+        self.send_client(&first.to_wire())?;
+        if !first.is_preliminary() {
+            if self.cfg.fail_resets_pasv {
+                self.pasv = None;
+            }
+            return Ok(());
+        }
+        let started = Instant::now();
+        let server_ip = self.server()?.addr.ip();
+        let server_stream = match server_data {
+            ServerData::Connected(s) => Some(s),
+            ServerData::Listening(l) => self.accept_from(&l, server_ip, "server")?,
+        };
+        let client_stream = match server_stream {
+            Some(_) => self.open_client_data()?,
+            None => None,
+        };
+        let (Some(server_stream), Some(client_stream)) = (server_stream, client_stream) else {
+            return self.abort_setup();
+        };
+        self.client_side = if self.pasv.is_some() {
+            Some(Side::Passive)
+        } else {
+            None
+        };
+        self.port = None;
+        let dir = session::direction(cmd.verb.as_bytes());
+        let (src, dst) = match dir {
+            Direction::Download => (server_stream, client_stream),
+            Direction::Upload => (client_stream, server_stream),
+        };
+        let outcome = self.pump(src, dst)?;
+        let bytes = self.pump.bytes;
+        let final_reply = match self.take_final() {
+            Some(r) => r,
+            None => self.server_reply(self.timeout())?,
+        };
+        let code = final_reply.code;
+        self.send_client(&final_reply.to_wire())?;
+        let secs = started.elapsed().as_secs_f64();
+        match dir {
+            Direction::Download => self.totals.bytes_down += bytes,
+            Direction::Upload => self.totals.bytes_up += bytes,
+        }
+        self.totals.transfers += 1;
+        self.log.inf(&format!(
+            "transfer: {} {} {} {bytes} bytes in {secs:.3} s ({:.1} KiB/s) reply {code}{}",
+            cmd.verb.as_str(),
+            escape(cmd.arg),
+            if dir == Direction::Download {
+                "server->client"
+            } else {
+                "client->server"
+            },
+            bytes as f64 / 1024.0 / secs.max(0.001),
+            outcome.map(|o| format!(" ({o})")).unwrap_or_default(),
+        ));
+        Ok(())
+    }
+
+    /// A final reply the server already sent during the transfer, if any.
+    fn take_final(&mut self) -> Option<Reply> {
+        let s = self.server.as_mut()?;
+        let i = s.replies.iter().position(|r| !r.is_preliminary())?;
+        let mut before: Vec<Reply> = s.replies.drain(..i).collect();
+        let r = s.replies.pop_front();
+        // 1xx marks (e.g. 110 restart markers) that arrived meanwhile go first.
+        before.extend(r);
+        let last = before.pop();
+        for b in before {
+            let _ = self.client.write_all(&b.to_wire());
+        }
+        last
+    }
+
+    /// A data connection could not be made after the server's 1xx: stop the
+    /// server's side and tell the client.
+    fn abort_setup(&mut self) -> Step {
+        self.log.wrn("data connection could not be established");
+        if self.take_final().is_none() {
+            self.send_server(b"ABOR")?;
+            let limit = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
+            // The transfer's reply (426/425/226) and then ABOR's own reply.
+            if let Ok(r) = self.server_reply(limit) {
+                if !r.is_positive() {
+                    let _ = self.server_reply(limit);
+                }
+            }
+        }
+        self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.")
+    }
+
+    /// Copy `src` to `dst` until the source ends and everything is
+    /// delivered, watching both control connections. Returns a note when the
+    /// transfer ended abnormally.
+    fn pump(&mut self, mut src: TcpStream, mut dst: TcpStream) -> Step<Option<String>> {
+        self.pump.reset();
+        let _ = src.set_nonblocking(true);
+        let _ = dst.set_nonblocking(true);
+        let timeout = self.timeout();
+        let mut note = None;
+        while !self.pump.finished() {
+            let (want_r, want_w) = (self.pump.wants_read(), self.pump.wants_write());
+            let client_room = self.queued.len() < limits::MAX_QUEUED_COMMANDS && !self.client_eof;
+            let flags = {
+                let s = self
+                    .server
+                    .as_ref()
+                    .ok_or_else(|| End::ServerClosed("not connected".into()))?;
+                let mut fds = [
+                    PollFd::new(
+                        src.as_fd(),
+                        if want_r {
+                            PollFlags::POLLIN
+                        } else {
+                            PollFlags::empty()
+                        },
+                    ),
+                    PollFd::new(
+                        dst.as_fd(),
+                        if want_w {
+                            PollFlags::POLLOUT
+                        } else {
+                            PollFlags::empty()
+                        },
+                    ),
+                    PollFd::new(s.stream.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(
+                        self.client.as_fd(),
+                        if client_room {
+                            PollFlags::POLLIN
+                        } else {
+                            PollFlags::empty()
+                        },
+                    ),
+                ];
+                if !wait(&mut fds, timeout) {
+                    None
+                } else {
+                    Some([
+                        fds[0].revents(),
+                        fds[1].revents(),
+                        fds[2].revents(),
+                        fds[3].revents(),
+                    ])
+                }
+            };
+            let Some([r_src, r_dst, r_srv, r_cli]) = flags else {
+                self.log.wrn(&format!(
+                    "transfer idle for {} seconds, aborted",
+                    timeout.as_secs()
+                ));
+                note = Some("idle timeout".to_string());
+                break;
+            };
+            if want_r && ready(r_src) {
+                if let Err(e) = self.pump.fill(&mut src) {
+                    note = Some(format!("source error: {e}"));
+                    self.pump.eof = true;
+                }
+            }
+            if want_w && writable(r_dst) {
+                if let Err(e) = self.pump.drain(&mut dst) {
+                    note = Some(format!("sink error: {e}"));
+                    break;
+                }
+            }
+            if ready(r_srv) {
+                self.read_server()?;
+            }
+            if client_room && ready(r_cli) {
+                if !self.read_client()? {
+                    return Err(End::ClientClosed);
+                }
+                while let Some(line) = self.client_in.next_line() {
+                    if is_abort(&line) {
+                        drop(src);
+                        drop(dst);
+                        return self
+                            .abort_transfer()
+                            .map(|_| Some("aborted by client".to_string()));
+                    }
+                    self.queued.push_back(line);
+                }
+            }
+        }
+        drop(src);
+        data::finish(dst);
+        Ok(note)
+    }
+
+    /// ABOR during a transfer: data connections are closed already; tell the
+    /// server and relay its replies (the transfer's 426, then ABOR's 226).
+    fn abort_transfer(&mut self) -> Step {
+        self.log.inf("command: ABOR (during transfer)");
+        self.send_server(b"ABOR")?;
+        let limit = self.timeout();
+        let mut r = self.server_reply(limit)?;
+        while r.is_preliminary() {
+            r = self.server_reply(limit)?;
+        }
+        self.send_client(&r.to_wire())?;
+        if !r.is_positive() {
+            let r2 = self.server_reply(limit)?;
+            self.send_client(&r2.to_wire())?;
+        }
+        Ok(())
+    }
+
+    // ----- the end -------------------------------------------------------------
+
+    fn finish(&mut self, end: &End) {
+        let secs = self.started.elapsed().as_secs_f64();
+        let line = format!(
+            "session end: {end}; {secs:.1} s, {} transfers, {} bytes down, {} bytes up",
+            self.totals.transfers, self.totals.bytes_down, self.totals.bytes_up
+        );
+        if end.is_failure() {
+            self.log.wrn(&line)
+        } else {
+            self.log.inf(&line)
+        }
+        if let (Some(_), End::ClientClosed | End::Timeout) = (&self.server, end) {
+            let _ = self.send_server(b"QUIT");
+        }
+    }
+}
+
+/// Is this client line an ABOR (after Telnet IP/Synch were stripped)?
+fn is_abort(line: &Line) -> bool {
+    match line {
+        Line::Complete(l) => Command::parse(l).is_ok_and(|c| c.verb.as_bytes() == b"ABOR"),
+        Line::TooLong => false,
+    }
+}
+
+/// Resolve a host name or address literal to one socket address.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(canonical_ip(ip), port));
+    }
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{host}': {e}"))?;
+    addrs
+        .next()
+        .map(canonical)
+        .ok_or_else(|| format!("'{host}' has no address"))
+}

@@ -1,0 +1,86 @@
+//! The jail: chroot into ServerRoot, drop to User/Group, and prove it.
+//!
+//! `enter` is the only way to build a [`Jailed`] value, and the relay needs
+//! one: the session cannot start before the drop was attempted and verified.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use nix::unistd::{self, Gid, Group, Uid, User};
+
+/// Proof that the start-up steps that need privileges are over.
+#[derive(Debug)]
+pub struct Jailed {
+    _private: (),
+}
+
+/// What to become; resolved before the chroot (needs /etc/passwd, /etc/group).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub uid: Option<Uid>,
+    pub gid: Option<Gid>,
+}
+
+/// Look up User and Group names (or numbers) while /etc is still reachable.
+pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
+    let uid = match user {
+        None => None,
+        Some(u) => Some(match u.parse::<u32>() {
+            Ok(n) => Uid::from_raw(n),
+            Err(_) => {
+                User::from_name(u)
+                    .with_context(|| format!("looking up user '{u}'"))?
+                    .with_context(|| format!("no such user '{u}'"))?
+                    .uid
+            }
+        }),
+    };
+    let gid = match group {
+        None => None,
+        Some(g) => Some(match g.parse::<u32>() {
+            Ok(n) => Gid::from_raw(n),
+            Err(_) => {
+                Group::from_name(g)
+                    .with_context(|| format!("looking up group '{g}'"))?
+                    .with_context(|| format!("no such group '{g}'"))?
+                    .gid
+            }
+        }),
+    };
+    Ok(Identity { uid, gid })
+}
+
+/// Chroot (when `root` is given), drop groups, gid and uid (when given),
+/// verify that root cannot be regained, forbid new privileges and core dumps.
+pub fn enter(root: Option<&Path>, id: &Identity) -> Result<Jailed> {
+    if let Some(dir) = root {
+        // SECURITY: confine the session's view of the file system; chdir so
+        // that no directory handle outside the jail remains.
+        unistd::chroot(dir).with_context(|| format!("chroot to {}", dir.display()))?;
+        unistd::chdir("/").context("chdir to / in the jail")?;
+    }
+    if let Some(gid) = id.gid {
+        // SECURITY: supplementary groups first, while we may still change them.
+        unistd::setgroups(&[gid]).context("setgroups")?;
+        unistd::setresgid(gid, gid, gid).with_context(|| format!("setting group id {gid}"))?;
+    } else if id.uid.is_some() && Uid::effective().is_root() {
+        unistd::setgroups(&[Gid::effective()]).context("setgroups")?;
+    }
+    if let Some(uid) = id.uid {
+        unistd::setresuid(uid, uid, uid).with_context(|| format!("setting user id {uid}"))?;
+        // SECURITY: fail closed if the drop can be undone.
+        if !uid.is_root() && unistd::setuid(Uid::from_raw(0)).is_ok() {
+            bail!("privilege drop failed: could regain root");
+        }
+        if let Some(gid) = id.gid {
+            if gid.as_raw() != 0 && unistd::setgid(Gid::from_raw(0)).is_ok() {
+                bail!("privilege drop failed: could regain group root");
+            }
+        }
+    }
+    // SECURITY: no setuid program can give privileges back, and a crash
+    // leaves no core with session data.
+    nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+    nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    Ok(Jailed { _private: () })
+}

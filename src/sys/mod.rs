@@ -1,0 +1,110 @@
+//! Thin wrappers around the operating system: the only home of `unsafe`.
+//!
+//! Everything here is small and does one system thing; policy lives elsewhere.
+
+pub mod jail;
+pub mod net;
+
+/// Local wall-clock time, broken down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl LocalTime {
+    /// `YYYY/MM/DD`, ftp-proxy's `%d`.
+    pub fn date(&self) -> String {
+        format!("{:04}/{:02}/{:02}", self.year, self.month, self.day)
+    }
+    /// `HH:MM:SS`, ftp-proxy's `%t`.
+    pub fn time(&self) -> String {
+        format!("{:02}:{:02}:{:02}", self.hour, self.minute, self.second)
+    }
+}
+
+/// Load the time zone now, while /etc/localtime is still reachable: after the
+/// chroot glibc keeps using what it loaded here.
+pub fn load_timezone() {
+    unsafe extern "C" {
+        fn tzset();
+    }
+    // SAFETY: tzset() takes no arguments and only initialises libc's
+    // time-zone globals; we are single-threaded.
+    unsafe { tzset() }
+}
+
+/// The current local time.
+pub fn now() -> LocalTime {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: `tm` is plain old data, fully written by localtime_r on success;
+    // both pointers are valid for the duration of the call.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return LocalTime {
+                year: 1970,
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0,
+                second: 0,
+            };
+        }
+        tm
+    };
+    LocalTime {
+        year: tm.tm_year + 1900,
+        month: (tm.tm_mon + 1) as u32,
+        day: tm.tm_mday as u32,
+        hour: tm.tm_hour as u32,
+        minute: tm.tm_min as u32,
+        second: tm.tm_sec as u32,
+    }
+}
+
+/// A random number from the kernel, for SockBindRand. Falls back to the
+/// clock's nanoseconds if getrandom(2) fails (it does not on Linux >= 3.17).
+pub fn random_u32() -> u32 {
+    let mut buf = [0u8; 4];
+    // SAFETY: buf is valid for 4 writable bytes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n == 4 {
+        u32::from_ne_bytes(buf)
+    } else {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    }
+}
+
+/// Host and domain name for `%h` and `%n`.
+pub fn host_and_domain() -> (String, String) {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut uts: libc::utsname = unsafe_zeroed_utsname();
+    // SAFETY: uts is a valid, writable utsname.
+    let domain = if unsafe { libc::uname(&mut uts) } == 0 {
+        // SAFETY: uname NUL-terminates domainname.
+        unsafe { std::ffi::CStr::from_ptr(uts.domainname.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        String::new()
+    };
+    (host, domain)
+}
+
+fn unsafe_zeroed_utsname() -> libc::utsname {
+    // SAFETY: utsname is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}

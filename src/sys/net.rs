@@ -1,0 +1,227 @@
+//! Socket set-up: addresses of the client socket, connecting and listening
+//! inside a configured local port range, socket options.
+//!
+//! Never decides policy: callers say which address and which range.
+
+use std::io;
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt,
+};
+
+/// Why standard input cannot serve as the client connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSocketError {
+    /// stdin is a pipe, a terminal or a file.
+    NotSocket,
+    /// A socket, but not a connected TCP socket (e.g. a socketpair).
+    NoPeer,
+}
+
+impl std::fmt::Display for ClientSocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientSocketError::NotSocket => {
+                "standard input is not a socket: start ftpgate from xinetd, a systemd socket unit with Accept=yes, or socat with nofork, or use -d"
+            }
+            ClientSocketError::NoPeer => {
+                "standard input is a socket without a TCP peer address (a socketpair?): ftpgate needs an accepted TCP connection"
+            }
+        })
+    }
+}
+
+/// The client's address and our local address on the client connection.
+pub fn client_addresses(fd: BorrowedFd<'_>) -> Result<(SocketAddr, SocketAddr), ClientSocketError> {
+    let peer = match socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()) {
+        Ok(a) => a,
+        Err(Errno::ENOTSOCK) | Err(Errno::EBADF) => return Err(ClientSocketError::NotSocket),
+        Err(_) => return Err(ClientSocketError::NoPeer),
+    };
+    let local = socket::getsockname::<SockaddrStorage>(fd.as_raw_fd())
+        .map_err(|_| ClientSocketError::NoPeer)?;
+    match (to_std(&peer), to_std(&local)) {
+        (Some(p), Some(l)) => Ok((p, l)),
+        _ => Err(ClientSocketError::NoPeer),
+    }
+}
+
+/// A socket address as std's type; None for non-IP families.
+pub fn to_std(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = s.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::new(v4.ip(), v4.port())));
+    }
+    if let Some(v6) = s.as_sockaddr_in6() {
+        return Some(SocketAddr::V6(SocketAddrV6::new(
+            v6.ip(),
+            v6.port(),
+            v6.flowinfo(),
+            v6.scope_id(),
+        )));
+    }
+    None
+}
+
+/// The same address with IPv4-mapped IPv6 turned into plain IPv4, so that
+/// comparisons and PORT/227 formatting see what the peer really is.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        SocketAddr::V4(_) => a,
+    }
+}
+
+/// Canonical form of a bare address.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    canonical(SocketAddr::new(ip, 0)).ip()
+}
+
+/// An inclusive local port range and how to walk it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub min: u16,
+    pub max: u16,
+    /// start at a random port in the range instead of at `min`
+    pub random: bool,
+}
+
+fn new_socket(family: AddressFamily) -> io::Result<OwnedFd> {
+    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    Ok(fd)
+}
+
+fn sockaddr(a: SocketAddr) -> SockaddrStorage {
+    SockaddrStorage::from(a)
+}
+
+fn family_of(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// Bind `fd` to `ip` and a port from `ports` (any port when None).
+fn bind_in_range(fd: &OwnedFd, ip: IpAddr, ports: Option<Ports>) -> io::Result<()> {
+    let Some(p) = ports else {
+        socket::bind(fd.as_raw_fd(), &sockaddr(SocketAddr::new(ip, 0)))?;
+        return Ok(());
+    };
+    let span = u32::from(p.max - p.min) + 1;
+    let start = if p.random {
+        super::random_u32() % span
+    } else {
+        0
+    };
+    for i in 0..span {
+        let port = p.min as u32 + (start + i) % span;
+        match socket::bind(fd.as_raw_fd(), &sockaddr(SocketAddr::new(ip, port as u16))) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EADDRINUSE) | Err(Errno::EACCES) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no free local port in {}-{}", p.min, p.max),
+    ))
+}
+
+/// Connect to `dest` within `timeout`, from `bind_ip` (when given) and a
+/// local port from `ports` (when given). The stream is left blocking.
+pub fn connect(
+    dest: SocketAddr,
+    bind_ip: Option<IpAddr>,
+    ports: Option<Ports>,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let fd = new_socket(family_of(dest.ip()))?;
+    if ports.is_some() || bind_ip.is_some() {
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+        let ip = bind_ip.unwrap_or(match dest {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        bind_in_range(&fd, ip, ports)?;
+    }
+    let stream = TcpStream::from(fd);
+    stream.set_nonblocking(true)?;
+    match socket::connect(stream.as_raw_fd(), &sockaddr(dest)) {
+        Ok(()) => {}
+        Err(Errno::EINPROGRESS) => {
+            if !wait_writable(stream.as_fd(), timeout)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection timed out",
+                ));
+            }
+            let err = socket::getsockopt(&stream, sockopt::SocketError)?;
+            if err != 0 {
+                return Err(io::Error::from_raw_os_error(err));
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+fn wait_writable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+    loop {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Listen on `ip` with a port from `ports` (any port when None).
+pub fn listen(ip: IpAddr, ports: Option<Ports>) -> io::Result<TcpListener> {
+    let fd = new_socket(family_of(ip))?;
+    if ports.is_some() {
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    bind_in_range(&fd, ip, ports)?;
+    socket::listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Keepalive on a control connection, so that NAT and firewall state does not
+/// expire while a long transfer keeps the control connection silent.
+pub fn set_keepalive<F: AsFd>(fd: &F) -> io::Result<()> {
+    socket::setsockopt(fd, sockopt::KeepAlive, &true)?;
+    socket::setsockopt(fd, sockopt::TcpKeepIdle, &60)?;
+    socket::setsockopt(fd, sockopt::TcpKeepInterval, &30)?;
+    Ok(())
+}
+
+/// Receive urgent data (Telnet Synch before ABOR) in line, so it cannot wedge
+/// the control stream; the Telnet layer drops the marker bytes.
+pub fn set_oobinline<F: AsFd>(fd: &F) -> io::Result<()> {
+    socket::setsockopt(fd, sockopt::OobInline, &true)?;
+    Ok(())
+}
+
+/// Duplicate standard input (the client connection the super-server gave us)
+/// into an owned TcpStream. Called once, after `client_addresses` confirmed it
+/// is a connected TCP socket.
+pub fn stream_from_stdin() -> io::Result<TcpStream> {
+    Ok(TcpStream::from(nix::unistd::dup(std::io::stdin().as_fd())?))
+}
