@@ -16,7 +16,10 @@
 //!
 //! Decisions: a context given twice is one context (its options merge, the
 //! later value wins); `[bob]` and `[bob*]` are different contexts; min/max
-//! port pairs are checked on the resolved (global + user) values.
+//! port pairs are checked on the resolved (global + user) values. Unlike
+//! ftp-proxy 1.9, an unknown option is an error (ftp-proxy accepts and
+//! ignores it), and `Name=Value` is accepted (ftp-proxy crashes on it and
+//! keeps `= Value` as the value of `Name = Value`).
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -254,15 +257,19 @@ impl Layers<'_> {
         }
     }
 
-    /// A Min/Max port pair. Errors are reported only when `report` is set,
-    /// so that a broken global pair is not repeated for every user context.
+    /// A Min/Max port pair, both or neither, min <= max. Errors are reported
+    /// only when the innermost context sets one of the pair itself, so that
+    /// a broken global pair is reported once, not again for every user.
     fn port_range(
         &self,
         min_name: &str,
         max_name: &str,
-        report: bool,
         errors: &mut Vec<(usize, String)>,
     ) -> Option<PortRange> {
+        let report = self
+            .layers
+            .first()
+            .is_some_and(|own| own.get(min_name).is_some() || own.get(max_name).is_some());
         let min = self.setting(min_name);
         let max = self.setting(max_name);
         let (min, max) = match (min, max) {
@@ -295,17 +302,12 @@ impl Layers<'_> {
         Some(PortRange { min: *lo, max: *hi })
     }
 
-    /// The user-context options, resolved. `report` as for `port_range`.
-    fn user_settings(&self, report: bool, errors: &mut Vec<(usize, String)>) -> UserSettings {
+    /// The user-context options, resolved.
+    fn user_settings(&self, errors: &mut Vec<(usize, String)>) -> UserSettings {
         UserSettings {
             destination_address: self.text("DestinationAddress"),
             destination_port: self.port("DestinationPort").unwrap_or(21),
-            destination_ports: self.port_range(
-                "DestinationMinPort",
-                "DestinationMaxPort",
-                report,
-                errors,
-            ),
+            destination_ports: self.port_range("DestinationMinPort", "DestinationMaxPort", errors),
             destination_transfer_mode: match self.value("DestinationTransferMode") {
                 Some(options::Value::TransferMode(m)) => m,
                 _ => TransferMode::Client,
@@ -318,33 +320,12 @@ impl Layers<'_> {
                 Some(options::Value::Filter(f)) => Some(f),
                 _ => None,
             },
-            active_ports: self.port_range("ActiveMinDataPort", "ActiveMaxDataPort", report, errors),
-            passive_ports: self.port_range(
-                "PassiveMinDataPort",
-                "PassiveMaxDataPort",
-                report,
-                errors,
-            ),
+            active_ports: self.port_range("ActiveMinDataPort", "ActiveMaxDataPort", errors),
+            passive_ports: self.port_range("PassiveMinDataPort", "PassiveMaxDataPort", errors),
             same_address: self.flag("SameAddress"),
             timeout: self.int("TimeOut").unwrap_or(900),
         }
     }
-}
-
-/// Is this one of the options whose presence in a user context means the
-/// user context's pair checks must be reported?
-fn sets_port_pair(context: &Context) -> bool {
-    context.settings.iter().any(|s| {
-        matches!(
-            s.name,
-            "DestinationMinPort"
-                | "DestinationMaxPort"
-                | "ActiveMinDataPort"
-                | "ActiveMaxDataPort"
-                | "PassiveMinDataPort"
-                | "PassiveMaxDataPort"
-        )
-    })
 }
 
 impl Config {
@@ -479,7 +460,7 @@ impl Config {
         let g = Layers {
             layers: vec![&global],
         };
-        let global_settings = g.user_settings(true, &mut errors);
+        let global_settings = g.user_settings(&mut errors);
         let user_contexts: Vec<UserContext> = users
             .iter()
             .map(|c| UserContext {
@@ -488,7 +469,7 @@ impl Config {
                 settings: Layers {
                     layers: vec![c, &global],
                 }
-                .user_settings(sets_port_pair(c), &mut errors),
+                .user_settings(&mut errors),
             })
             .collect();
 
@@ -922,6 +903,20 @@ mod tests {
         for (text, line, message) in cases {
             assert_eq!(errors(text), vec![(line, message.to_string())], "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_broken_global_port_pair_is_reported_once_not_per_user() {
+        let text = "DestinationAddress a\nPassiveMinDataPort 100\n\
+                    [bob]\nActiveMinDataPort 10\nActiveMaxDataPort 20\n\
+                    [carol]\nTimeOut 5\n";
+        assert_eq!(
+            errors(text),
+            vec![(
+                2,
+                "PassiveMinDataPort is given but PassiveMaxDataPort is not".to_string()
+            )]
+        );
     }
 
     #[test]

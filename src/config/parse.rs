@@ -20,6 +20,7 @@
 //! A `#` after the start of a line is part of the value (regular expressions
 //! may contain it). The line number of an entry is the first physical line
 //! of its logical line.
+#![forbid(unsafe_code)]
 
 /// What a logical line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
