@@ -1,23 +1,41 @@
 //! The typed configuration: built once at start-up, then read-only.
 //!
-//! INTERFACE (keep the types and signatures; the helper fills in parse/options/subst):
-//! - `Config::load(path: &Path) -> Result<Config, Vec<ConfigError>>`: read (bounded by
-//!   `limits::MAX_CONFIG_SIZE`), parse, type-check; collects EVERY error.
-//! - `Config::parse_str(file: &str, text: &str) -> Result<Config, Vec<ConfigError>>` (pure; tests).
-//! - `Config::for_user(&self, login: &[u8]) -> &UserSettings`: exact context (case-insensitive),
-//!   else the longest matching `[prefix*]`, else global.
-//! - `Config::normalised(&self) -> String`: the `-c` output, ftp-proxy's layout:
-//!   `Config-File: 'PATH'`, then per context sorted (`(-global-)` first, then user contexts by
-//!   name) `Config-Section ------ 'NAME'` and `Config:        Name                     = 'value'`
-//!   lines sorted by canonical option name (canonical spelling from the options table).
-//! - `subst::expand(template: &str, now: &Clock) -> String` for % codes.
+//! Owns the meaning of the configuration file: which context an option
+//! belongs to, how user contexts inherit from the global one, and which
+//! context a login name selects. [`Config::load`] is the only function here
+//! that does I/O (it reads the file, bounded by `limits::MAX_CONFIG_SIZE`);
+//! everything else is pure and never panics, for any input. A file with any
+//! error yields no `Config` at all but the list of EVERY error, each with
+//! file and line.
+//!
+//! - [`Config::load`] / [`Config::parse_str`]: read, parse, type-check.
+//! - [`Config::for_user`]: exact context (case-insensitive), else the longest
+//!   matching `[prefix*]`, else global.
+//! - [`Config::normalised`]: the `-c` output in ftp-proxy's layout.
+//! - [`subst::expand`]: the `%` codes; the caller supplies the values.
+//!
+//! Decisions: a context given twice is one context (its options merge, the
+//! later value wins); `[bob]` and `[bob*]` are different contexts; min/max
+//! port pairs are checked on the resolved (global + user) values. Unlike
+//! ftp-proxy 1.9, an unknown option is an error (ftp-proxy accepts and
+//! ignores it), and `Name=Value` is accepted (ftp-proxy crashes on it and
+//! keeps `= Value` as the value of `Name = Value`).
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod options;
 pub mod parse;
 pub mod subst;
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::policy::dest::DestRule;
@@ -150,17 +168,851 @@ pub struct Config {
     pub entries: Vec<(String, String, String)>,
 }
 
-impl Config {
-    pub fn load(_path: &Path) -> Result<Config, Vec<ConfigError>> {
-        Err(Vec::new())
+/// The display name of the global context in `-c` output.
+const GLOBAL_DISPLAY: &str = "(-global-)";
+
+/// One option as given in one context (the last one given wins).
+#[derive(Debug, Clone)]
+struct Setting {
+    name: &'static str,
+    value: options::Value,
+    line: usize,
+}
+
+/// The settings given in one context, before types are resolved.
+#[derive(Debug, Default)]
+struct Context {
+    /// lower-case, without `*`; empty for the global context
+    name: String,
+    wildcard: bool,
+    settings: Vec<Setting>,
+}
+
+impl Context {
+    fn get(&self, name: &str) -> Option<&Setting> {
+        self.settings.iter().find(|s| s.name == name)
     }
-    pub fn for_user(&self, _login: &[u8]) -> &UserSettings {
-        &self.global
+
+    fn set(&mut self, setting: Setting) {
+        self.settings.retain(|s| s.name != setting.name);
+        self.settings.push(setting);
     }
-    pub fn normalised(&self) -> String {
-        String::new()
+
+    fn display(&self) -> String {
+        if self.wildcard {
+            format!("{}*", self.name)
+        } else {
+            self.name.clone()
+        }
     }
 }
 
-#[allow(dead_code)]
-fn _unused(_: SocketAddr) {}
+/// Lookup through a user context, then the global one, then the defaults.
+struct Layers<'a> {
+    layers: Vec<&'a Context>,
+}
+
+impl Layers<'_> {
+    fn setting(&self, name: &str) -> Option<&Setting> {
+        self.layers.iter().find_map(|c| c.get(name))
+    }
+
+    fn value(&self, name: &str) -> Option<options::Value> {
+        if let Some(s) = self.setting(name) {
+            return Some(s.value.clone());
+        }
+        let def = options::lookup(name)?;
+        options::convert(def, def.default?).ok()
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.value(name), Some(options::Value::Bool(true)))
+    }
+
+    fn int(&self, name: &str) -> Option<u64> {
+        match self.value(name) {
+            Some(options::Value::Int(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn port(&self, name: &str) -> Option<u16> {
+        match self.value(name) {
+            Some(options::Value::Port(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        match self.value(name) {
+            Some(options::Value::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        match self.value(name) {
+            Some(options::Value::Path(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// A Min/Max port pair, both or neither, min <= max. Errors are reported
+    /// only when the innermost context sets one of the pair itself, so that
+    /// a broken global pair is reported once, not again for every user.
+    fn port_range(
+        &self,
+        min_name: &str,
+        max_name: &str,
+        errors: &mut Vec<(usize, String)>,
+    ) -> Option<PortRange> {
+        let report = self
+            .layers
+            .first()
+            .is_some_and(|own| own.get(min_name).is_some() || own.get(max_name).is_some());
+        let min = self.setting(min_name);
+        let max = self.setting(max_name);
+        let (min, max) = match (min, max) {
+            (None, None) => return None,
+            (Some(s), None) | (None, Some(s)) => {
+                if report {
+                    let (given, missing) = if s.name == min_name {
+                        (min_name, max_name)
+                    } else {
+                        (max_name, min_name)
+                    };
+                    errors.push((s.line, format!("{given} is given but {missing} is not")));
+                }
+                return None;
+            }
+            (Some(min), Some(max)) => (min, max),
+        };
+        let (options::Value::Port(lo), options::Value::Port(hi)) = (&min.value, &max.value) else {
+            return None;
+        };
+        if lo > hi {
+            if report {
+                errors.push((
+                    min.line.max(max.line),
+                    format!("{min_name} ({lo}) is greater than {max_name} ({hi})"),
+                ));
+            }
+            return None;
+        }
+        Some(PortRange { min: *lo, max: *hi })
+    }
+
+    /// The user-context options, resolved.
+    fn user_settings(&self, errors: &mut Vec<(usize, String)>) -> UserSettings {
+        UserSettings {
+            destination_address: self.text("DestinationAddress"),
+            destination_port: self.port("DestinationPort").unwrap_or(21),
+            destination_ports: self.port_range("DestinationMinPort", "DestinationMaxPort", errors),
+            destination_transfer_mode: match self.value("DestinationTransferMode") {
+                Some(options::Value::TransferMode(m)) => m,
+                _ => TransferMode::Client,
+            },
+            allowed_destinations: match self.value("AllowedDestinations") {
+                Some(options::Value::Destinations(d)) => Some(d),
+                _ => None,
+            },
+            valid_commands: match self.value("ValidCommands") {
+                Some(options::Value::Filter(f)) => Some(f),
+                _ => None,
+            },
+            active_ports: self.port_range("ActiveMinDataPort", "ActiveMaxDataPort", errors),
+            passive_ports: self.port_range("PassiveMinDataPort", "PassiveMaxDataPort", errors),
+            same_address: self.flag("SameAddress"),
+            timeout: self.int("TimeOut").unwrap_or(900),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses the file at `path`; the only I/O in this module.
+    /// The file is read whole before anything is decided, bounded by
+    /// `limits::MAX_CONFIG_SIZE`.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        use std::io::Read;
+        let file = path.display().to_string();
+        let whole = |message: String| {
+            vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                message,
+            }]
+        };
+        let handle = std::fs::File::open(path).map_err(|e| whole(format!("cannot open: {e}")))?;
+        let mut bytes = Vec::new();
+        // SECURITY: bounded read, so a huge or endless file (a FIFO,
+        // /dev/zero) cannot exhaust memory at start-up.
+        handle
+            .take(crate::limits::MAX_CONFIG_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| whole(format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > crate::limits::MAX_CONFIG_SIZE {
+            return Err(whole(format!(
+                "file is larger than {} bytes",
+                crate::limits::MAX_CONFIG_SIZE
+            )));
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let before = e.as_bytes().get(..valid).unwrap_or_default();
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                return Err(vec![ConfigError {
+                    file,
+                    line,
+                    message: "not valid UTF-8".to_string(),
+                }]);
+            }
+        };
+        Config::parse_str(&file, &text)
+    }
+
+    /// Parses configuration text; `file` names it in errors and in `-c`.
+    /// Pure; never panics, for any input. Returns every error, sorted by line.
+    pub fn parse_str(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        let (entries, syntax) = parse::parse(text);
+        errors.extend(syntax.into_iter().map(|e| (e.line, e.message)));
+
+        let mut global = Context::default();
+        let mut users: Vec<Context> = Vec::new();
+        let mut current: Option<usize> = None;
+        let mut raw_entries = Vec::new();
+        for entry in entries {
+            match entry.item {
+                parse::Item::Global => current = None,
+                parse::Item::Section { name, wildcard } => {
+                    let name = name.to_ascii_lowercase();
+                    // A context given twice is the same context: merge.
+                    let index = match users
+                        .iter()
+                        .position(|c| c.name == name && c.wildcard == wildcard)
+                    {
+                        Some(index) => index,
+                        None => {
+                            users.push(Context {
+                                name,
+                                wildcard,
+                                settings: Vec::new(),
+                            });
+                            users.len() - 1
+                        }
+                    };
+                    current = Some(index);
+                }
+                parse::Item::Setting { name, value } => {
+                    let Some(def) = options::lookup(&name) else {
+                        errors.push((entry.line, format!("unknown option '{name}'")));
+                        continue;
+                    };
+                    let context = match current {
+                        Some(index) => match users.get_mut(index) {
+                            Some(c) => c,
+                            None => continue,
+                        },
+                        None => &mut global,
+                    };
+                    // SECURITY: global-only options (User, ServerRoot,
+                    // AllowMagicUser, ...) in a user context would look as if
+                    // they restricted that user while doing nothing.
+                    if current.is_some()
+                        && def.scope == options::Scope::Global
+                        && def.kind != options::Kind::Unsupported
+                    {
+                        errors.push((
+                            entry.line,
+                            format!("{} is allowed in the global context only", def.name),
+                        ));
+                        continue;
+                    }
+                    match options::convert(def, &value) {
+                        Ok(typed) => {
+                            let display = if current.is_some() {
+                                context.display()
+                            } else {
+                                GLOBAL_DISPLAY.to_string()
+                            };
+                            raw_entries.push((display, def.name.to_string(), value));
+                            context.set(Setting {
+                                name: def.name,
+                                value: typed,
+                                line: entry.line,
+                            });
+                        }
+                        Err(message) => errors.push((entry.line, message)),
+                    }
+                }
+            }
+        }
+
+        if global.get("DestinationAddress").is_none() {
+            errors.push((
+                0,
+                "DestinationAddress is required in the global context".to_string(),
+            ));
+        }
+
+        let g = Layers {
+            layers: vec![&global],
+        };
+        let global_settings = g.user_settings(&mut errors);
+        let user_contexts: Vec<UserContext> = users
+            .iter()
+            .map(|c| UserContext {
+                name: c.name.clone(),
+                wildcard: c.wildcard,
+                settings: Layers {
+                    layers: vec![c, &global],
+                }
+                .user_settings(&mut errors),
+            })
+            .collect();
+
+        let user_name_rule = match g.value("UserNameRule") {
+            Some(options::Value::Regex(r)) => Some(r),
+            _ => {
+                errors.push((
+                    0,
+                    "UserNameRule: the default rule does not compile".to_string(),
+                ));
+                None
+            }
+        };
+
+        let Some(user_name_rule) = user_name_rule.filter(|_| errors.is_empty()) else {
+            errors.sort_by_key(|(line, _)| *line);
+            return Err(errors
+                .into_iter()
+                .map(|(line, message)| ConfigError {
+                    file: file.to_string(),
+                    line,
+                    message,
+                })
+                .collect());
+        };
+
+        let config = Config {
+            file: PathBuf::from(file),
+            server_type: match g.value("ServerType") {
+                Some(options::Value::ServerType(t)) => t,
+                _ => ServerType::Inetd,
+            },
+            user: g.text("User"),
+            group: g.text("Group"),
+            server_root: g.path("ServerRoot"),
+            log_destination: match g.value("LogDestination") {
+                Some(options::Value::LogDestination(d)) => d,
+                _ => LogDestination::Syslog("daemon".to_string()),
+            },
+            log_level: match g.value("LogLevel") {
+                Some(options::Value::Level(l)) => l,
+                _ => Level::Inf,
+            },
+            pid_file: g.path("PidFile"),
+            listen: g.text("Listen"),
+            port: g.port("Port").unwrap_or(21),
+            max_clients: g
+                .int("MaxClients")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(64),
+            max_clients_string: g.text("MaxClientsString").unwrap_or_default(),
+            max_clients_message: g.path("MaxClientsMessage"),
+            fork_limit: g
+                .int("ForkLimit")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(40),
+            tcp_wrapper: g.flag("TCPWrapper"),
+            tcp_wrapper_name: g.text("TCPWrapperName"),
+            welcome_string: g.text("WelcomeString").unwrap_or_default(),
+            welcome_message: g.path("WelcomeMessage"),
+            deny_message: g.path("DenyMessage"),
+            deny_string: g.text("DenyString").unwrap_or_default(),
+            allow_trans_proxy: g.flag("AllowTransProxy"),
+            allow_magic_user: g.flag("AllowMagicUser"),
+            force_magic_user: g.flag("ForceMagicUser"),
+            user_magic_char: match g.value("UserMagicChar") {
+                Some(options::Value::Char(c)) => c,
+                _ => b'@',
+            },
+            user_name_rule,
+            sock_bind_rand: g.flag("SockBindRand"),
+            translated_address: g.text("TranslatedAddress"),
+            port_resets_pasv: g.flag("PortResetsPasv"),
+            fail_resets_pasv: g.flag("FailResetsPasv"),
+            max_recv_buf_size: g
+                .int("MaxRecvBufSize")
+                .and_then(|n| usize::try_from(n).ok()),
+            global: global_settings,
+            users: user_contexts,
+            entries: raw_entries,
+        };
+        Ok(config)
+    }
+
+    /// The settings for a login name: the context named exactly so (ASCII
+    /// case-insensitive), else the longest `[prefix*]` it starts with, else
+    /// the global settings.
+    pub fn for_user(&self, login: &[u8]) -> &UserSettings {
+        // SECURITY: the most specific context wins, so that a restriction
+        // written for one user is never overridden by a broader wildcard.
+        if let Some(exact) = self
+            .users
+            .iter()
+            .find(|c| !c.wildcard && c.name.as_bytes().eq_ignore_ascii_case(login))
+        {
+            return &exact.settings;
+        }
+        self.users
+            .iter()
+            .filter(|c| c.wildcard && starts_with_ignore_case(login, c.name.as_bytes()))
+            .max_by_key(|c| c.name.len())
+            .map_or(&self.global, |c| &c.settings)
+    }
+
+    /// The `-c` output, in ftp-proxy's layout: the global context first,
+    /// then user contexts by name; in each, one line per option given (the
+    /// last value), sorted by canonical name case-insensitively.
+    pub fn normalised(&self) -> String {
+        let mut out = format!("Config-File: '{}'\n", self.file.display());
+        let mut sections = vec![GLOBAL_DISPLAY.to_string()];
+        let mut names: Vec<String> = self
+            .users
+            .iter()
+            .map(|c| {
+                if c.wildcard {
+                    format!("{}*", c.name)
+                } else {
+                    c.name.clone()
+                }
+            })
+            .collect();
+        names.sort();
+        sections.extend(names);
+        for section in sections {
+            out.push_str(&format!("Config-Section ------ '{section}'\n"));
+            let mut lines: Vec<(&str, &str)> = Vec::new();
+            for (context, name, value) in &self.entries {
+                if *context != section {
+                    continue;
+                }
+                lines.retain(|(n, _)| n != name);
+                lines.push((name, value));
+            }
+            lines.sort_by_key(|(name, _)| name.to_ascii_lowercase());
+            for (name, value) in lines {
+                out.push_str(&format!("Config:        {name:<24} = '{value}'\n"));
+            }
+        }
+        out
+    }
+}
+
+fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
+    haystack
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The non-comment text of Debian's /etc/proxy-suite/ftp-proxy.conf.
+    const DEBIAN: &str = "[-Global-]\nDestinationAddress\tlocalhost\nGroup\t\t\tnogroup\nPort 2121\nUser\t\t\tnobody\n";
+
+    fn ok(text: &str) -> Config {
+        match Config::parse_str("test.conf", text) {
+            Ok(c) => c,
+            Err(e) => panic!("{text:?}: {e:?}"),
+        }
+    }
+
+    fn errors(text: &str) -> Vec<(usize, String)> {
+        match Config::parse_str("test.conf", text) {
+            Ok(_) => panic!("{text:?} was accepted"),
+            Err(e) => e.into_iter().map(|e| (e.line, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn debians_configuration_parses_and_prints_like_ftp_proxy() {
+        let c = ok(DEBIAN);
+        assert_eq!(c.port, 2121);
+        assert_eq!(c.user.as_deref(), Some("nobody"));
+        assert_eq!(c.group.as_deref(), Some("nogroup"));
+        assert_eq!(c.global.destination_address.as_deref(), Some("localhost"));
+        let c = ok(&DEBIAN.replace('\n', "\r\n"));
+        assert_eq!(c.port, 2121);
+        // `ftp-proxy -c -f /etc/proxy-suite/ftp-proxy.conf`, with our file name.
+        let want = "Config-File: 'test.conf'\n\
+                    Config-Section ------ '(-global-)'\n\
+                    Config:        DestinationAddress       = 'localhost'\n\
+                    Config:        Group                    = 'nogroup'\n\
+                    Config:        Port                     = '2121'\n\
+                    Config:        User                     = 'nobody'\n";
+        assert_eq!(ok(DEBIAN).normalised(), want);
+    }
+
+    #[test]
+    fn defaults_are_those_of_the_spec() {
+        let c = ok("DestinationAddress ftp.example.org");
+        assert_eq!(c.server_type, ServerType::Inetd);
+        assert_eq!(c.log_destination, LogDestination::Syslog("daemon".into()));
+        assert_eq!(c.log_level, Level::Inf);
+        assert_eq!(c.port, 21);
+        assert_eq!(c.max_clients, 64);
+        assert_eq!(c.max_clients_string, "Service not available");
+        assert_eq!(c.fork_limit, 40);
+        assert_eq!(c.welcome_string, "%h FTP server (%v - %b) ready");
+        assert_eq!(c.deny_string, "Service not available");
+        assert!(!c.allow_trans_proxy && !c.allow_magic_user && !c.force_magic_user);
+        assert!(!c.tcp_wrapper && !c.sock_bind_rand);
+        assert_eq!(c.user_magic_char, b'@');
+        assert_eq!(c.user_name_rule.as_str(), crate::policy::user::DEFAULT_RULE);
+        assert!(c.port_resets_pasv);
+        assert!(!c.fail_resets_pasv);
+        assert_eq!(c.max_recv_buf_size, None);
+        assert_eq!(c.user, None);
+        assert_eq!(c.server_root, None);
+        let g = &c.global;
+        assert_eq!(g.destination_port, 21);
+        assert_eq!(g.destination_transfer_mode, TransferMode::Client);
+        assert!(g.same_address);
+        assert_eq!(g.timeout, 900);
+        assert!(g.valid_commands.is_none() && g.allowed_destinations.is_none());
+        assert!(g.active_ports.is_none() && g.passive_ports.is_none());
+        assert!(g.destination_ports.is_none());
+        assert!(c.users.is_empty());
+    }
+
+    #[test]
+    fn every_global_option_is_typed() {
+        let c = ok(
+            "DestinationAddress a\nServerType standalone\nUser u\nGroup g\n\
+                    ServerRoot /var/empty\nLogDestination |logger\nLogLevel dbg\n\
+                    PidFile /run/p\nListen 127.0.0.1\nPort ftp\nMaxClients 5\n\
+                    MaxClientsString busy\nMaxClientsMessage /etc/busy\nForkLimit 7\n\
+                    TCPWrapper on\nTCPWrapperName gate\nWelcomeString hi %h\n\
+                    WelcomeMessage /etc/w\nDenyMessage /etc/d\nDenyString go\n\
+                    AllowTransProxy true\nAllowMagicUser yes\nForceMagicUser YES\n\
+                    UseMagicChar %\nUserNameRule ^[a-z]+$\nSockBindRand on\n\
+                    TranslatedAddress 192.0.2.1\nPortResetsPasv no\nFailResetsPasv yes\n\
+                    MaxRecvBufSize 4096\n",
+        );
+        assert_eq!(c.server_type, ServerType::Standalone);
+        assert_eq!(c.server_root, Some(PathBuf::from("/var/empty")));
+        assert_eq!(c.log_destination, LogDestination::Pipe("logger".into()));
+        assert_eq!(c.log_level, Level::Dbg);
+        assert_eq!(c.pid_file, Some(PathBuf::from("/run/p")));
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1"));
+        assert_eq!((c.port, c.max_clients, c.fork_limit), (21, 5, 7));
+        assert_eq!(c.max_clients_string, "busy");
+        assert_eq!(c.max_clients_message, Some(PathBuf::from("/etc/busy")));
+        assert!(c.tcp_wrapper);
+        assert_eq!(c.tcp_wrapper_name.as_deref(), Some("gate"));
+        assert_eq!(c.welcome_string, "hi %h");
+        assert_eq!(c.welcome_message, Some(PathBuf::from("/etc/w")));
+        assert_eq!(c.deny_message, Some(PathBuf::from("/etc/d")));
+        assert_eq!(c.deny_string, "go");
+        assert!(c.allow_trans_proxy && c.allow_magic_user && c.force_magic_user);
+        assert_eq!(c.user_magic_char, b'%');
+        assert!(c.user_name_rule.is_match(b"abc") && !c.user_name_rule.is_match(b"A"));
+        assert!(c.sock_bind_rand);
+        assert_eq!(c.translated_address.as_deref(), Some("192.0.2.1"));
+        assert!(!c.port_resets_pasv && c.fail_resets_pasv);
+        assert_eq!(c.max_recv_buf_size, Some(4096));
+    }
+
+    #[test]
+    fn option_and_section_names_are_case_insensitive() {
+        let c = ok(
+            "destinationaddress a\nPORT 2121\ntimeout = 5\n[BOB]\nTIMEOUT=7\n[-GLOBAL-]\nsameaddress No\n",
+        );
+        assert_eq!(c.port, 2121);
+        assert_eq!(c.global.timeout, 5);
+        assert!(!c.global.same_address);
+        assert_eq!(c.for_user(b"bob").timeout, 7);
+        assert_eq!(c.for_user(b"Bob").timeout, 7);
+        assert!(!c.for_user(b"bob").same_address);
+        assert_eq!(c.users[0].name, "bob");
+    }
+
+    #[test]
+    fn the_most_specific_context_is_chosen() {
+        let c = ok("DestinationAddress g\n\
+                    [bob]\nDestinationAddress exact\n\
+                    [bo*]\nDestinationAddress short\n\
+                    [bob*]\nDestinationAddress long\n\
+                    [al*]\nDestinationAddress al\n\
+                    [*]\nDestinationAddress any\n\
+                    [carol]\nTimeOut 5\n");
+        let cases: [(&[u8], &str); 9] = [
+            (b"bob", "exact"),
+            (b"BOB", "exact"),
+            (b"bobby", "long"),
+            (b"Bobby", "long"),
+            (b"bo", "short"),
+            (b"boa", "short"),
+            (b"alice", "al"),
+            (b"zed", "any"),
+            (b"carol", "g"),
+        ];
+        for (login, want) in cases {
+            let got = c.for_user(login).destination_address.as_deref();
+            assert_eq!(got, Some(want), "{}", String::from_utf8_lossy(login));
+        }
+        let c = ok("DestinationAddress g\n[bob]\nTimeOut 5\n[al*]\nTimeOut 6\n");
+        let cases: [(&[u8], u64); 5] = [
+            (b"bob", 5),
+            (b"bobby", 900),
+            (b"b", 900),
+            (b"", 900),
+            (b"al\xff", 6),
+        ];
+        for (login, want) in cases {
+            assert_eq!(c.for_user(login).timeout, want);
+        }
+    }
+
+    #[test]
+    fn the_last_value_in_a_context_wins_and_user_values_override_global() {
+        let c = ok(
+            "DestinationAddress a\nDestinationAddress b\nTimeOut 10\nTimeOut 20\n\
+                    DestinationPort 2121\n\
+                    [bob]\nTimeOut 30\nTimeOut 40\nSameAddress no\n\
+                    [-Global-]\nTimeOut 50\n\
+                    [BOB]\nDestinationTransferMode passive\n",
+        );
+        assert_eq!(c.global.destination_address.as_deref(), Some("b"));
+        assert_eq!(c.global.timeout, 50);
+        let bob = c.for_user(b"bob");
+        assert_eq!(bob.timeout, 40);
+        assert!(!bob.same_address);
+        assert_eq!(bob.destination_transfer_mode, TransferMode::Passive);
+        // inherited from the global context, even when set after [bob]
+        assert_eq!(bob.destination_address.as_deref(), Some("b"));
+        assert_eq!(bob.destination_port, 2121);
+        assert_eq!(c.users.len(), 1, "a repeated context merges into one");
+    }
+
+    #[test]
+    fn port_ranges_are_resolved_across_contexts() {
+        let c = ok(
+            "DestinationAddress a\nPassiveMinDataPort 40000\nPassiveMaxDataPort 40100\n\
+                    ActiveMinDataPort 20\n\
+                    ActiveMaxDataPort 20\n\
+                    [bob]\nPassiveMaxDataPort 40010\n\
+                    DestinationMinPort 1024\nDestinationMaxPort 2048\n",
+        );
+        assert_eq!(
+            c.global.passive_ports,
+            Some(PortRange {
+                min: 40000,
+                max: 40100
+            })
+        );
+        assert_eq!(c.global.active_ports, Some(PortRange { min: 20, max: 20 }));
+        let bob = c.for_user(b"bob");
+        assert_eq!(
+            bob.passive_ports,
+            Some(PortRange {
+                min: 40000,
+                max: 40010
+            })
+        );
+        assert_eq!(
+            bob.destination_ports,
+            Some(PortRange {
+                min: 1024,
+                max: 2048
+            })
+        );
+        assert_eq!(c.global.destination_ports, None);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_line() {
+        let text = "DestinationAddress a\n\
+                    Foo bar\n\
+                    Port 0\n\
+                    MaxClients 513\n\
+                    [bob]\n\
+                    User root\n\
+                    LDAPServer ldap://x\n\
+                    TimeOut 0\n\
+                    [-Global-]\n\
+                    UserAuthType ldap\n\
+                    UserNameRule (\n\
+                    LogDestination nowhere\n\
+                    Group\n\
+                    [bad\n\
+                    SameAddress perhaps\n\
+                    PidFile run/pid\n";
+        let got = errors(text);
+        let lines: Vec<usize> = got.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![2, 3, 4, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16]);
+        let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(messages[0], "unknown option 'Foo'");
+        assert_eq!(messages[3], "User is allowed in the global context only");
+        assert_eq!(
+            messages[4],
+            "LDAPServer: LDAP support is not available in this version of ftpgate"
+        );
+        assert_eq!(
+            messages[6],
+            "UserAuthType: LDAP support is not available in this version of ftpgate"
+        );
+        assert!(messages[7].starts_with("UserNameRule: bad regular expression"));
+    }
+
+    #[test]
+    fn port_pair_errors_name_the_line() {
+        let cases: [(&str, usize, &str); 5] = [
+            (
+                "DestinationAddress a\nActiveMinDataPort 2000\n",
+                2,
+                "ActiveMinDataPort is given but ActiveMaxDataPort is not",
+            ),
+            (
+                "DestinationAddress a\nPassiveMaxDataPort 2000\n",
+                2,
+                "PassiveMaxDataPort is given but PassiveMinDataPort is not",
+            ),
+            (
+                "DestinationAddress a\nDestinationMaxPort 10\nDestinationMinPort 20\n",
+                3,
+                "DestinationMinPort (20) is greater than DestinationMaxPort (10)",
+            ),
+            (
+                "DestinationAddress a\n[bob]\nActiveMinDataPort 30\n",
+                3,
+                "ActiveMinDataPort is given but ActiveMaxDataPort is not",
+            ),
+            (
+                "DestinationAddress a\nPassiveMinDataPort 100\nPassiveMaxDataPort 200\n\
+                 [bob]\nPassiveMaxDataPort 50\n",
+                5,
+                "PassiveMinDataPort (100) is greater than PassiveMaxDataPort (50)",
+            ),
+        ];
+        for (text, line, message) in cases {
+            assert_eq!(errors(text), vec![(line, message.to_string())], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_broken_global_port_pair_is_reported_once_not_per_user() {
+        let text = "DestinationAddress a\nPassiveMinDataPort 100\n\
+                    [bob]\nActiveMinDataPort 10\nActiveMaxDataPort 20\n\
+                    [carol]\nTimeOut 5\n";
+        assert_eq!(
+            errors(text),
+            vec![(
+                2,
+                "PassiveMinDataPort is given but PassiveMaxDataPort is not".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_missing_destination_address_is_an_error_for_the_whole_file() {
+        let cases = ["", "# nothing\n", "[bob]\nDestinationAddress a\n"];
+        for text in cases {
+            assert_eq!(
+                errors(text),
+                vec![(
+                    0,
+                    "DestinationAddress is required in the global context".to_string()
+                )]
+            );
+        }
+        let e = Config::parse_str("f.conf", "Port 1\nFoo 1\n")
+            .err()
+            .unwrap_or_default();
+        let shown: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "f.conf: DestinationAddress is required in the global context",
+                "f.conf:2: unknown option 'Foo'"
+            ]
+        );
+    }
+
+    #[test]
+    fn normalised_output_lists_each_context_sorted() {
+        let c = ok(
+            "validcommands  USER,\\\n  PASS  \nDestinationAddress localhost\nTimeOut 5\n\
+                    TimeOut 6\nUseMagicChar %\n\
+                    [Bob*]\nTimeOut 7\ndestinationport ftp\n\
+                    [alice]\nTimeOut 8\n[carol]\n[alice]\nSameAddress no\n",
+        );
+        let want = "Config-File: 'test.conf'\n\
+                    Config-Section ------ '(-global-)'\n\
+                    Config:        DestinationAddress       = 'localhost'\n\
+                    Config:        TimeOut                  = '6'\n\
+                    Config:        UserMagicChar            = '%'\n\
+                    Config:        ValidCommands            = 'USER,PASS'\n\
+                    Config-Section ------ 'alice'\n\
+                    Config:        SameAddress              = 'no'\n\
+                    Config:        TimeOut                  = '8'\n\
+                    Config-Section ------ 'bob*'\n\
+                    Config:        DestinationPort          = 'ftp'\n\
+                    Config:        TimeOut                  = '7'\n\
+                    Config-Section ------ 'carol'\n";
+        assert_eq!(c.normalised(), want);
+    }
+
+    #[test]
+    fn load_reads_a_file_and_reports_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("ftpgate-config-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("ftpgate.conf");
+        assert!(std::fs::write(&path, DEBIAN).is_ok());
+        let loaded = Config::load(&path);
+        assert!(std::fs::write(&path, b"DestinationAddress a\nWelcomeString \xff\n").is_ok());
+        let bad = Config::load(&path);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir(&dir);
+        assert_eq!(loaded.map(|c| c.port).ok(), Some(2121));
+        let bad = bad.err().unwrap_or_default();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(
+            (bad[0].line, bad[0].message.as_str()),
+            (2, "not valid UTF-8")
+        );
+        let missing = Config::load(Path::new("/nonexistent/ftpgate.conf"));
+        let missing = missing.err().unwrap_or_default();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].line, 0);
+        assert!(missing[0].message.starts_with("cannot open"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_str_never_panics(text in "(?s).{0,400}") {
+            let _ = Config::parse_str("fuzz.conf", &text);
+        }
+
+        #[test]
+        fn parse_str_never_panics_on_config_like_text(
+            lines in proptest::collection::vec(
+                "(\\[[a-z*-]{0,6}\\]|[A-Za-z]{1,20}[ =]{1,2}[ -~]{0,12}\\\\?|#.*|)",
+                0..20,
+            )
+        ) {
+            let text = lines.join("\n");
+            let _ = Config::parse_str("fuzz.conf", &text);
+            let with_dest = format!("DestinationAddress a\n{text}");
+            if let Ok(c) = Config::parse_str("fuzz.conf", &with_dest) {
+                let _ = c.normalised();
+                let _ = c.for_user(b"bob");
+            }
+        }
+    }
+}

@@ -1,1 +1,463 @@
-//! (to be written)
+//! The one table of configuration options: names, contexts, types, defaults.
+//!
+//! Owns the list of every option ftpgate recognises and the conversion of a
+//! raw value (text from the file) to a typed [`Value`]. It never reads files,
+//! the clock or the network: compiling a regular expression or a command
+//! filter is the most it does. Conversion never panics, for any input.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use super::{Level, LogDestination, ServerType, TransferMode};
+use crate::policy::dest::{self, DestRule};
+use crate::policy::filter::CommandFilter;
+use crate::policy::user;
+
+/// Where an option may be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `[-Global-]` only.
+    Global,
+    /// The global context and user contexts.
+    User,
+}
+
+/// The type of an option's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// yes/true/on or no/false/off, any case.
+    Bool,
+    /// A decimal integer in `min..=max`.
+    Int { min: u64, max: u64 },
+    /// A port 1..=65535, or a well-known service name.
+    Port,
+    /// Free text.
+    Text,
+    /// An absolute path.
+    Path,
+    /// `inetd` or `standalone`.
+    ServerType,
+    /// `active`, `passive` or `client`.
+    TransferMode,
+    /// FLT ERR WRN INF DBG.
+    Level,
+    /// A syslog facility, `/path` or `|command`.
+    LogDestination,
+    /// A single byte.
+    Char,
+    /// UserNameRule: a regular expression.
+    Regex,
+    /// ValidCommands.
+    Filter,
+    /// AllowedDestinations.
+    Destinations,
+    /// Recognised but not built in this version (the LDAP family).
+    Unsupported,
+}
+
+/// One option of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionDef {
+    /// Canonical spelling, as ftp-proxy.conf(5) writes it.
+    pub name: &'static str,
+    pub scope: Scope,
+    pub kind: Kind,
+    /// Value used when the option is not given, as it would be written.
+    pub default: Option<&'static str>,
+}
+
+const fn def(
+    name: &'static str,
+    scope: Scope,
+    kind: Kind,
+    default: Option<&'static str>,
+) -> OptionDef {
+    OptionDef {
+        name,
+        scope,
+        kind,
+        default,
+    }
+}
+
+use Kind as K;
+use Scope::{Global as G, User as U};
+
+/// Every option ftpgate recognises.
+pub static OPTIONS: &[OptionDef] = &[
+    def("ActiveMaxDataPort", U, K::Port, None),
+    def("ActiveMinDataPort", U, K::Port, None),
+    def("AllowedDestinations", U, K::Destinations, None),
+    def("AllowMagicUser", G, K::Bool, Some("no")),
+    def("AllowTransProxy", G, K::Bool, Some("no")),
+    def("DenyMessage", G, K::Path, None),
+    def("DenyString", G, K::Text, Some("Service not available")),
+    def("DestinationAddress", U, K::Text, None),
+    def("DestinationMaxPort", U, K::Port, None),
+    def("DestinationMinPort", U, K::Port, None),
+    def("DestinationPort", U, K::Port, Some("21")),
+    def(
+        "DestinationTransferMode",
+        U,
+        K::TransferMode,
+        Some("client"),
+    ),
+    def("FailResetsPasv", G, K::Bool, Some("no")),
+    def("ForceMagicUser", G, K::Bool, Some("no")),
+    def(
+        "ForkLimit",
+        G,
+        K::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        Some("40"),
+    ),
+    def("Group", G, K::Text, None),
+    def("LDAPAuthDN", G, K::Unsupported, None),
+    def("LDAPAuthOKFlag", G, K::Unsupported, None),
+    def("LDAPAuthPWAttr", G, K::Unsupported, None),
+    def("LDAPAuthPWType", G, K::Unsupported, None),
+    def("LDAPBaseDN", G, K::Unsupported, None),
+    def("LDAPBindDN", G, K::Unsupported, None),
+    def("LDAPBindPW", G, K::Unsupported, None),
+    def("LDAPIdentifier", G, K::Unsupported, None),
+    def("LDAPObjectClass", G, K::Unsupported, None),
+    def("LDAPServer", G, K::Unsupported, None),
+    def("LDAPVersion", G, K::Unsupported, None),
+    def("Listen", G, K::Text, None),
+    def("LogDestination", G, K::LogDestination, Some("daemon")),
+    def("LogLevel", G, K::Level, Some("INF")),
+    def("MaxClients", G, K::Int { min: 1, max: 512 }, Some("64")),
+    def("MaxClientsMessage", G, K::Path, None),
+    def(
+        "MaxClientsString",
+        G,
+        K::Text,
+        Some("Service not available"),
+    ),
+    def(
+        "MaxRecvBufSize",
+        G,
+        K::Int {
+            min: 512,
+            max: 1 << 30,
+        },
+        None,
+    ),
+    def("PassiveMaxDataPort", U, K::Port, None),
+    def("PassiveMinDataPort", U, K::Port, None),
+    def("PidFile", G, K::Path, None),
+    def("Port", G, K::Port, Some("21")),
+    def("PortResetsPasv", G, K::Bool, Some("yes")),
+    def("SameAddress", U, K::Bool, Some("yes")),
+    def("ServerRoot", G, K::Path, None),
+    def("ServerType", G, K::ServerType, Some("inetd")),
+    def("SockBindRand", G, K::Bool, Some("no")),
+    def("TCPWrapper", G, K::Bool, Some("no")),
+    def("TCPWrapperName", G, K::Text, None),
+    def(
+        "TimeOut",
+        U,
+        K::Int {
+            min: 1,
+            max: 1 << 31,
+        },
+        Some("900"),
+    ),
+    def("TranslatedAddress", G, K::Text, None),
+    def("User", G, K::Text, None),
+    def("UserAuthMagic", G, K::Unsupported, None),
+    def("UserAuthType", G, K::Unsupported, None),
+    def("UserMagicChar", G, K::Char, Some("@")),
+    def("UserNameRule", G, K::Regex, Some(user::DEFAULT_RULE)),
+    def("ValidCommands", U, K::Filter, None),
+    def("WelcomeMessage", G, K::Path, None),
+    def(
+        "WelcomeString",
+        G,
+        K::Text,
+        Some("%h FTP server (%v - %b) ready"),
+    ),
+];
+
+/// Other spellings accepted for an option: (alias, canonical name).
+const ALIASES: &[(&str, &str)] = &[("UseMagicChar", "UserMagicChar")];
+
+/// Finds an option by name, case-insensitively, aliases included.
+pub fn lookup(name: &str) -> Option<&'static OptionDef> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, canonical)| canonical);
+    OPTIONS.iter().find(|o| o.name.eq_ignore_ascii_case(name))
+}
+
+/// Well-known service names accepted where a port is expected. The file is
+/// parsed before anything else is available (and the jail has no
+/// /etc/services), so the table is built in.
+const SERVICES: &[(&str, u16)] = &[
+    ("ftp-data", 20),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("http", 80),
+    ("https", 443),
+    ("ftps-data", 989),
+    ("ftps", 990),
+];
+
+/// Syslog facilities accepted by LogDestination.
+const FACILITIES: &[&str] = &[
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
+/// A typed option value.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Bool(bool),
+    Int(u64),
+    Port(u16),
+    Text(String),
+    Path(PathBuf),
+    ServerType(ServerType),
+    TransferMode(TransferMode),
+    Level(Level),
+    LogDestination(LogDestination),
+    Char(u8),
+    Regex(regex::bytes::Regex),
+    Filter(CommandFilter),
+    Destinations(Vec<DestRule>),
+}
+
+/// Converts `raw` to the option's type. The error says what is wrong,
+/// without the file and line (the caller adds them).
+pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
+    let name = option.name;
+    match option.kind {
+        K::Bool => parse_bool(raw)
+            .map(Value::Bool)
+            .ok_or_else(|| format!("{name}: expected yes or no, not '{raw}'")),
+        K::Int { min, max } => match raw.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Value::Int(n)),
+            _ => Err(format!(
+                "{name}: expected a number from {min} to {max}, not '{raw}'"
+            )),
+        },
+        K::Port => parse_port(raw).map(Value::Port).ok_or_else(|| {
+            format!("{name}: expected a port number (1-65535) or service name, not '{raw}'")
+        }),
+        K::Text => Ok(Value::Text(raw.to_string())),
+        K::Path => {
+            // SECURITY: relative paths would depend on the working directory,
+            // which changes at the chroot; only absolute paths are predictable.
+            if raw.starts_with('/') {
+                Ok(Value::Path(PathBuf::from(raw)))
+            } else {
+                Err(format!("{name}: expected an absolute path, not '{raw}'"))
+            }
+        }
+        K::ServerType => match raw.to_ascii_lowercase().as_str() {
+            "inetd" => Ok(Value::ServerType(ServerType::Inetd)),
+            "standalone" => Ok(Value::ServerType(ServerType::Standalone)),
+            _ => Err(format!("{name}: expected inetd or standalone, not '{raw}'")),
+        },
+        K::TransferMode => match raw.to_ascii_lowercase().as_str() {
+            "client" => Ok(Value::TransferMode(TransferMode::Client)),
+            "active" => Ok(Value::TransferMode(TransferMode::Active)),
+            "passive" => Ok(Value::TransferMode(TransferMode::Passive)),
+            _ => Err(format!(
+                "{name}: expected active, passive or client, not '{raw}'"
+            )),
+        },
+        K::Level => match raw.to_ascii_uppercase().as_str() {
+            "FLT" => Ok(Value::Level(Level::Flt)),
+            "ERR" => Ok(Value::Level(Level::Err)),
+            "WRN" => Ok(Value::Level(Level::Wrn)),
+            "INF" => Ok(Value::Level(Level::Inf)),
+            "DBG" => Ok(Value::Level(Level::Dbg)),
+            _ => Err(format!(
+                "{name}: expected FLT, ERR, WRN, INF or DBG, not '{raw}'"
+            )),
+        },
+        K::LogDestination => parse_log_destination(raw)
+            .map(Value::LogDestination)
+            .map_err(|why| format!("{name}: {why}")),
+        K::Char => match raw.as_bytes() {
+            [byte] => Ok(Value::Char(*byte)),
+            _ => Err(format!("{name}: expected a single character, not '{raw}'")),
+        },
+        K::Regex => user::compile_rule(raw)
+            .map(Value::Regex)
+            .map_err(|why| format!("{name}: bad regular expression: {why}")),
+        K::Filter => CommandFilter::parse(raw)
+            .map(Value::Filter)
+            .map_err(|e| e.to_string()),
+        K::Destinations => dest::parse_allowed(raw)
+            .map(Value::Destinations)
+            .map_err(|why| format!("{name}: {why}")),
+        // SECURITY: an LDAP setting ignored silently could leave a proxy
+        // open that its administrator believes requires authentication.
+        K::Unsupported => Err(format!(
+            "{name}: LDAP support is not available in this version of ftpgate"
+        )),
+    }
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" => Some(true),
+        "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_port(raw: &str) -> Option<u16> {
+    if raw.bytes().all(|b| b.is_ascii_digit()) {
+        return match raw.parse::<u64>() {
+            Ok(n) if (1..=65535).contains(&n) => u16::try_from(n).ok(),
+            _ => None,
+        };
+    }
+    SERVICES
+        .iter()
+        .find(|(service, _)| service.eq_ignore_ascii_case(raw))
+        .map(|(_, port)| *port)
+}
+
+fn parse_log_destination(raw: &str) -> Result<LogDestination, String> {
+    if raw.starts_with('/') {
+        return Ok(LogDestination::File(PathBuf::from(raw)));
+    }
+    if let Some(command) = raw.strip_prefix('|') {
+        let command = command.trim();
+        if command.is_empty() {
+            return Err("empty pipe command after '|'".to_string());
+        }
+        return Ok(LogDestination::Pipe(command.to_string()));
+    }
+    let facility = raw.to_ascii_lowercase();
+    if FACILITIES.contains(&facility.as_str()) {
+        Ok(LogDestination::Syslog(facility))
+    } else {
+        Err(format!(
+            "'{raw}' is neither a syslog facility, an absolute path nor '|command'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opt(name: &str) -> &'static OptionDef {
+        match lookup(name) {
+            Some(o) => o,
+            None => panic!("{name} is not in the table"),
+        }
+    }
+
+    #[test]
+    fn option_names_are_found_in_any_case_and_through_aliases() {
+        let cases = [
+            ("port", "Port"),
+            ("VALIDCOMMANDS", "ValidCommands"),
+            ("usemagicchar", "UserMagicChar"),
+            ("UseMagicChar", "UserMagicChar"),
+            ("ldapserver", "LDAPServer"),
+        ];
+        for (given, canonical) in cases {
+            assert_eq!(opt(given).name, canonical);
+        }
+        assert!(lookup("Foo").is_none());
+    }
+
+    #[test]
+    fn the_table_has_no_duplicates_and_every_default_converts() {
+        for (i, a) in OPTIONS.iter().enumerate() {
+            for b in &OPTIONS[i + 1..] {
+                assert!(!a.name.eq_ignore_ascii_case(b.name), "{}", a.name);
+            }
+            if let Some(default) = a.default {
+                assert!(convert(a, default).is_ok(), "{}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn good_values_convert() {
+        let cases = [
+            ("SameAddress", "YES"),
+            ("SameAddress", "off"),
+            ("SameAddress", "True"),
+            ("MaxClients", "1"),
+            ("MaxClients", "512"),
+            ("Port", "ftp"),
+            ("Port", "65535"),
+            ("DestinationPort", "FTP-DATA"),
+            ("ServerType", "Standalone"),
+            ("DestinationTransferMode", "PASSIVE"),
+            ("LogLevel", "dbg"),
+            ("LogDestination", "LOCAL3"),
+            ("LogDestination", "/var/log/ftpgate.log"),
+            ("LogDestination", "| logger -t ftpgate"),
+            ("UserMagicChar", "%"),
+            ("TimeOut", "1"),
+            ("MaxRecvBufSize", "512"),
+            ("PidFile", "/run/ftpgate.pid"),
+            ("UserNameRule", "^[a-z]+$"),
+        ];
+        for (name, raw) in cases {
+            assert!(convert(opt(name), raw).is_ok(), "{name} {raw}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_option_name() {
+        let cases = [
+            ("SameAddress", "maybe"),
+            ("MaxClients", "0"),
+            ("MaxClients", "513"),
+            ("MaxClients", "-1"),
+            ("MaxClients", "ten"),
+            ("Port", "0"),
+            ("Port", "65536"),
+            ("Port", "gopherish"),
+            ("ServerType", "xinetd"),
+            ("DestinationTransferMode", "both"),
+            ("LogLevel", "verbose"),
+            ("LogDestination", "local8"),
+            ("LogDestination", "var/log/x"),
+            ("LogDestination", "|   "),
+            ("UserMagicChar", "@@"),
+            ("TimeOut", "0"),
+            ("MaxRecvBufSize", "511"),
+            ("PidFile", "ftpgate.pid"),
+            ("UserNameRule", "(unclosed"),
+            ("LDAPServer", "ldap://localhost"),
+            ("UserAuthType", "ldap"),
+        ];
+        for (name, raw) in cases {
+            match convert(opt(name), raw) {
+                Ok(v) => panic!("{name} {raw} was accepted as {v:?}"),
+                Err(why) => assert!(why.starts_with(opt(name).name), "{why}"),
+            }
+        }
+    }
+
+    #[test]
+    fn log_destinations_are_classified() {
+        let cases = [
+            ("Daemon", LogDestination::Syslog("daemon".into())),
+            ("/var/log/x", LogDestination::File("/var/log/x".into())),
+            (
+                "|  cat > /tmp/x ",
+                LogDestination::Pipe("cat > /tmp/x".into()),
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse_log_destination(raw), Ok(want));
+        }
+    }
+}

@@ -1,1 +1,292 @@
-//! (to be written)
+//! Configuration syntax: text in, entries with line numbers out.
+//!
+//! Owns the grammar of ftp-proxy.conf(5) and nothing else: it does not know
+//! which options exist or what their values mean (that is `options.rs`), and
+//! it never touches a file, the clock or the network. It never panics, for
+//! any input, and it reports every error it finds rather than the first.
+//!
+//! Grammar (one logical line per entry):
+//!
+//! ```text
+//! physical   = *CHAR [CR] LF             ; CRLF and LF both end a line
+//! logical    = physical *( "\" continued ) ; a trailing "\" joins the next line,
+//!                                           ; whose leading white space is dropped
+//! comment    = *WSP "#" *CHAR             ; only at the start of a line
+//! blank      = *WSP
+//! section    = *WSP "[" name ["*"] "]" *WSP ; "[-Global-]" (any case) = global
+//! option     = *WSP Name (1*WSP / *WSP "=" *WSP) Value *WSP
+//! ```
+//!
+//! A `#` after the start of a line is part of the value (regular expressions
+//! may contain it). The line number of an entry is the first physical line
+//! of its logical line.
+#![forbid(unsafe_code)]
+
+/// What a logical line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// `[-Global-]`: back to the global context.
+    Global,
+    /// `[name]` or `[name*]`; `name` as written, without the `*`.
+    Section { name: String, wildcard: bool },
+    /// `Name Value`; both as written, value trimmed and continuations joined.
+    Setting { name: String, value: String },
+}
+
+/// One entry of the file, with the line it starts on (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub line: usize,
+    pub item: Item,
+}
+
+/// A syntax error: the line (1-based) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// The name of the global context in section brackets (case-insensitive).
+pub const GLOBAL_SECTION: &str = "-Global-";
+
+/// Splits `text` into entries and collects every syntax error.
+///
+/// Never panics, for any input.
+pub fn parse(text: &str) -> (Vec<Entry>, Vec<SyntaxError>) {
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for (line, logical) in logical_lines(text) {
+        match parse_line(&logical) {
+            Ok(Some(item)) => entries.push(Entry { line, item }),
+            Ok(None) => {}
+            Err(message) => errors.push(SyntaxError { line, message }),
+        }
+    }
+    (entries, errors)
+}
+
+/// Joins continued lines. Comment lines are dropped here, before joining,
+/// so a comment ending in `\` does not swallow the next line; a line that
+/// continues a previous one is content even if it starts with `#`.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (index, raw) in text.split('\n').enumerate() {
+        let number = index + 1;
+        let physical = raw.strip_suffix('\r').unwrap_or(raw);
+        let (start, mut acc) = match pending.take() {
+            Some((start, acc)) => (start, acc),
+            None => {
+                if physical.trim_start().starts_with('#') {
+                    continue;
+                }
+                (number, String::new())
+            }
+        };
+        let piece = if acc.is_empty() {
+            physical
+        } else {
+            physical.trim_start()
+        };
+        // Trailing white space after the backslash is forgiven: it is
+        // invisible in an editor.
+        let trimmed = piece.trim_end();
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                acc.push_str(head);
+                pending = Some((start, acc));
+            }
+            None => {
+                acc.push_str(piece);
+                out.push((start, acc));
+            }
+        }
+    }
+    if let Some(last) = pending {
+        // A continuation at the very end of the file: keep what we have.
+        out.push(last);
+    }
+    out
+}
+
+fn parse_line(logical: &str) -> Result<Option<Item>, String> {
+    let line = logical.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if let Some(rest) = line.strip_prefix('[') {
+        let Some(inner) = rest.strip_suffix(']') else {
+            return Err(format!("malformed context line '{line}': missing ']'"));
+        };
+        let inner = inner.trim();
+        if inner.eq_ignore_ascii_case(GLOBAL_SECTION) {
+            return Ok(Some(Item::Global));
+        }
+        let (name, wildcard) = match inner.strip_suffix('*') {
+            Some(prefix) => (prefix, true),
+            None => (inner, false),
+        };
+        if name.is_empty() && !wildcard {
+            return Err("empty context name '[]'".to_string());
+        }
+        if name.contains(['*', '[', ']']) {
+            return Err(format!(
+                "bad context name '[{inner}]': '*' is allowed only at the end"
+            ));
+        }
+        return Ok(Some(Item::Section {
+            name: name.to_string(),
+            wildcard,
+        }));
+    }
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let (name, rest) = line.split_at(end);
+    let rest = rest.trim_start();
+    let value = rest.strip_prefix('=').unwrap_or(rest).trim();
+    if name.is_empty() {
+        return Err(format!("missing option name in '{line}'"));
+    }
+    if value.is_empty() {
+        return Err(format!("{name}: missing value"));
+    }
+    Ok(Some(Item::Setting {
+        name: name.to_string(),
+        value: value.to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setting(line: usize, name: &str, value: &str) -> Entry {
+        Entry {
+            line,
+            item: Item::Setting {
+                name: name.into(),
+                value: value.into(),
+            },
+        }
+    }
+
+    fn only_entry(text: &str) -> Entry {
+        let (entries, errors) = parse(text);
+        assert!(errors.is_empty(), "{text:?}: {errors:?}");
+        assert_eq!(entries.len(), 1, "{text:?}: {entries:?}");
+        entries[0].clone()
+    }
+
+    #[test]
+    fn every_option_syntax_form_gives_name_and_value() {
+        let cases = [
+            ("Port 2121", "Port", "2121"),
+            ("Port\t\t2121", "Port", "2121"),
+            ("   Port 2121   ", "Port", "2121"),
+            ("Port = 2121", "Port", "2121"),
+            ("Port=2121", "Port", "2121"),
+            ("Port =2121", "Port", "2121"),
+            ("Port 2121\r", "Port", "2121"),
+            (
+                "WelcomeString %h FTP  server",
+                "WelcomeString",
+                "%h FTP  server",
+            ),
+            (
+                "ValidCommands USER,QUIT=^$",
+                "ValidCommands",
+                "USER,QUIT=^$",
+            ),
+            ("UserNameRule ^a#b$", "UserNameRule", "^a#b$"),
+            ("WelcomeString a # b", "WelcomeString", "a # b"),
+        ];
+        for (text, name, value) in cases {
+            assert_eq!(only_entry(text), setting(1, name, value), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_ignored_but_keep_line_numbers() {
+        let text = "# comment\n\n   # indented comment\n \t \nPort 21\r\n#x\\\nUser nobody\n";
+        let (entries, errors) = parse(text);
+        assert!(errors.is_empty());
+        assert_eq!(
+            entries,
+            vec![setting(5, "Port", "21"), setting(7, "User", "nobody")]
+        );
+    }
+
+    #[test]
+    fn a_trailing_backslash_continues_onto_the_next_line() {
+        let cases = [
+            ("ValidCommands USER,\\\n   PASS\n", "USER,PASS"),
+            (
+                "ValidCommands USER,\\  \r\n\tPASS,\\\n QUIT\r\n",
+                "USER,PASS,QUIT",
+            ),
+            ("ValidCommands USER,\\\n#PASS\n", "USER,#PASS"),
+            ("ValidCommands USER\\", "USER"),
+        ];
+        for (text, value) in cases {
+            assert_eq!(
+                only_entry(text),
+                setting(1, "ValidCommands", value),
+                "{text:?}"
+            );
+        }
+        let (entries, _) = parse("\nA b\\\nc\nD e\n");
+        assert_eq!(entries, vec![setting(2, "A", "bc"), setting(4, "D", "e")]);
+    }
+
+    #[test]
+    fn context_lines_are_recognised() {
+        let cases = [
+            ("[-Global-]", Item::Global),
+            ("[-global-]", Item::Global),
+            ("  [ -GLOBAL- ]  ", Item::Global),
+            (
+                "[Bob]",
+                Item::Section {
+                    name: "Bob".into(),
+                    wildcard: false,
+                },
+            ),
+            (
+                "[anon*]",
+                Item::Section {
+                    name: "anon".into(),
+                    wildcard: true,
+                },
+            ),
+            (
+                "[global]",
+                Item::Section {
+                    name: "global".into(),
+                    wildcard: false,
+                },
+            ),
+            (
+                "[*]",
+                Item::Section {
+                    name: String::new(),
+                    wildcard: true,
+                },
+            ),
+        ];
+        for (text, item) in cases {
+            assert_eq!(only_entry(text), Entry { line: 1, item }, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_syntax_error_is_collected_with_its_line() {
+        let text = "Port\n[bob\n[]\n[a*b]\nUser nobody\n= 5\nGroup =\n";
+        let (entries, errors) = parse(text);
+        assert_eq!(entries, vec![setting(5, "User", "nobody")]);
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1, 2, 3, 4, 6, 7]);
+        assert_eq!(errors[0].message, "Port: missing value");
+    }
+}
