@@ -270,6 +270,7 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
         local_addr,
         translated,
         greeting,
+        original_dst,
     };
     let end = relay::run(&jailed, start, &mut log);
     Ok(if end.is_failure() { 1 } else { 0 })

@@ -79,6 +79,8 @@ pub struct Start<'a> {
     pub translated: Option<Ipv4Addr>,
     /// Greeting lines (already substituted) sent before anything else.
     pub greeting: Vec<u8>,
+    /// Where the client originally connected, when netfilter redirected it.
+    pub original_dst: Option<SocketAddr>,
 }
 
 /// The server side of the session, once connected.
@@ -113,6 +115,7 @@ pub struct Relay<'a> {
     client_addr: SocketAddr,
     local_addr: SocketAddr,
     translated: Option<Ipv4Addr>,
+    original_dst: Option<SocketAddr>,
     client_in: LineBuffer,
     client_eof: bool,
     /// client lines read during a transfer, handled after it
@@ -140,6 +143,7 @@ pub fn run(_jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         client_addr: canonical(start.client_addr),
         local_addr: canonical(start.local_addr),
         translated: start.translated,
+        original_dst: start.original_dst,
         client_in: LineBuffer::new(),
         client_eof: false,
         queued: VecDeque::new(),
@@ -548,19 +552,28 @@ impl<'a> Relay<'a> {
         self.relay_replies().map(|_| ())
     }
 
-    /// Where this login goes: the magic-user host (checked against the
-    /// destination policy) or the configured DestinationAddress.
+    /// Where this login goes: the magic-user host or the transparent
+    /// original destination (both checked against the destination policy),
+    /// else the configured DestinationAddress.
     fn destination(
         &self,
         settings: &UserSettings,
         login: &Login<'_>,
     ) -> Result<SocketAddr, String> {
-        let port = login.port.unwrap_or(settings.destination_port);
-        match login.host {
-            Some(host) => {
+        let chosen = match (login.host, self.original_dst) {
+            (Some(host), _) => {
                 let host =
                     std::str::from_utf8(host).map_err(|_| "host name is not text".to_string())?;
-                let addr = resolve(host, port)?;
+                Some(resolve(
+                    host,
+                    login.port.unwrap_or(settings.destination_port),
+                )?)
+            }
+            (None, Some(orig)) if self.cfg.allow_trans_proxy => Some(orig),
+            _ => None,
+        };
+        match chosen {
+            Some(addr) => {
                 // SECURITY: a client-chosen destination must not be the proxy
                 // itself, loopback, link-local, ... unless AllowedDestinations says so.
                 dest::check(
@@ -576,7 +589,7 @@ impl<'a> Relay<'a> {
                     .destination_address
                     .as_deref()
                     .ok_or("no DestinationAddress")?;
-                resolve(host, port)
+                resolve(host, settings.destination_port)
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod jail;
 pub mod net;
+pub mod transparent;
 
 /// Local wall-clock time, broken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

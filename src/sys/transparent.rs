@@ -1,0 +1,30 @@
+//! The original destination of a connection that netfilter redirected
+//! (iptables/nftables REDIRECT or DNAT to the proxy): SO_ORIGINAL_DST for
+//! IPv4, IP6T_SO_ORIGINAL_DST for IPv6.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
+
+use nix::sys::socket::{getsockopt, sockopt};
+
+/// The address the client originally connected to, when it differs from the
+/// socket's local address (the connection was redirected); None otherwise,
+/// and when the kernel has no conntrack entry for the connection.
+pub fn original_destination<F: AsFd>(fd: &F, local: SocketAddr) -> Option<SocketAddr> {
+    let orig = match local {
+        SocketAddr::V4(_) => getsockopt(fd, sockopt::OriginalDst).ok().map(|sin| {
+            SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))),
+                u16::from_be(sin.sin_port),
+            )
+        }),
+        SocketAddr::V6(_) => getsockopt(fd, sockopt::Ip6tOriginalDst).ok().map(|sin6| {
+            SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)),
+                u16::from_be(sin6.sin6_port),
+            )
+        }),
+    }?;
+    let orig = super::net::canonical(orig);
+    (orig != super::net::canonical(local)).then_some(orig)
+}
