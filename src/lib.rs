@@ -201,11 +201,22 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
             return Ok(1);
         }
     };
-    log.inf(&format!(
-        "session start: client {} on {}",
+    let original_dst =
+        sys::transparent::original_destination(&std::io::stdin().as_fd(), local_addr);
+    let who = format!(
+        "client {} on {}",
         net::canonical(client_addr),
         net::canonical(local_addr)
-    ));
+    );
+    match original_dst {
+        Some(orig) if cfg.allow_trans_proxy => log.inf(&format!("session start: {who}, transparent for {orig}")),
+        // SECURITY: a redirected connection goes to its original destination
+        // only when the administrator allowed transparent proxying.
+        Some(orig) => log.wrn(&format!(
+            "session start: {who}, redirected from {orig} but AllowTransProxy is off: using DestinationAddress"
+        )),
+        None => log.inf(&format!("session start: {who}")),
+    }
     // 4. Everything that needs the file system or the resolver.
     sys::load_timezone();
     let vars = vars();
