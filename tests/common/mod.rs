@@ -58,6 +58,17 @@ pub fn skip_unless_ftpgate(test: &str) -> bool {
     false
 }
 
+/// Call at the top of a test where Debian's ftp-proxy 1.9 is known to
+/// behave differently (`why` says how): skipped, with a note, when the
+/// binary under test is ftp-proxy, unless `FTPGATE_TEST_STRICT=1`.
+pub fn skip_known_ftp_proxy_difference(test: &str, why: &str) -> bool {
+    if testing_ftp_proxy() && std::env::var_os("FTPGATE_TEST_STRICT").is_none() {
+        eprintln!("SKIP {test}: known ftp-proxy difference: {why}");
+        return true;
+    }
+    false
+}
+
 // ---------------------------------------------------------------------------
 // Temporary directories
 
@@ -393,7 +404,7 @@ impl FtpServer {
              anonymous_enable=YES\n\
              local_enable=NO\n\
              anon_root={top}\n\
-             no_anon_password=YES\n\
+             no_anon_password=NO\n\
              write_enable=YES\n\
              anon_upload_enable=YES\n\
              anon_mkdir_write_enable=YES\n\
@@ -489,21 +500,26 @@ impl Proxy {
              {extra}\n",
             log.display()
         );
-        Self::start_with_conf(dir, &body, log)
+        Self::start_with_conf(&proxy_bin(), dir, &body, log)
     }
 
-    /// Start the proxy with a complete configuration `body`.
+    /// Start the proxy with a complete configuration `body` (its log, if
+    /// any, is wherever `body` says).
     pub fn start_raw(body: &str) -> Proxy {
+        Self::start_raw_with_bin(&proxy_bin(), body)
+    }
+
+    /// Like `start_raw`, with an explicit proxy binary.
+    pub fn start_raw_with_bin(bin: &Path, body: &str) -> Proxy {
         let dir = TempDir::new("proxy");
         let log = dir.join("proxy.log");
-        Self::start_with_conf(dir, body, log)
+        Self::start_with_conf(bin, dir, body, log)
     }
 
-    fn start_with_conf(dir: TempDir, body: &str, log: PathBuf) -> Proxy {
+    fn start_with_conf(bin: &Path, dir: TempDir, body: &str, log: PathBuf) -> Proxy {
         let conf = dir.join("proxy.conf");
         fs::write(&conf, body).unwrap();
         let port = free_port();
-        let bin = proxy_bin();
         let mut cmd = Command::new("socat");
         cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
             .arg(format!(
