@@ -427,7 +427,7 @@ impl FtpServer {
         );
         fs::write(&conf, body).unwrap();
         set_mode(&conf, 0o600);
-        let mut cmd = Command::new("vsftpd");
+        let mut cmd = Command::new(vsftpd_bin());
         cmd.arg(&conf);
         let mut daemon = Daemon::spawn("vsftpd", cmd, dir.path());
         daemon.wait_listening(port);
@@ -805,5 +805,19 @@ impl Ctrl {
 
     pub fn close(self) {
         let _ = self.w.shutdown(Shutdown::Both);
+    }
+}
+
+/// vsftpd's path: `FTPGATE_TEST_VSFTPD`, else /usr/sbin/vsftpd if present
+/// (not on a normal user's PATH), else "vsftpd".
+pub fn vsftpd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FTPGATE_TEST_VSFTPD") {
+        return PathBuf::from(p);
+    }
+    let sbin = Path::new("/usr/sbin/vsftpd");
+    if sbin.exists() {
+        sbin.to_path_buf()
+    } else {
+        PathBuf::from("vsftpd")
     }
 }
