@@ -23,8 +23,21 @@ fn check_of_debians_ftp_proxy_conf_exits_0_and_prints_the_options() {
     let r = run_proxy(&["-c", "-f", conf]);
     assert!(r.ok(), "-c failed: {}", r.describe());
     let out = format!("{}{}", r.stdout, r.stderr).to_ascii_lowercase();
-    for opt in ["destinationaddress", "localhost", "port", "2121", "user", "nobody", "group", "nogroup"] {
-        assert!(out.contains(opt), "-c output lacks {opt:?}: {}", r.describe());
+    for opt in [
+        "destinationaddress",
+        "localhost",
+        "port",
+        "2121",
+        "user",
+        "nobody",
+        "group",
+        "nogroup",
+    ] {
+        assert!(
+            out.contains(opt),
+            "-c output lacks {opt:?}: {}",
+            r.describe()
+        );
     }
 }
 
@@ -32,9 +45,15 @@ fn check_of_debians_ftp_proxy_conf_exits_0_and_prints_the_options() {
 fn check_of_the_shipped_example_configuration_exits_0() {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ftpgate.conf");
     let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
-    assert!(r.ok(), "-c on examples/ftpgate.conf failed: {}", r.describe());
     assert!(
-        format!("{}{}", r.stdout, r.stderr).to_ascii_lowercase().contains("destinationaddress"),
+        r.ok(),
+        "-c on examples/ftpgate.conf failed: {}",
+        r.describe()
+    );
+    assert!(
+        format!("{}{}", r.stdout, r.stderr)
+            .to_ascii_lowercase()
+            .contains("destinationaddress"),
         "{}",
         r.describe()
     );
@@ -72,7 +91,11 @@ fn check_of_a_file_with_a_bad_value_exits_nonzero_naming_file_and_line() {
     }
     let dir = TempDir::new("cli");
     let conf = dir.join("bad.conf");
-    fs::write(&conf, "DestinationAddress 127.0.0.1\n# comment\nTimeOut soon\n").unwrap();
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\n# comment\nTimeOut soon\n",
+    )
+    .unwrap();
     let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
     assert!(!r.ok(), "-c accepted TimeOut soon: {}", r.describe());
     let where_ = format!("{}:3", conf.display());
@@ -88,7 +111,10 @@ fn version_flag_exits_0_and_prints_a_version() {
     let r = run_proxy(&["-V"]);
     assert!(r.ok(), "-V failed: {}", r.describe());
     let out = format!("{}{}", r.stdout, r.stderr);
-    assert!(out.chars().any(|c| c.is_ascii_digit()), "no version number: {out:?}");
+    assert!(
+        out.chars().any(|c| c.is_ascii_digit()),
+        "no version number: {out:?}"
+    );
 }
 
 #[test]
@@ -102,6 +128,9 @@ fn broken_configuration_in_inetd_mode_answers_421() {
     let proxy = Proxy::start(free_port(), "NoSuchOption 42");
     let mut c = Ctrl::connect(proxy.port);
     let got = c.drain(15);
-    assert!(got.starts_with("421"), "no 421 for a broken configuration: {got:?}");
+    assert!(
+        got.starts_with("421"),
+        "no 421 for a broken configuration: {got:?}"
+    );
     assert!(got.ends_with("\r\n"), "reply not CRLF-terminated: {got:?}");
 }

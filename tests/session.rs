@@ -52,9 +52,12 @@ fn idle_session_is_closed_with_421(login: bool) {
         c
     };
     // Idle: say nothing, wait (bounded) for the proxy to give up.
-    let got = c
-        .replies_until_eof(30)
-        .unwrap_or_else(|| panic!("idle session still open after 30s with TimeOut 2\n{}", proxy.output()));
+    let got = c.replies_until_eof(30).unwrap_or_else(|| {
+        panic!(
+            "idle session still open after 30s with TimeOut 2\n{}",
+            proxy.output()
+        )
+    });
     assert!(
         got.iter().any(|r| r.code == 421),
         "closed without a 421 reply: {got:?}\n{}",
@@ -95,10 +98,16 @@ fn multi_line_reply_is_relayed_intact(kind: ServerKind) {
     let proxy = Proxy::start(server.port, "");
     let mut direct = Ctrl::login(server.port, server.user(), server.pass());
     let want = direct.cmd("HELP");
-    assert!(want.lines.len() > 2, "server's HELP is not multi-line: {want:?}");
+    assert!(
+        want.lines.len() > 2,
+        "server's HELP is not multi-line: {want:?}"
+    );
     let mut via = Ctrl::login(proxy.port, server.user(), server.pass());
     let got = via.cmd("HELP");
-    assert_eq!(got, want, "HELP through the proxy differs from the server's");
+    assert_eq!(
+        got, want,
+        "HELP through the proxy differs from the server's"
+    );
     // The session is still in step afterwards.
     assert_eq!(via.cmd("NOOP").code, 200);
     assert_eq!(via.cmd("QUIT").code, 221);
@@ -207,9 +216,17 @@ fn session_log() -> String {
         ClientMode::Passive,
         &[&format!("{}/a.txt", proxy.url("test", "secret"))],
     );
-    assert!(r.ok(), "download failed: {}\n{}", r.describe(), proxy.output());
+    assert!(
+        r.ok(),
+        "download failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
     assert_eq!(r.stdout, "hello\n");
-    assert!(wait_until(10, || proxy.sessions().is_empty()), "session did not end");
+    assert!(
+        wait_until(10, || proxy.sessions().is_empty()),
+        "session did not end"
+    );
     proxy.log_text()
 }
 
@@ -221,7 +238,8 @@ fn log_file_has_a_session_start_line_with_the_client_address() {
     assert!(
         log.lines().any(|l| {
             let l = l.to_ascii_lowercase();
-            l.contains("127.0.0.1") && (l.contains("connect") || l.contains("session") || l.contains("start"))
+            l.contains("127.0.0.1")
+                && (l.contains("connect") || l.contains("session") || l.contains("start"))
         }),
         "no session start line:\n{log}"
     );
@@ -230,7 +248,10 @@ fn log_file_has_a_session_start_line_with_the_client_address() {
 #[test]
 fn log_file_never_contains_the_password() {
     let log = session_log();
-    assert!(log.contains("PASS"), "PASS command not logged at all:\n{log}");
+    assert!(
+        log.contains("PASS"),
+        "PASS command not logged at all:\n{log}"
+    );
     assert!(!log.contains("secret"), "password in the log:\n{log}");
 }
 
@@ -265,7 +286,12 @@ fn magic_user_logs_into_the_server_named_in_user() {
         ClientMode::Passive,
         &[&format!("{}/magic.txt", proxy.url(&magic, "secret"))],
     );
-    assert!(r.ok(), "curl with magic user failed: {}\n{}", r.describe(), proxy.output());
+    assert!(
+        r.ok(),
+        "curl with magic user failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
     assert_eq!(r.stdout, "via magic user\n");
 }
 

@@ -15,10 +15,7 @@ fn retr_and_stor_are_byte_exact(kind: ServerKind, dest_mode: &str, client: Clien
     let server = FtpServer::start(kind);
     let data = random_bytes(BIG, 0x5eed ^ BIG as u64);
     server.put("big.bin", &data);
-    let proxy = Proxy::start(
-        server.port,
-        &format!("DestinationTransferMode {dest_mode}"),
-    );
+    let proxy = Proxy::start(server.port, &format!("DestinationTransferMode {dest_mode}"));
     let tmp = TempDir::new("xfer");
     let url = format!("{}/{}", proxy.url(server.user(), server.pass()), server.sub);
 
@@ -28,7 +25,12 @@ fn retr_and_stor_are_byte_exact(kind: ServerKind, dest_mode: &str, client: Clien
         client,
         &[&format!("{url}big.bin"), "-o", down.to_str().unwrap()],
     );
-    assert!(r.ok(), "download failed: {}\n{}", r.describe(), proxy.output());
+    assert!(
+        r.ok(),
+        "download failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
     assert_same_bytes("RETR through the proxy", &fs::read(&down).unwrap(), &data);
 
     // STOR
@@ -39,7 +41,12 @@ fn retr_and_stor_are_byte_exact(kind: ServerKind, dest_mode: &str, client: Clien
         client,
         &["-T", up.to_str().unwrap(), &format!("{url}up.bin")],
     );
-    assert!(r.ok(), "upload failed: {}\n{}", r.describe(), proxy.output());
+    assert!(
+        r.ok(),
+        "upload failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
     let stored = wait_for_file(&server.file("up.bin"), up_data.len());
     assert_same_bytes("STOR through the proxy", &stored, &up_data);
 }
@@ -81,19 +88,35 @@ fn listings_show_the_servers_files(kind: ServerKind, client: ClientMode) {
     let proxy = Proxy::start(server.port, "");
     let url = format!("{}/{}", proxy.url(server.user(), server.pass()), server.sub);
 
-    let list = curl(client, &[&format!("{url}")]);
-    assert!(list.ok(), "LIST failed: {}\n{}", list.describe(), proxy.output());
+    let list = curl(client, &[&url]);
+    assert!(
+        list.ok(),
+        "LIST failed: {}\n{}",
+        list.describe(),
+        proxy.output()
+    );
     for name in ["alpha.txt", "beta.bin", "gamma"] {
-        assert!(list.stdout.contains(name), "LIST lacks {name}:\n{}", list.stdout);
+        assert!(
+            list.stdout.contains(name),
+            "LIST lacks {name}:\n{}",
+            list.stdout
+        );
     }
     assert!(
-        list.stdout.lines().any(|l| l.contains("1000") && l.contains("beta.bin")),
+        list.stdout
+            .lines()
+            .any(|l| l.contains("1000") && l.contains("beta.bin")),
         "LIST has no long format line with the size:\n{}",
         list.stdout
     );
 
-    let nlst = curl(client, &["--list-only", &format!("{url}")]);
-    assert!(nlst.ok(), "NLST failed: {}\n{}", nlst.describe(), proxy.output());
+    let nlst = curl(client, &["--list-only", &url]);
+    assert!(
+        nlst.ok(),
+        "NLST failed: {}\n{}",
+        nlst.describe(),
+        proxy.output()
+    );
     let mut names: Vec<&str> = nlst.stdout.lines().map(|l| l.trim_end()).collect();
     names.sort();
     assert_eq!(names, ["alpha.txt", "beta.bin", "gamma"], "NLST output");
@@ -127,7 +150,12 @@ fn lftp_in_active_mode_lists_and_fetches_through_the_proxy() {
         server.user(),
         server.pass(),
         Active,
-        &format!("cls -1 {}; get {}lftp.bin -o {}", server.sub, server.sub, local.display()),
+        &format!(
+            "cls -1 {}; get {}lftp.bin -o {}",
+            server.sub,
+            server.sub,
+            local.display()
+        ),
     );
     assert!(r.ok(), "lftp failed: {}\n{}", r.describe(), proxy.output());
     assert!(r.stdout.contains("lftp.bin"), "cls output: {}", r.stdout);
@@ -166,7 +194,12 @@ fn appe_appends(kind: ServerKind) {
     let url = format!("{}/{}", proxy.url(server.user(), server.pass()), server.sub);
     let r = curl(
         Passive,
-        &["--append", "-T", local.to_str().unwrap(), &format!("{url}log.bin")],
+        &[
+            "--append",
+            "-T",
+            local.to_str().unwrap(),
+            &format!("{url}log.bin"),
+        ],
     );
     assert!(r.ok(), "APPE failed: {}\n{}", r.describe(), proxy.output());
     let mut want = first.clone();
@@ -204,7 +237,12 @@ fn rest_retr_resumes(kind: ServerKind, client: ClientMode) {
             out.to_str().unwrap(),
         ],
     );
-    assert!(r.ok(), "REST+RETR failed: {}\n{}", r.describe(), proxy.output());
+    assert!(
+        r.ok(),
+        "REST+RETR failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
     assert_same_bytes(
         "REST+RETR tail",
         &fs::read(&out).unwrap_or_default(),
@@ -270,12 +308,28 @@ fn several_transfers_in_one_session(kind: ServerKind) {
             server.sub,
         ],
     );
-    assert!(r.ok(), "ftplib session failed: {}\n{}", r.describe(), proxy.output());
-    assert_same_bytes("first RETR", &fs::read(tmp.join("back1.bin")).unwrap(), &data);
-    assert_same_bytes("REST 1000 RETR", &fs::read(tmp.join("back2.bin")).unwrap(), &data[1000..]);
+    assert!(
+        r.ok(),
+        "ftplib session failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
+    assert_same_bytes(
+        "first RETR",
+        &fs::read(tmp.join("back1.bin")).unwrap(),
+        &data,
+    );
+    assert_same_bytes(
+        "REST 1000 RETR",
+        &fs::read(tmp.join("back2.bin")).unwrap(),
+        &data[1000..],
+    );
     assert!(r.stdout.contains("NLST ['one.bin']"), "NLST: {}", r.stdout);
     assert!(r.stdout.contains("LIST 1"), "LIST: {}", r.stdout);
-    assert!(!server.file("one.bin").exists(), "DELE did not remove one.bin");
+    assert!(
+        !server.file("one.bin").exists(),
+        "DELE did not remove one.bin"
+    );
     let two = wait_for_file(&server.file("two.bin"), 5000);
     assert_same_bytes("second STOR", &two, &data[..5000]);
     let codes: Vec<&str> = r.stdout.lines().filter_map(|l| l.get(..3)).collect();

@@ -150,10 +150,9 @@ pub fn descendants(root: u32) -> Vec<u32> {
     let mut all: Vec<(u32, u32)> = Vec::new();
     if let Ok(rd) = fs::read_dir("/proc") {
         for e in rd.flatten() {
-            if let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() {
-                if let Some(pp) = ppid_of(pid) {
-                    all.push((pid, pp));
-                }
+            let pid = e.file_name().to_string_lossy().parse::<u32>();
+            if let Some((pid, pp)) = pid.ok().and_then(|p| Some((p, ppid_of(p)?))) {
+                all.push((pid, pp));
             }
         }
     }
@@ -221,7 +220,11 @@ impl Daemon {
                 return;
             }
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("{} exited ({st}) before listening\n{}", self.name, self.output());
+                panic!(
+                    "{} exited ({st}) before listening\n{}",
+                    self.name,
+                    self.output()
+                );
             }
             if Instant::now() > deadline {
                 panic!(
@@ -553,7 +556,11 @@ impl Proxy {
     }
 
     pub fn output(&self) -> String {
-        format!("{}\n--- proxy log ---\n{}", self.daemon.output(), self.log_text())
+        format!(
+            "{}\n--- proxy log ---\n{}",
+            self.daemon.output(),
+            self.log_text()
+        )
     }
 
     /// Base URL with credentials, e.g. `ftp://test:secret@127.0.0.1:PORT`.
@@ -594,7 +601,14 @@ pub enum ClientMode {
 /// curl with `--max-time`, plain PASV/PORT (no EPSV/EPRT) and `args`.
 pub fn curl(mode: ClientMode, args: &[&str]) -> Ran {
     let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-S", "--max-time", "100", "--disable-epsv", "--disable-eprt"]);
+    cmd.args([
+        "-s",
+        "-S",
+        "--max-time",
+        "100",
+        "--disable-epsv",
+        "--disable-eprt",
+    ]);
     if mode == ClientMode::Active {
         cmd.args(["--ftp-port", "127.0.0.1"]);
     }
@@ -604,7 +618,11 @@ pub fn curl(mode: ClientMode, args: &[&str]) -> Ran {
 
 /// lftp running `script` (commands separated by `;`) logged in as user/pass.
 pub fn lftp(port: u16, user: &str, pass: &str, mode: ClientMode, script: &str) -> Ran {
-    let passive = if mode == ClientMode::Passive { "on" } else { "off" };
+    let passive = if mode == ClientMode::Passive {
+        "on"
+    } else {
+        "off"
+    };
     let full = format!(
         "set ftp:passive-mode {passive}; set ftp:ssl-allow no; set ftp:prefer-epsv no; \
          set net:max-retries 1; set net:timeout 20; set net:reconnect-interval-base 1; \
@@ -759,7 +777,9 @@ impl Ctrl {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).expect("write to control connection");
+        self.w
+            .write_all(bytes)
+            .expect("write to control connection");
     }
 
     /// Send one command line (CRLF added) and read its reply.
