@@ -1,0 +1,136 @@
+//! Command line: -c, -V, and a broken configuration in inetd mode.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn run_proxy(args: &[&str]) -> Ran {
+    let mut cmd = Command::new(proxy_bin());
+    cmd.args(args);
+    run_bounded(cmd, 30)
+}
+
+#[test]
+fn check_of_debians_ftp_proxy_conf_exits_0_and_prints_the_options() {
+    let conf = "/etc/proxy-suite/ftp-proxy.conf";
+    if !Path::new(conf).exists() {
+        eprintln!("SKIP: {conf} not installed (package ftp-proxy)");
+        return;
+    }
+    let r = run_proxy(&["-c", "-f", conf]);
+    assert!(r.ok(), "-c failed: {}", r.describe());
+    let out = format!("{}{}", r.stdout, r.stderr).to_ascii_lowercase();
+    for opt in [
+        "destinationaddress",
+        "localhost",
+        "port",
+        "2121",
+        "user",
+        "nobody",
+        "group",
+        "nogroup",
+    ] {
+        assert!(
+            out.contains(opt),
+            "-c output lacks {opt:?}: {}",
+            r.describe()
+        );
+    }
+}
+
+#[test]
+fn check_of_the_shipped_example_configuration_exits_0() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ftpgate.conf");
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(
+        r.ok(),
+        "-c on examples/ftpgate.conf failed: {}",
+        r.describe()
+    );
+    assert!(
+        format!("{}{}", r.stdout, r.stderr)
+            .to_ascii_lowercase()
+            .contains("destinationaddress"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn check_of_a_file_with_an_unknown_option_exits_nonzero_naming_file_and_line() {
+    if skip_known_ftp_proxy_difference(
+        "check_of_a_file_with_an_unknown_option_exits_nonzero_naming_file_and_line",
+        "ftp-proxy -c accepts and prints unknown options, exit 0",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("bad.conf");
+    fs::write(&conf, "DestinationAddress 127.0.0.1\nNoSuchOption 42\n").unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted an unknown option: {}", r.describe());
+    assert!(r.status.is_some(), "-c hung");
+    let where_ = format!("{}:2", conf.display());
+    assert!(
+        r.stdout.contains(&where_) || r.stderr.contains(&where_),
+        "error does not name {where_}: {}",
+        r.describe()
+    );
+}
+
+#[test]
+fn check_of_a_file_with_a_bad_value_exits_nonzero_naming_file_and_line() {
+    if skip_known_ftp_proxy_difference(
+        "check_of_a_file_with_a_bad_value_exits_nonzero_naming_file_and_line",
+        "ftp-proxy -c does not type-check values",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("bad.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\n# comment\nTimeOut soon\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted TimeOut soon: {}", r.describe());
+    let where_ = format!("{}:3", conf.display());
+    assert!(
+        r.stdout.contains(&where_) || r.stderr.contains(&where_),
+        "error does not name {where_}: {}",
+        r.describe()
+    );
+}
+
+#[test]
+fn version_flag_exits_0_and_prints_a_version() {
+    let r = run_proxy(&["-V"]);
+    assert!(r.ok(), "-V failed: {}", r.describe());
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        out.chars().any(|c| c.is_ascii_digit()),
+        "no version number: {out:?}"
+    );
+}
+
+#[test]
+fn broken_configuration_in_inetd_mode_answers_421() {
+    if skip_known_ftp_proxy_difference(
+        "broken_configuration_in_inetd_mode_answers_421",
+        "ftp-proxy ignores unknown options",
+    ) {
+        return;
+    }
+    let proxy = Proxy::start(free_port(), "NoSuchOption 42");
+    let mut c = Ctrl::connect(proxy.port);
+    let got = c.drain(15);
+    assert!(
+        got.starts_with("421"),
+        "no 421 for a broken configuration: {got:?}"
+    );
+    assert!(got.ends_with("\r\n"), "reply not CRLF-terminated: {got:?}");
+}

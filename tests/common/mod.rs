@@ -1,0 +1,843 @@
+//! Helpers for ftpgate's integration tests: real FTP servers (pyftpdlib,
+//! vsftpd), the proxy under test behind socat, real clients (curl, lftp,
+//! Python ftplib) and a raw control-connection client.
+//!
+//! Every process started here is owned by a guard that kills it (and the
+//! processes it forked, found through /proc, each by its PID) on drop.
+//! Every wait is bounded. All traffic stays on 127.0.0.1.
+//!
+//! The proxy binary under test is `FTPGATE_TEST_BIN` when set (for example
+//! `/usr/sbin/ftp-proxy`, to run the compatibility suite against Debian's
+//! ftp-proxy), else the `ftpgate` binary built by cargo.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// Upper bound for any client command (curl, lftp, python).
+pub const CLIENT_SECS: u64 = 120;
+/// Upper bound for a daemon to start listening.
+pub const START_SECS: u64 = 20;
+/// Upper bound for one reply on a raw control connection.
+pub const REPLY_SECS: u64 = 20;
+
+// ---------------------------------------------------------------------------
+// The binary under test
+
+/// Path of the proxy binary under test.
+pub fn proxy_bin() -> PathBuf {
+    match std::env::var_os("FTPGATE_TEST_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_ftpgate")),
+    }
+}
+
+/// True when the binary under test is Debian's ftp-proxy, not ftpgate.
+pub fn testing_ftp_proxy() -> bool {
+    proxy_bin()
+        .file_name()
+        .map(|n| n.to_string_lossy().contains("ftp-proxy"))
+        .unwrap_or(false)
+}
+
+/// Call at the top of a test of ftpgate-only behaviour: returns true (and
+/// says so) when the test must be skipped because the binary under test is
+/// ftp-proxy. `FTPGATE_TEST_STRICT=1` runs such tests anyway.
+pub fn skip_unless_ftpgate(test: &str) -> bool {
+    if testing_ftp_proxy() && std::env::var_os("FTPGATE_TEST_STRICT").is_none() {
+        eprintln!("SKIP {test}: ftpgate-only behaviour, binary under test is ftp-proxy");
+        return true;
+    }
+    false
+}
+
+/// Call at the top of a test where Debian's ftp-proxy 1.9 is known to
+/// behave differently (`why` says how): skipped, with a note, when the
+/// binary under test is ftp-proxy, unless `FTPGATE_TEST_STRICT=1`.
+pub fn skip_known_ftp_proxy_difference(test: &str, why: &str) -> bool {
+    if testing_ftp_proxy() && std::env::var_os("FTPGATE_TEST_STRICT").is_none() {
+        eprintln!("SKIP {test}: known ftp-proxy difference: {why}");
+        return true;
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Temporary directories
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "ftpgate-test-{}-{}-{}-{}",
+            tag,
+            std::process::id(),
+            n,
+            nanos
+        ));
+        fs::create_dir_all(&path).expect("create temp dir");
+        set_mode(&path, 0o755);
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("FTPGATE_TEST_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.path);
+        } else {
+            eprintln!("kept {}", self.path.display());
+        }
+    }
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// A free TCP port on 127.0.0.1 (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// Parent PID of `pid`, from /proc.
+fn ppid_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Process state letter of `pid` ('Z' for a zombie), from /proc.
+pub fn state_of(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.chars().next()
+}
+
+/// All live (non-zombie) descendants of `root`, found through /proc.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut all: Vec<(u32, u32)> = Vec::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let pid = e.file_name().to_string_lossy().parse::<u32>();
+            if let Some((pid, pp)) = pid.ok().and_then(|p| Some((p, ppid_of(p)?))) {
+                all.push((pid, pp));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &all {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out.retain(|&p| !matches!(state_of(p), Some('Z') | None));
+    out
+}
+
+/// A started daemon: killed, with everything it forked, on drop.
+pub struct Daemon {
+    pub name: String,
+    pub child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Daemon {
+    /// Start `cmd` with stdout/stderr going to files in `dir`.
+    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Daemon {
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        cmd.stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Daemon {
+            name: name.to_string(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn output(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
+            self.name,
+            fs::read_to_string(&self.stdout).unwrap_or_default(),
+            self.name,
+            fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// Wait (bounded) until something listens on 127.0.0.1:port; panics
+    /// with the daemon's output if it exits or never listens.
+    pub fn wait_listening(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(START_SECS);
+        loop {
+            if is_listening(port) {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({st}) before listening\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} not listening on 127.0.0.1:{port} after {START_SECS}s\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        let kids = descendants(pid);
+        let _ = self.child.kill();
+        for k in kids {
+            // SAFETY: kill(2) of a PID we started (directly or via fork).
+            unsafe {
+                libc::kill(k as libc::pid_t, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// True if a socket is in LISTEN state on 127.0.0.1:port (from /proc/net/tcp).
+pub fn is_listening(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    let want_any = format!("00000000:{port:04X}");
+    fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && (f[1] == want || f[1] == want_any) && f[3] == "0A"
+        })
+}
+
+/// Result of a bounded client command.
+pub struct Ran {
+    /// None when the command was killed at its time limit.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn ok(&self) -> bool {
+        self.status.map(|s| s.success()).unwrap_or(false)
+    }
+    pub fn describe(&self) -> String {
+        format!(
+            "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run a client command, killed (by PID) after `secs` seconds.
+pub fn run_bounded(mut cmd: Command, secs: u64) -> Ran {
+    let dir = TempDir::new("run");
+    let out = dir.join("stdout");
+    let err = dir.join("stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            _ => sleep(Duration::from_millis(20)),
+        }
+    };
+    Ran {
+        status,
+        stdout: String::from_utf8_lossy(&fs::read(&out).unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&fs::read(&err).unwrap_or_default()).into_owned(),
+    }
+}
+
+/// Poll `f` every 50 ms until it returns true or `secs` pass.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// FTP servers
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    Pyftpdlib,
+    Vsftpd,
+}
+
+/// A real FTP server on 127.0.0.1, serving `root`.
+pub struct FtpServer {
+    pub kind: ServerKind,
+    pub port: u16,
+    /// The writable directory the tests use (the login directory for
+    /// pyftpdlib, `pub/` below it for vsftpd, whose anonymous root must not
+    /// be writable).
+    pub root: PathBuf,
+    /// Path of `root` as the client sees it, relative to the login
+    /// directory: "" or "pub/".
+    pub sub: &'static str,
+    daemon: Daemon,
+    _dir: TempDir,
+}
+
+pub fn python() -> String {
+    std::env::var("FTPGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+impl FtpServer {
+    pub fn start(kind: ServerKind) -> FtpServer {
+        match kind {
+            ServerKind::Pyftpdlib => Self::pyftpdlib(),
+            ServerKind::Vsftpd => Self::vsftpd(),
+        }
+    }
+
+    pub fn pyftpdlib() -> FtpServer {
+        let dir = TempDir::new("pyftpd");
+        let root = dir.join("root");
+        fs::create_dir_all(&root).unwrap();
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyftpd.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(script).arg(port.to_string()).arg(&root);
+        let mut daemon = Daemon::spawn("pyftpdlib", cmd, dir.path());
+        daemon.wait_listening(port);
+        FtpServer {
+            kind: ServerKind::Pyftpdlib,
+            port,
+            root,
+            sub: "",
+            daemon,
+            _dir: dir,
+        }
+    }
+
+    pub fn vsftpd() -> FtpServer {
+        let dir = TempDir::new("vsftpd");
+        let top = dir.join("root");
+        fs::create_dir_all(&top).unwrap();
+        let root = top.join("pub");
+        fs::create_dir_all(&root).unwrap();
+        set_mode(&root, 0o777);
+        let _ = fs::create_dir_all("/var/run/vsftpd/empty");
+        let port = free_port();
+        let conf = dir.join("vsftpd.conf");
+        let body = format!(
+            "listen=YES\n\
+             listen_ipv6=NO\n\
+             listen_address=127.0.0.1\n\
+             listen_port={port}\n\
+             background=NO\n\
+             run_as_launching_user=NO\n\
+             anonymous_enable=YES\n\
+             local_enable=NO\n\
+             anon_root={top}\n\
+             no_anon_password=NO\n\
+             write_enable=YES\n\
+             anon_upload_enable=YES\n\
+             anon_mkdir_write_enable=YES\n\
+             anon_other_write_enable=YES\n\
+             anon_world_readable_only=NO\n\
+             anon_umask=022\n\
+             allow_writeable_chroot=YES\n\
+             secure_chroot_dir=/var/run/vsftpd/empty\n\
+             seccomp_sandbox=NO\n\
+             pasv_enable=YES\n\
+             port_enable=YES\n\
+             connect_from_port_20=NO\n\
+             xferlog_enable=NO\n\
+             vsftpd_log_file={dir}/vsftpd.log\n\
+             ftpd_banner=vsftpd test server ready.\n\
+             max_clients=64\n\
+             max_per_ip=0\n",
+            top = top.display(),
+            dir = dir.path().display()
+        );
+        fs::write(&conf, body).unwrap();
+        set_mode(&conf, 0o600);
+        let mut cmd = Command::new(vsftpd_bin());
+        cmd.arg(&conf);
+        let mut daemon = Daemon::spawn("vsftpd", cmd, dir.path());
+        daemon.wait_listening(port);
+        FtpServer {
+            kind: ServerKind::Vsftpd,
+            port,
+            root,
+            sub: "pub/",
+            daemon,
+            _dir: dir,
+        }
+    }
+
+    pub fn user(&self) -> &'static str {
+        match self.kind {
+            ServerKind::Pyftpdlib => "test",
+            ServerKind::Vsftpd => "anonymous",
+        }
+    }
+
+    pub fn pass(&self) -> &'static str {
+        match self.kind {
+            ServerKind::Pyftpdlib => "secret",
+            ServerKind::Vsftpd => "ftpgate@example.org",
+        }
+    }
+
+    /// Put a file with `data` into the served directory.
+    pub fn put(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.root.join(name);
+        fs::write(&p, data).unwrap();
+        set_mode(&p, 0o666);
+        p
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn output(&self) -> String {
+        self.daemon.output()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The proxy under test, behind socat
+
+/// The proxy under test, launched per connection by
+/// `socat TCP-LISTEN:port,bind=127.0.0.1,reuseaddr,fork EXEC:"BIN -i -f CONF",nofork`.
+pub struct Proxy {
+    pub port: u16,
+    pub conf: PathBuf,
+    pub log: PathBuf,
+    daemon: Daemon,
+    dir: TempDir,
+}
+
+impl Proxy {
+    /// Start the proxy in front of `dest_port` with the base configuration
+    /// (DestinationAddress 127.0.0.1, DestinationPort, LogDestination) plus
+    /// `extra` lines appended (global options first, user contexts last).
+    pub fn start(dest_port: u16, extra: &str) -> Proxy {
+        let dir = TempDir::new("proxy");
+        let log = dir.join("proxy.log");
+        let body = format!(
+            "# written by ftpgate's integration tests\n\
+             DestinationAddress 127.0.0.1\n\
+             DestinationPort {dest_port}\n\
+             LogDestination {}\n\
+             {extra}\n",
+            log.display()
+        );
+        Self::start_with_conf(&proxy_bin(), dir, &body, log)
+    }
+
+    /// Start the proxy with a complete configuration `body` (its log, if
+    /// any, is wherever `body` says).
+    pub fn start_raw(body: &str) -> Proxy {
+        Self::start_raw_with_bin(&proxy_bin(), body)
+    }
+
+    /// Like `start_raw`, with an explicit proxy binary.
+    pub fn start_raw_with_bin(bin: &Path, body: &str) -> Proxy {
+        let dir = TempDir::new("proxy");
+        let log = dir.join("proxy.log");
+        Self::start_with_conf(bin, dir, body, log)
+    }
+
+    fn start_with_conf(bin: &Path, dir: TempDir, body: &str, log: PathBuf) -> Proxy {
+        let conf = dir.join("proxy.conf");
+        fs::write(&conf, body).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!(
+                "EXEC:\"{} -i -f {}\",nofork",
+                bin.display(),
+                conf.display()
+            ));
+        let mut daemon = Daemon::spawn("socat", cmd, dir.path());
+        daemon.wait_listening(port);
+        Proxy {
+            port,
+            conf,
+            log,
+            daemon,
+            dir,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Contents of the proxy's log file ("" if absent).
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Live proxy session processes (children of socat).
+    pub fn sessions(&self) -> Vec<u32> {
+        descendants(self.daemon.pid())
+    }
+
+    pub fn output(&self) -> String {
+        format!(
+            "{}\n--- proxy log ---\n{}",
+            self.daemon.output(),
+            self.log_text()
+        )
+    }
+
+    /// Base URL with credentials, e.g. `ftp://test:secret@127.0.0.1:PORT`.
+    pub fn url(&self, user: &str, pass: &str) -> String {
+        format!(
+            "ftp://{}:{}@127.0.0.1:{}",
+            url_escape(user),
+            url_escape(pass),
+            self.port
+        )
+    }
+}
+
+pub fn url_escape(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+
+/// Client data-connection mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientMode {
+    /// PASV (EPSV disabled).
+    Passive,
+    /// PORT 127.0.0.1 (EPRT disabled).
+    Active,
+}
+
+/// curl with `--max-time`, plain PASV/PORT (no EPSV/EPRT) and `args`.
+pub fn curl(mode: ClientMode, args: &[&str]) -> Ran {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-S",
+        "--max-time",
+        "100",
+        "--disable-epsv",
+        "--disable-eprt",
+    ]);
+    if mode == ClientMode::Active {
+        cmd.args(["--ftp-port", "127.0.0.1"]);
+    }
+    cmd.args(args);
+    run_bounded(cmd, CLIENT_SECS)
+}
+
+/// lftp running `script` (commands separated by `;`) logged in as user/pass.
+pub fn lftp(port: u16, user: &str, pass: &str, mode: ClientMode, script: &str) -> Ran {
+    let passive = if mode == ClientMode::Passive {
+        "on"
+    } else {
+        "off"
+    };
+    let full = format!(
+        "set ftp:passive-mode {passive}; set ftp:ssl-allow no; set ftp:prefer-epsv no; \
+         set net:max-retries 1; set net:timeout 20; set net:reconnect-interval-base 1; \
+         set cmd:fail-exit yes; {script}; bye"
+    );
+    let mut cmd = Command::new("lftp");
+    cmd.arg("-u")
+        .arg(format!("{user},{pass}"))
+        .arg("-e")
+        .arg(full)
+        .arg(format!("ftp://127.0.0.1:{port}"));
+    run_bounded(cmd, CLIENT_SECS)
+}
+
+/// Run a Python (ftplib) script with arguments.
+pub fn python_script(script: &str, args: &[&str]) -> Ran {
+    let mut cmd = Command::new(python());
+    cmd.arg("-c").arg(script).args(args);
+    run_bounded(cmd, CLIENT_SECS)
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so no crate is needed.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        v.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// Assert two byte strings are equal without printing megabytes.
+pub fn assert_same_bytes(what: &str, got: &[u8], want: &[u8]) {
+    if got != want {
+        let first = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "{what}: got {} bytes, want {} bytes, first difference at {:?}",
+            got.len(),
+            want.len(),
+            first
+        );
+    }
+}
+
+/// Wait (bounded) until `path` holds exactly `len` bytes; returns its bytes.
+pub fn wait_for_file(path: &Path, len: usize) -> Vec<u8> {
+    wait_until(15, || {
+        fs::metadata(path)
+            .map(|m| m.len() as usize == len)
+            .unwrap_or(false)
+    });
+    fs::read(path).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Raw control connection
+
+/// One FTP reply: its code and every line (without CRLF).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// A raw control connection for exact reply checks.
+pub struct Ctrl {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Ctrl {
+    pub fn connect(port: u16) -> Ctrl {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to proxy");
+        s.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+            .unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(REPLY_SECS)))
+            .unwrap();
+        Ctrl {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
+    pub fn set_read_timeout(&self, secs: u64) {
+        self.w
+            .set_read_timeout(Some(Duration::from_secs(secs)))
+            .unwrap();
+    }
+
+    /// Read one line; None on EOF, Err on timeout or error.
+    pub fn read_line(&mut self) -> std::io::Result<Option<String>> {
+        let mut buf = Vec::new();
+        let n = self.r.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        while matches!(buf.last(), Some(b'\n') | Some(b'\r')) {
+            buf.pop();
+        }
+        Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+    }
+
+    /// Read one complete (possibly multi-line) reply; None on EOF.
+    pub fn try_reply(&mut self) -> std::io::Result<Option<Reply>> {
+        let first = match self.read_line()? {
+            Some(l) => l,
+            None => return Ok(None),
+        };
+        let code: u16 = first
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an FTP reply line: {first:?}"));
+        let mut lines = vec![first.clone()];
+        if first.as_bytes().get(3) == Some(&b'-') {
+            let end = format!("{code} ");
+            loop {
+                match self.read_line()? {
+                    Some(l) => {
+                        let done = l.starts_with(&end) || l == end.trim_end();
+                        lines.push(l);
+                        if done {
+                            break;
+                        }
+                    }
+                    None => panic!("EOF inside multi-line reply: {lines:?}"),
+                }
+                if lines.len() > 10_000 {
+                    panic!("endless multi-line reply");
+                }
+            }
+        }
+        Ok(Some(Reply { code, lines }))
+    }
+
+    /// Read one reply; panics on EOF or timeout.
+    pub fn reply(&mut self) -> Reply {
+        match self.try_reply() {
+            Ok(Some(r)) => r,
+            Ok(None) => panic!("connection closed while waiting for a reply"),
+            Err(e) => panic!("no reply within {REPLY_SECS}s: {e}"),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.w
+            .write_all(bytes)
+            .expect("write to control connection");
+    }
+
+    /// Send one command line (CRLF added) and read its reply.
+    pub fn cmd(&mut self, line: &str) -> Reply {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// Read the greeting, then USER/PASS; panics unless logged in (230).
+    pub fn login(port: u16, user: &str, pass: &str) -> Ctrl {
+        let mut c = Ctrl::connect(port);
+        let g = c.reply();
+        assert_eq!(g.code, 220, "greeting: {g:?}");
+        let u = c.cmd(&format!("USER {user}"));
+        assert_eq!(u.code, 331, "USER reply: {u:?}");
+        let p = c.cmd(&format!("PASS {pass}"));
+        assert_eq!(p.code, 230, "PASS reply: {p:?}");
+        c
+    }
+
+    /// Wait (bounded by `secs`) for the peer to close: returns every reply
+    /// received before EOF, or None if the connection stayed open.
+    pub fn replies_until_eof(&mut self, secs: u64) -> Option<Vec<Reply>> {
+        self.set_read_timeout(secs);
+        let mut got = Vec::new();
+        loop {
+            match self.try_reply() {
+                Ok(Some(r)) => got.push(r),
+                Ok(None) => return Some(got),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Read whatever arrives until EOF (bounded), as raw text.
+    pub fn drain(&mut self, secs: u64) -> String {
+        self.set_read_timeout(secs);
+        let mut s = Vec::new();
+        let _ = self.r.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    }
+
+    pub fn close(self) {
+        let _ = self.w.shutdown(Shutdown::Both);
+    }
+}
+
+/// vsftpd's path: `FTPGATE_TEST_VSFTPD`, else /usr/sbin/vsftpd if present
+/// (not on a normal user's PATH), else "vsftpd".
+pub fn vsftpd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FTPGATE_TEST_VSFTPD") {
+        return PathBuf::from(p);
+    }
+    let sbin = Path::new("/usr/sbin/vsftpd");
+    if sbin.exists() {
+        sbin.to_path_buf()
+    } else {
+        PathBuf::from("vsftpd")
+    }
+}

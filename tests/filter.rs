@@ -1,0 +1,210 @@
+//! The command filter (ValidCommands) seen from a real client.
+
+mod common;
+
+use common::*;
+use std::fs;
+
+/// What curl needs for downloads and listings, without STOR and DELE.
+/// Space separated, as ftp-proxy(5) documents.
+const READ_ONLY: &str =
+    "USER PASS PWD CWD TYPE PASV PORT SIZE MDTM REST RETR LIST NLST QUIT NOOP SYST FEAT";
+
+fn refused(code: u16) -> bool {
+    (500..600).contains(&code)
+}
+
+#[test]
+fn refused_stor_leaves_no_file_on_the_server() {
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, &format!("ValidCommands {READ_ONLY}"));
+    let tmp = TempDir::new("filter");
+    let local = tmp.join("up.bin");
+    fs::write(&local, random_bytes(100_000, 5)).unwrap();
+
+    let r = curl(
+        ClientMode::Passive,
+        &[
+            "-T",
+            local.to_str().unwrap(),
+            &format!("{}/up.bin", proxy.url("test", "secret")),
+        ],
+    );
+    assert!(
+        !r.ok(),
+        "upload succeeded although STOR is not allowed: {}",
+        r.describe()
+    );
+
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    let s = c.cmd("STOR raw.bin");
+    assert!(
+        refused(s.code),
+        "STOR not refused: {s:?}\n{}",
+        proxy.output()
+    );
+    assert_eq!(
+        c.cmd("NOOP").code,
+        200,
+        "session out of step after a refusal"
+    );
+    assert_eq!(c.cmd("QUIT").code, 221);
+
+    assert!(
+        !server.file("up.bin").exists(),
+        "curl's upload reached the server"
+    );
+    assert!(
+        !server.file("raw.bin").exists(),
+        "raw STOR reached the server"
+    );
+}
+
+#[test]
+fn refused_command_is_logged() {
+    let server = FtpServer::pyftpdlib();
+    server.put("keep.txt", b"keep\n");
+    let proxy = Proxy::start(server.port, &format!("ValidCommands {READ_ONLY}"));
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    let r = c.cmd("DELE keep.txt");
+    assert!(refused(r.code), "DELE not refused: {r:?}");
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(
+        wait_until(10, || proxy.log_text().contains("DELE")),
+        "refused DELE not logged:\n{}",
+        proxy.log_text()
+    );
+    assert!(server.file("keep.txt").exists());
+}
+
+#[test]
+fn regex_argument_pattern_allows_a_matching_name_and_refuses_another() {
+    let server = FtpServer::pyftpdlib();
+    server.put("a.txt", b"text file\n");
+    server.put("b.bin", b"binary file\n");
+    let proxy = Proxy::start(
+        server.port,
+        r"ValidCommands USER PASS PWD CWD TYPE PASV PORT SIZE MDTM REST QUIT NOOP RETR=^[a-z]+\.txt$",
+    );
+    let url = proxy.url("test", "secret");
+    let ok = curl(ClientMode::Passive, &[&format!("{url}/a.txt")]);
+    assert!(
+        ok.ok(),
+        "a.txt refused: {}\n{}",
+        ok.describe(),
+        proxy.output()
+    );
+    assert_eq!(ok.stdout, "text file\n");
+
+    let no = curl(ClientMode::Passive, &[&format!("{url}/b.bin")]);
+    assert!(!no.ok(), "b.bin allowed: {}", no.describe());
+    assert!(!no.stdout.contains("binary file"));
+
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    let r = c.cmd("RETR b.bin");
+    assert!(refused(r.code), "RETR b.bin not refused: {r:?}");
+    let r = c.cmd("RETR ../a.txt");
+    assert!(refused(r.code), "RETR ../a.txt not refused: {r:?}");
+}
+
+#[test]
+fn commas_and_spaces_both_separate_valid_commands() {
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "ValidCommands USER,PASS, NOOP ,QUIT SYST");
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("NOOP").code, 200);
+    assert_eq!(c.cmd("SYST").code, 215);
+    assert!(refused(c.cmd("PWD").code), "PWD allowed");
+    assert_eq!(c.cmd("QUIT").code, 221);
+}
+
+#[test]
+fn lowercase_verbs_are_filtered_like_uppercase() {
+    let server = FtpServer::pyftpdlib();
+    server.put("keep.txt", b"keep\n");
+    let proxy = Proxy::start(server.port, &format!("ValidCommands {READ_ONLY}"));
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("noop").code, 200, "allowed lowercase verb refused");
+    assert_eq!(c.cmd("Noop").code, 200, "allowed mixed-case verb refused");
+    for line in [
+        "dele keep.txt",
+        "Dele keep.txt",
+        "DELE keep.txt",
+        "stor x.bin",
+        "mkd newdir",
+    ] {
+        let r = c.cmd(line);
+        assert!(
+            refused(r.code),
+            "{line:?} not refused: {r:?}\n{}",
+            proxy.output()
+        );
+    }
+    assert_eq!(c.cmd("pwd").code, 257);
+    assert_eq!(c.cmd("quit").code, 221);
+    assert!(
+        server.file("keep.txt").exists(),
+        "lowercase DELE reached the server"
+    );
+    assert!(
+        !server.file("newdir").exists(),
+        "lowercase MKD reached the server"
+    );
+}
+
+#[test]
+fn pipelined_forbidden_command_is_refused_and_its_neighbours_answered() {
+    if skip_known_ftp_proxy_difference(
+        "pipelined_forbidden_command_is_refused_and_its_neighbours_answered",
+        "ftp-proxy sends its 502 for DELE before the server's 200 for the NOOP in front of it",
+    ) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    server.put("x", b"still here\n");
+    let proxy = Proxy::start(server.port, &format!("ValidCommands {READ_ONLY}"));
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    c.send_raw(b"NOOP\r\nDELE x\r\nNOOP\r\n");
+    let a = c.reply();
+    let b = c.reply();
+    let d = c.reply();
+    assert_eq!(a.code, 200, "first NOOP: {a:?}");
+    assert!(
+        refused(b.code),
+        "pipelined DELE not refused: {b:?}\n{}",
+        proxy.output()
+    );
+    assert_eq!(d.code, 200, "second NOOP: {d:?}");
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert_eq!(fs::read(server.file("x")).unwrap(), b"still here\n");
+}
+
+#[test]
+fn without_valid_commands_everything_reaches_the_server() {
+    let server = FtpServer::pyftpdlib();
+    server.put("gone.txt", b"bye\n");
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("MKD made").code, 257);
+    assert_eq!(c.cmd("DELE gone.txt").code, 250);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(server.file("made").is_dir());
+    assert!(!server.file("gone.txt").exists());
+}
+
+#[test]
+fn user_context_valid_commands_override_the_global_ones() {
+    let server = FtpServer::pyftpdlib();
+    server.put("keep.txt", b"keep\n");
+    // Global: anything. User "test": read-only.
+    let proxy = Proxy::start(server.port, &format!("[test]\nValidCommands {READ_ONLY}"));
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    let r = c.cmd("DELE keep.txt");
+    assert!(
+        refused(r.code),
+        "DELE allowed for user test: {r:?}\n{}",
+        proxy.output()
+    );
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(server.file("keep.txt").exists());
+}

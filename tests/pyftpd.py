@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Test FTP server for ftpgate's integration tests.
+
+Usage: pyftpd.py PORT ROOT
+
+Serves ROOT on 127.0.0.1:PORT with user "test" / "secret" (full
+permissions) and anonymous read access. Passive mode on, foreign
+addresses refused (PORT must name the client's own address).
+"""
+import logging
+import sys
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+
+def main():
+    port = int(sys.argv[1])
+    root = sys.argv[2]
+    logging.basicConfig(level=logging.WARNING)
+    auth = DummyAuthorizer()
+    auth.add_user("test", "secret", root, perm="elradfmwMT")
+    auth.add_anonymous(root)
+    handler = FTPHandler
+    handler.authorizer = auth
+    handler.permit_foreign_addresses = False
+    handler.permit_privileged_ports = False
+    handler.banner = "pyftpdlib test server ready."
+    server = FTPServer(("127.0.0.1", port), handler)
+    server.max_cons = 64
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,385 @@
+//! Session behaviour through the proxy: greeting, deny message, magic user,
+//! unreachable server, TimeOut, multi-line replies, logging.
+
+mod common;
+
+use common::*;
+use std::fs;
+
+/// A port on 127.0.0.1 where nothing listens.
+fn dead_port() -> u16 {
+    let p = free_port();
+    assert!(!is_listening(p));
+    p
+}
+
+#[test]
+fn unreachable_destination_answers_421_to_user_and_the_session_ends() {
+    if skip_known_ftp_proxy_difference(
+        "unreachable_destination_answers_421_to_user_and_the_session_ends",
+        "ftp-proxy closes the connection without any reply",
+    ) {
+        return;
+    }
+    let proxy = Proxy::start(dead_port(), "");
+    let mut c = Ctrl::connect(proxy.port);
+    let g = c.reply();
+    assert_eq!(g.code, 220, "greeting: {g:?}");
+    c.send_raw(b"USER test\r\n");
+    let got = c
+        .replies_until_eof(15)
+        .unwrap_or_else(|| panic!("connection still open 15s after USER\n{}", proxy.output()));
+    assert!(
+        got.iter().any(|r| r.code == 421),
+        "no 421 before close: {got:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        wait_until(10, || proxy.sessions().is_empty()),
+        "proxy session process still alive: {:?}",
+        proxy.sessions()
+    );
+}
+
+fn idle_session_is_closed_with_421(login: bool) {
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "TimeOut 2");
+    let mut c = if login {
+        Ctrl::login(proxy.port, server.user(), server.pass())
+    } else {
+        let mut c = Ctrl::connect(proxy.port);
+        assert_eq!(c.reply().code, 220);
+        c
+    };
+    // Idle: say nothing, wait (bounded) for the proxy to give up.
+    let got = c.replies_until_eof(30).unwrap_or_else(|| {
+        panic!(
+            "idle session still open after 30s with TimeOut 2\n{}",
+            proxy.output()
+        )
+    });
+    assert!(
+        got.iter().any(|r| r.code == 421),
+        "closed without a 421 reply: {got:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        wait_until(10, || proxy.sessions().is_empty()),
+        "proxy session process still alive after timeout"
+    );
+}
+
+#[test]
+fn idle_session_after_login_gets_421_and_is_closed_after_timeout() {
+    if skip_known_ftp_proxy_difference(
+        "idle_session_after_login_gets_421_and_is_closed_after_timeout",
+        "ftp-proxy closes an idle session without a 421",
+    ) {
+        return;
+    }
+    idle_session_is_closed_with_421(true);
+}
+
+#[test]
+fn idle_session_before_login_gets_421_and_is_closed_after_timeout() {
+    if skip_known_ftp_proxy_difference(
+        "idle_session_before_login_gets_421_and_is_closed_after_timeout",
+        "ftp-proxy closes an idle session without a 421",
+    ) {
+        return;
+    }
+    idle_session_is_closed_with_421(false);
+}
+
+/// The multi-line HELP reply must reach the client exactly as the server
+/// sent it (same code, same lines, same order).
+fn multi_line_reply_is_relayed_intact(kind: ServerKind) {
+    let server = FtpServer::start(kind);
+    let proxy = Proxy::start(server.port, "");
+    let mut direct = Ctrl::login(server.port, server.user(), server.pass());
+    let want = direct.cmd("HELP");
+    assert!(
+        want.lines.len() > 2,
+        "server's HELP is not multi-line: {want:?}"
+    );
+    let mut via = Ctrl::login(proxy.port, server.user(), server.pass());
+    let got = via.cmd("HELP");
+    assert_eq!(
+        got, want,
+        "HELP through the proxy differs from the server's"
+    );
+    // The session is still in step afterwards.
+    assert_eq!(via.cmd("NOOP").code, 200);
+    assert_eq!(via.cmd("QUIT").code, 221);
+}
+
+#[test]
+fn multi_line_help_reply_from_pyftpdlib_is_relayed_intact() {
+    multi_line_reply_is_relayed_intact(ServerKind::Pyftpdlib);
+}
+
+#[test]
+fn multi_line_help_reply_from_vsftpd_is_relayed_intact() {
+    multi_line_reply_is_relayed_intact(ServerKind::Vsftpd);
+}
+
+#[test]
+fn welcome_string_substitutes_a_double_percent_with_one() {
+    let proxy = Proxy::start(dead_port(), "WelcomeString Gate %% ready");
+    let mut c = Ctrl::connect(proxy.port);
+    let g = c.reply();
+    // ftp-proxy appends a full stop to WelcomeString; ftpgate may too.
+    assert!(
+        g.lines == ["220 Gate % ready"] || g.lines == ["220 Gate % ready."],
+        "greeting {:?}\n{}",
+        g.lines,
+        proxy.output()
+    );
+}
+
+#[test]
+fn welcome_message_file_lines_come_as_220_continuation_lines() {
+    let dir = TempDir::new("welcome");
+    let msg = dir.join("welcome.txt");
+    fs::write(&msg, "Authorised use only.\nSecond line.\n").unwrap();
+    let proxy = Proxy::start(
+        dead_port(),
+        &format!("WelcomeMessage {}\nWelcomeString Hello", msg.display()),
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    let g = c.reply();
+    assert_eq!(
+        g.lines[..2],
+        ["220-Authorised use only.", "220-Second line."],
+        "{}",
+        proxy.output()
+    );
+    // ftp-proxy appends a full stop to WelcomeString; ftpgate may too.
+    assert!(
+        g.lines[2..] == ["220 Hello"] || g.lines[2..] == ["220 Hello."],
+        "greeting {:?}",
+        g.lines
+    );
+}
+
+#[test]
+fn deny_message_file_present_sends_421_lines_and_closes() {
+    if skip_known_ftp_proxy_difference(
+        "deny_message_file_present_sends_421_lines_and_closes",
+        "ftp-proxy ends the 421 line with a bare LF and sends a stray \".\\r\\n\"",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("deny");
+    let msg = dir.join("nologin");
+    fs::write(&msg, "Down for maintenance.\nBack at noon.\n").unwrap();
+    let proxy = Proxy::start(
+        dead_port(),
+        &format!("DenyMessage {}\nDenyString Service closed", msg.display()),
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    // drain() returns when the proxy closes (or after 15 s).
+    let got = c.drain(15);
+    assert_eq!(
+        got,
+        "421-Down for maintenance.\r\n421-Back at noon.\r\n421 Service closed\r\n",
+        "{}",
+        proxy.output()
+    );
+    assert!(
+        wait_until(10, || proxy.sessions().is_empty()),
+        "session still alive after the deny message"
+    );
+}
+
+#[test]
+fn deny_message_file_absent_lets_the_session_proceed() {
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("deny");
+    let proxy = Proxy::start(
+        server.port,
+        &format!(
+            "DenyMessage {}\nDenyString Service closed",
+            dir.join("no-such-file").display()
+        ),
+    );
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("QUIT").code, 221);
+}
+
+/// Log in with curl, fetch a file, return the proxy's log.
+fn session_log() -> String {
+    let server = FtpServer::pyftpdlib();
+    server.put("a.txt", b"hello\n");
+    let proxy = Proxy::start(server.port, "");
+    let r = curl(
+        ClientMode::Passive,
+        &[&format!("{}/a.txt", proxy.url("test", "secret"))],
+    );
+    assert!(
+        r.ok(),
+        "download failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
+    assert_eq!(r.stdout, "hello\n");
+    assert!(
+        wait_until(10, || proxy.sessions().is_empty()),
+        "session did not end"
+    );
+    proxy.log_text()
+}
+
+#[test]
+fn log_file_has_a_session_start_line_with_the_client_address() {
+    let log = session_log();
+    let first = log.lines().find(|l| l.contains("127.0.0.1"));
+    assert!(first.is_some(), "no line names the client address:\n{log}");
+    assert!(
+        log.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("127.0.0.1")
+                && (l.contains("connect") || l.contains("session") || l.contains("start"))
+        }),
+        "no session start line:\n{log}"
+    );
+}
+
+#[test]
+fn log_file_never_contains_the_password() {
+    let log = session_log();
+    assert!(
+        log.contains("PASS"),
+        "PASS command not logged at all:\n{log}"
+    );
+    assert!(!log.contains("secret"), "password in the log:\n{log}");
+}
+
+#[test]
+fn log_file_masks_the_password_as_four_stars() {
+    if skip_unless_ftpgate("log_file_masks_the_password_as_four_stars") {
+        return;
+    }
+    let log = session_log();
+    assert!(log.contains("PASS ****"), "no 'PASS ****' line:\n{log}");
+}
+
+#[test]
+fn magic_user_logs_into_the_server_named_in_user() {
+    let server = FtpServer::pyftpdlib();
+    server.put("magic.txt", b"via magic user\n");
+    // DestinationPort leads nowhere: only the magic user can succeed.
+    let proxy = Proxy::start(
+        dead_port(),
+        "AllowMagicUser yes\nAllowedDestinations 127.0.0.0/8",
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    let u = c.cmd(&format!("USER test@127.0.0.1:{}", server.port));
+    assert_eq!(u.code, 331, "USER reply: {u:?}\n{}", proxy.output());
+    let p = c.cmd("PASS secret");
+    assert_eq!(p.code, 230, "PASS reply: {p:?}\n{}", proxy.output());
+    assert_eq!(c.cmd("QUIT").code, 221);
+
+    let magic = format!("test@127.0.0.1:{}", server.port);
+    let r = curl(
+        ClientMode::Passive,
+        &[&format!("{}/magic.txt", proxy.url(&magic, "secret"))],
+    );
+    assert!(
+        r.ok(),
+        "curl with magic user failed: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
+    assert_eq!(r.stdout, "via magic user\n");
+}
+
+#[test]
+fn magic_user_to_loopback_is_refused_without_allowed_destinations() {
+    if skip_unless_ftpgate("magic_user_to_loopback_is_refused_without_allowed_destinations") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(dead_port(), "AllowMagicUser yes");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    c.send_raw(format!("USER test@127.0.0.1:{}\r\n", server.port).as_bytes());
+    let r = match c.try_reply() {
+        Ok(Some(r)) => r,
+        other => panic!("no reply to a refused magic user: {other:?}"),
+    };
+    assert!(
+        (400..600).contains(&r.code),
+        "loopback destination not refused: {r:?}\n{}",
+        proxy.output()
+    );
+}
+
+#[test]
+fn magic_user_naming_the_proxy_itself_is_refused() {
+    if skip_unless_ftpgate("magic_user_naming_the_proxy_itself_is_refused") {
+        return;
+    }
+    let proxy = Proxy::start(
+        dead_port(),
+        "AllowMagicUser yes\nAllowedDestinations 127.0.0.0/8",
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    c.send_raw(format!("USER test@127.0.0.1:{}\r\n", proxy.port).as_bytes());
+    let r = match c.try_reply() {
+        Ok(Some(r)) => r,
+        other => panic!("no reply to a magic user naming the proxy: {other:?}"),
+    };
+    assert!(
+        (400..600).contains(&r.code),
+        "loop to the proxy itself not refused: {r:?}\n{}",
+        proxy.output()
+    );
+}
+
+/// Compatibility: the same scripted session through Debian's ftp-proxy and
+/// through the binary under test gives the same reply codes.
+#[test]
+fn scripted_session_gets_the_same_reply_codes_as_through_ftp_proxy() {
+    let reference = std::path::Path::new("/usr/sbin/ftp-proxy");
+    if !reference.exists() {
+        eprintln!("SKIP: /usr/sbin/ftp-proxy not installed");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    server.put("a.txt", b"a\n");
+    let script = [
+        "USER test",
+        "PASS secret",
+        "SYST",
+        "PWD",
+        "TYPE I",
+        "SIZE a.txt",
+        "CWD /",
+        "MKD newdir",
+        "RMD newdir",
+        "NOOP",
+        "QUIT",
+    ];
+    let run = |bin: &std::path::Path| -> Vec<u16> {
+        let dir = TempDir::new("compat");
+        let log = dir.join("log");
+        let body = format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n",
+            server.port,
+            log.display()
+        );
+        let proxy = Proxy::start_raw_with_bin(bin, &body);
+        let mut c = Ctrl::connect(proxy.port);
+        let mut codes = vec![c.reply().code];
+        for line in script {
+            codes.push(c.cmd(line).code);
+        }
+        codes
+    };
+    let want = run(reference);
+    let got = run(&proxy_bin());
+    assert_eq!(got, want, "reply codes for {script:?}");
+}
