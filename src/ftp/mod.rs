@@ -6,3 +6,6 @@ pub mod addr;
 pub mod command;
 pub mod line;
 pub mod reply;
+pub mod text;
+
+pub use text::escape;
