@@ -41,11 +41,24 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
+use crate::ftp::reply::{ARG_SYNTAX_ERROR, EXT_PROTO_NOT_SUPPORTED};
+
 /// Why bytes are not a data address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddrError {
     Malformed,
     UnsupportedFamily,
+}
+
+impl AddrError {
+    /// The reply for a bad address: 501 (syntax error in the argument), or
+    /// 522 for a network protocol we do not speak (RFC 2428 §2).
+    pub fn reply_code(&self) -> u16 {
+        match self {
+            AddrError::Malformed => ARG_SYNTAX_ERROR,
+            AddrError::UnsupportedFamily => EXT_PROTO_NOT_SUPPORTED,
+        }
+    }
 }
 
 impl std::fmt::Display for AddrError {
@@ -364,6 +377,12 @@ mod tests {
         for (arg, want) in cases {
             assert_eq!(parse_epsv_arg(arg), *want, "arg {arg:?}");
         }
+    }
+
+    #[test]
+    fn address_errors_map_to_501_and_522() {
+        assert_eq!(AddrError::Malformed.reply_code(), 501);
+        assert_eq!(AddrError::UnsupportedFamily.reply_code(), 522);
     }
 
     #[test]

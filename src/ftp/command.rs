@@ -14,9 +14,19 @@
 //! ```
 //!
 //! No leading spaces, no TAB instead of SP, no verb longer than four letters
-//! (so `XMD5`, `XSHA1` are not verbs at all). A NUL byte anywhere is an error
-//! (`Nul`): C servers would cut the line there, so the server could see
-//! something other than what the filter checked.
+//! (so `XMD5`, `XSHA1` are not verbs at all). The filter must judge exactly
+//! what the server will execute, so bytes a server could read differently
+//! are errors:
+//! - NUL anywhere (`Nul`): C servers would cut the line there.
+//! - CR or LF anywhere (`AmbiguousByte`): `ftp::line` leaves a bare CR in the
+//!   line, and a server that ends lines at CR would see two commands where
+//!   the filter saw one (`RETR a<CR>DELE b`).
+//! - 0xFF anywhere (`AmbiguousByte` too): it only gets here from the client's
+//!   `IAC IAC`; a server that decodes Telnet would read what follows it as a
+//!   Telnet command, one that does not would read a single 0xFF. No UTF-8
+//!   text holds 0xFF, so only Latin-1 names with `ÿ` are affected.
+//!
+//! [`Command::to_wire`] writes a command back as `VERB[ SP arg] CR LF`.
 //!
 //! The known-command table ([`kind`]) holds RFC 959, RFC 2228 (AUTH ADAT PROT
 //! PBSZ CCC MIC CONF ENC), RFC 2389 (FEAT OPTS), RFC 2428 (EPRT EPSV),
@@ -37,6 +47,7 @@
 
 use std::fmt;
 
+use crate::ftp::reply::SYNTAX_ERROR;
 use crate::ftp::text::escape;
 
 /// A command verb: 1 to 4 ASCII upper-case letters.
@@ -103,6 +114,15 @@ pub enum CommandError {
     Empty,
     BadVerb,
     Nul,
+    /// CR, LF or 0xFF inside the line: see the module docs.
+    AmbiguousByte,
+}
+
+impl CommandError {
+    /// The reply for a line that is not a command: 500 for all.
+    pub fn reply_code(&self) -> u16 {
+        SYNTAX_ERROR
+    }
 }
 
 impl fmt::Display for CommandError {
@@ -111,6 +131,7 @@ impl fmt::Display for CommandError {
             CommandError::Empty => "empty command line",
             CommandError::BadVerb => "malformed command",
             CommandError::Nul => "NUL byte in command line",
+            CommandError::AmbiguousByte => "CR, LF or 0xFF byte in command line",
         })
     }
 }
@@ -239,6 +260,11 @@ impl<'a> Command<'a> {
         if line.contains(&0) {
             return Err(CommandError::Nul);
         }
+        // SECURITY: a server that splits lines at a bare CR, or decodes Telnet
+        // after an 0xFF, would execute something the filter never saw.
+        if line.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0xff)) {
+            return Err(CommandError::AmbiguousByte);
+        }
         let verb_len = line
             .iter()
             .position(|b| !b.is_ascii_alphabetic())
@@ -250,6 +276,19 @@ impl<'a> Command<'a> {
             Some(_) => return Err(CommandError::BadVerb),
         };
         Ok(Command { verb, arg })
+    }
+
+    /// The command as sent to a server: `VERB CR LF` or `VERB SP arg CR LF`.
+    /// An argument that was empty after its SP is written without the SP.
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.arg.len() + 7);
+        out.extend_from_slice(self.verb.as_bytes());
+        if !self.arg.is_empty() {
+            out.push(b' ');
+            out.extend_from_slice(self.arg);
+        }
+        out.extend_from_slice(b"\r\n");
+        out
     }
 
     /// The verb's kind, `None` for an unknown verb.
@@ -296,10 +335,9 @@ mod tests {
             (b"QUIT", "QUIT", b""),
             (b"RETR ", "RETR", b""),
             (b"RETR  two spaces", "RETR", b" two spaces"),
-            (b"cWd /a b/\xff", "CWD", b"/a b/\xff"),
+            (b"cWd /a b/\xfe", "CWD", b"/a b/\xfe"),
             (b"A", "A", b""),
             (b"REST STREAM", "REST", b"STREAM"),
-            (b"SITE a\rb", "SITE", b"a\rb"),
         ];
         for (line, verb, arg) in cases {
             let c = Command::parse(line).unwrap();
@@ -317,9 +355,13 @@ mod tests {
             (b"XMD5 file", CommandError::BadVerb),
             (b"RETR\tfile", CommandError::BadVerb),
             (b"RE-TR", CommandError::BadVerb),
-            (b"\xffRETR", CommandError::BadVerb),
+            (b"\xfeRETR", CommandError::BadVerb),
             (b"RETR a\0b", CommandError::Nul),
             (b"\0", CommandError::Nul),
+            (b"RETR a\rDELE b", CommandError::AmbiguousByte),
+            (b"RETR a\nDELE b", CommandError::AmbiguousByte),
+            (b"RETR a\r", CommandError::AmbiguousByte),
+            (b"RETR \xff\xf4x", CommandError::AmbiguousByte),
         ];
         for (line, want) in cases {
             assert_eq!(Command::parse(line), Err(want.clone()), "line {line:?}");
@@ -381,10 +423,34 @@ mod tests {
             (b"ADAT token", "ADAT ****"),
             (b"USER bob", "USER bob"),
             (b"NOOP", "NOOP"),
-            (b"RETR a\rb\xff", "RETR a\\x0db\\xff"),
+            (b"RETR a\tb\xfe", "RETR a\\x09b\\xfe"),
         ];
         for (line, want) in cases {
             assert_eq!(Command::parse(line).unwrap().log_text(), *want);
+        }
+    }
+
+    #[test]
+    fn to_wire_writes_verb_and_argument_with_crlf() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"retr a b", b"RETR a b\r\n"),
+            (b"QUIT", b"QUIT\r\n"),
+            (b"LIST ", b"LIST\r\n"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(Command::parse(line).unwrap().to_wire(), *want);
+        }
+    }
+
+    #[test]
+    fn every_command_error_is_answered_with_500() {
+        for e in [
+            CommandError::Empty,
+            CommandError::BadVerb,
+            CommandError::Nul,
+            CommandError::AmbiguousByte,
+        ] {
+            assert_eq!(e.reply_code(), 500, "{e}");
         }
     }
 
@@ -394,6 +460,11 @@ mod tests {
             if let Ok(c) = Command::parse(&line) {
                 prop_assert!(line.ends_with(c.arg));
                 prop_assert!(c.verb.as_bytes().iter().all(u8::is_ascii_uppercase));
+                prop_assert!(!c.arg.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n' | 0xff)));
+                let wire = c.to_wire();
+                let reparsed = Command::parse(&wire[..wire.len() - 2]).unwrap();
+                prop_assert_eq!(reparsed.verb, c.verb);
+                prop_assert_eq!(reparsed.arg, c.arg);
             }
         }
     }

@@ -72,6 +72,14 @@ pub enum ReplyError {
     TooManyLines,
 }
 
+impl ReplyError {
+    /// The reply to the client when the server's replies break: 421, and the
+    /// session closes.
+    pub fn reply_code(&self) -> u16 {
+        SERVICE_NOT_AVAILABLE
+    }
+}
+
 impl std::fmt::Display for ReplyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -298,6 +306,12 @@ mod tests {
     fn multi_line_reply_may_end_with_the_bare_code() {
         let results = feed_all(&[b"214-help", b"214"]);
         assert_eq!(results[1].clone().unwrap().unwrap().lines.len(), 2);
+    }
+
+    #[test]
+    fn reply_errors_map_to_421() {
+        assert_eq!(ReplyError::Malformed.reply_code(), 421);
+        assert_eq!(ReplyError::TooManyLines.reply_code(), 421);
     }
 
     #[test]

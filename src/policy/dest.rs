@@ -29,6 +29,10 @@
 //!   ::1), link-local (169.254.0.0/16, fe80::/10), multicast (224.0.0.0/4,
 //!   ff00::/8), unspecified and "this network" (0.0.0.0/8, ::), the
 //!   deprecated IPv4-compatible block ::/96, and broadcast 255.255.255.255.
+//!   Private ranges (10/8, 192.168/16, fc00::/7, ...) are not refused: a
+//!   firewall proxy commonly serves internal servers. IPv4 embedded in
+//!   NAT64 (64:ff9b::/96) or 6to4 (2002::/16) addresses is not looked into;
+//!   an administrator who needs that tightness lists AllowedDestinations.
 //! - With AllowedDestinations, exactly what a rule matches is allowed, the
 //!   special addresses above included (`127.0.0.0/8` allows loopback; note
 //!   that `0.0.0.0/0` allows it too).

@@ -36,6 +36,7 @@
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::ftp::command::{Verb, kind};
+use crate::ftp::reply::{NOT_IMPLEMENTED, NOT_IMPLEMENTED_FOR_ARG};
 use crate::limits::MAX_REGEX_SIZE;
 
 /// The decision for one command.
@@ -47,6 +48,19 @@ pub enum Verdict {
     CommandRefused,
     /// The verb is listed, but no pattern of it matches the argument.
     ArgumentRefused,
+}
+
+impl Verdict {
+    /// The reply for a refused command: 502 (not implemented) for a command
+    /// not listed, 504 (not implemented for that parameter) for a refused
+    /// argument; `None` for `Allow`.
+    pub fn reply_code(&self) -> Option<u16> {
+        match self {
+            Verdict::Allow => None,
+            Verdict::CommandRefused => Some(NOT_IMPLEMENTED),
+            Verdict::ArgumentRefused => Some(NOT_IMPLEMENTED_FOR_ARG),
+        }
+    }
 }
 
 /// A ValidCommands entry that cannot be used, and why.
@@ -480,6 +494,13 @@ mod tests {
                 "{value} / {verb:?} {arg:?}"
             );
         }
+    }
+
+    #[test]
+    fn refusals_map_to_502_and_504() {
+        assert_eq!(Verdict::Allow.reply_code(), None);
+        assert_eq!(Verdict::CommandRefused.reply_code(), Some(502));
+        assert_eq!(Verdict::ArgumentRefused.reply_code(), Some(504));
     }
 
     #[test]
