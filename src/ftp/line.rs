@@ -17,7 +17,8 @@
 //!
 //! Decisions:
 //! - A bare LF ends a line, like CR LF (many clients send LF only). A CR that
-//!   is not right before the LF stays in the line as data.
+//!   is not right before the LF stays in the line as data (`Command::parse`
+//!   then refuses the line; a server reply line is relayed as it is).
 //! - An LF always ends a line, even where a Telnet sequence would take the
 //!   next byte (`IAC LF`, `IAC DO LF`): no Telnet sequence can join two
 //!   command lines into one.
