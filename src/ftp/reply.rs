@@ -1,16 +1,35 @@
-//! Server reply lines -> `Reply`, and reply builders; named reply codes.
+//! Server reply lines -> `Reply`, reply builders, and the named reply codes.
 //!
-//! INTERFACE (keep signatures):
-//! - `ReplyParser::new()`, `feed(&mut self, line: &[u8]) -> Result<Option<Reply>, ReplyError>`:
-//!   feed one line (no CRLF); returns a Reply when the line completes one (RFC 959 §4.2:
-//!   "ddd text" single; "ddd-" starts multi-line ending at "ddd " with the same code; inner
-//!   lines may be anything). Errors: first line not 3 digits + SP/'-'/end, more than
-//!   `limits::MAX_REPLY_LINES` lines.
-//! - `Reply { code, lines }`: `lines` are the raw lines as received without CRLF.
-//!   `Reply::to_wire() -> Vec<u8>` joins them with CRLF. `Reply::text()` = text of the
-//!   first line after the code. `is_preliminary` (1xx), `is_positive` (2xx), etc.
-//! - `line(code, text) -> Vec<u8>`: "ddd text\r\n". `multi(code, first_lines: &[&[u8]], last: &[u8])`:
-//!   "ddd-l1\r\n ... ddd last\r\n". Text with CR/LF is made safe (replaced by spaces).
+//! Owns the reply grammar and every reply code the proxy names (call sites
+//! never use bare numbers). It never does I/O: lines come from `ftp::line`.
+//!
+//! Grammar (RFC 959 §4.2):
+//!
+//! ```text
+//! reply  = single / multi
+//! single = code [ SP text ]                    ; "code" alone is accepted too
+//! multi  = code "-" text *( inner ) last
+//! inner  = any line that is not a "last" line  ; may even start with digits
+//! last   = same-code [ SP text ]
+//! code   = %x31-36 2DIGIT                      ; 1yz..5yz (RFC 959), 6yz (RFC 2228)
+//! ```
+//!
+//! Decisions:
+//! - A multi-line reply ends at the first line that is its own code followed
+//!   by SP, or its own code alone (the same form a single-line reply may take).
+//! - A reply has at most `limits::MAX_REPLY_LINES` lines, first and last
+//!   included; one more is `ReplyError::TooManyLines` and the parser starts
+//!   afresh. The session treats either error as fatal (421), since the
+//!   server is no longer speaking FTP.
+//! - Lines are kept raw (bytes as received, without CR LF) so a reply is
+//!   relayed as the server sent it.
+//! - The builders [`line`] and [`multi`] replace CR, LF and NUL in their text
+//!   by spaces, and prefix every non-final line with `ddd-`: text the proxy
+//!   puts in a reply can never end it early, split it, or add a line.
+//!
+//! Never panics, for any input.
+
+use crate::limits::MAX_REPLY_LINES;
 
 pub const RESTART_MARKER: u16 = 110;
 pub const DATA_OPEN_STARTING: u16 = 125;
@@ -46,10 +65,19 @@ pub struct Reply {
     pub lines: Vec<Vec<u8>>,
 }
 
+/// Why server lines are not a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyError {
     Malformed,
     TooManyLines,
+}
+
+impl ReplyError {
+    /// The reply to the client when the server's replies break: 421, and the
+    /// session closes.
+    pub fn reply_code(&self) -> u16 {
+        SERVICE_NOT_AVAILABLE
+    }
 }
 
 impl std::fmt::Display for ReplyError {
@@ -61,25 +89,93 @@ impl std::fmt::Display for ReplyError {
     }
 }
 
+/// The reply code a line starts with: three digits, the first 1..=6,
+/// followed by SP, `-` or the end of the line. `None` otherwise.
+pub fn code_of(line: &[u8]) -> Option<u16> {
+    let digits = line.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit) || !(b'1'..=b'6').contains(&digits[0]) {
+        return None;
+    }
+    match line.get(3) {
+        None | Some(b' ') | Some(b'-') => {}
+        Some(_) => return None,
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0')),
+    )
+}
+
+/// Collects server lines into complete replies.
 #[derive(Debug, Default)]
-pub struct ReplyParser {}
+pub struct ReplyParser {
+    /// Lines of a multi-line reply still open, and its code.
+    open: Option<Reply>,
+}
 
 impl ReplyParser {
+    /// A parser waiting for the first line of a reply.
     pub fn new() -> Self {
-        ReplyParser {}
+        ReplyParser::default()
     }
-    pub fn feed(&mut self, _line: &[u8]) -> Result<Option<Reply>, ReplyError> {
-        Err(ReplyError::Malformed)
+
+    /// True while a multi-line reply is open (more lines are needed).
+    pub fn in_reply(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Feeds one line (without CR LF); returns the reply it completes, if
+    /// any. See the module grammar. Never panics, for any input.
+    pub fn feed(&mut self, line: &[u8]) -> Result<Option<Reply>, ReplyError> {
+        let Some(mut reply) = self.open.take() else {
+            let code = code_of(line).ok_or(ReplyError::Malformed)?;
+            let reply = Reply {
+                code,
+                lines: vec![line.to_vec()],
+            };
+            if line.get(3) == Some(&b'-') {
+                self.open = Some(reply);
+                return Ok(None);
+            }
+            return Ok(Some(reply));
+        };
+        // SECURITY: a server that never ends its reply cannot make us hold
+        // unbounded memory.
+        if reply.lines.len() >= MAX_REPLY_LINES {
+            return Err(ReplyError::TooManyLines);
+        }
+        reply.lines.push(line.to_vec());
+        if ends_reply(line, reply.code) {
+            Ok(Some(reply))
+        } else {
+            self.open = Some(reply);
+            Ok(None)
+        }
     }
 }
 
+/// Whether `line` is the last line of a multi-line reply with `code`.
+fn ends_reply(line: &[u8], code: u16) -> bool {
+    code_of(line) == Some(code) && line.get(3) != Some(&b'-')
+}
+
 impl Reply {
+    /// The reply as sent on the wire: every line followed by CR LF.
     pub fn to_wire(&self) -> Vec<u8> {
-        Vec::new()
+        let mut out = Vec::with_capacity(self.lines.iter().map(|l| l.len() + 2).sum());
+        for l in &self.lines {
+            out.extend_from_slice(l);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
     }
+
+    /// The text of the first line after the code and its separator.
     pub fn text(&self) -> &[u8] {
-        &[]
+        self.lines.first().and_then(|l| l.get(4..)).unwrap_or(&[])
     }
+
     pub fn is_preliminary(&self) -> bool {
         self.code / 100 == 1
     }
@@ -89,12 +185,225 @@ impl Reply {
     pub fn is_intermediate(&self) -> bool {
         self.code / 100 == 3
     }
+    /// 4yz: transient negative completion.
+    pub fn is_transient_negative(&self) -> bool {
+        self.code / 100 == 4
+    }
+    /// 5yz: permanent negative completion.
+    pub fn is_permanent_negative(&self) -> bool {
+        self.code / 100 == 5
+    }
 }
 
-pub fn line(_code: u16, _text: &[u8]) -> Vec<u8> {
-    Vec::new()
+/// Appends `text` with CR, LF and NUL replaced by spaces.
+fn push_safe(out: &mut Vec<u8>, text: &[u8]) {
+    // SECURITY: text we put in a reply (file names, server text, messages)
+    // can never end the line early and inject a reply of its own.
+    out.extend(text.iter().map(|&b| match b {
+        b'\r' | b'\n' | 0 => b' ',
+        other => other,
+    }));
 }
 
-pub fn multi(_code: u16, _first: &[&[u8]], _last: &[u8]) -> Vec<u8> {
-    Vec::new()
+/// Appends the code as three digits (`code % 1000`) and the separator.
+fn push_code(out: &mut Vec<u8>, code: u16, sep: u8) {
+    let code = code % 1000;
+    out.extend_from_slice(&[
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+        sep,
+    ]);
+}
+
+/// A single-line reply: `ddd text\r\n` (CR, LF, NUL in text -> spaces).
+pub fn line(code: u16, text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 6);
+    push_code(&mut out, code, b' ');
+    push_safe(&mut out, text);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A multi-line reply: `ddd-first[0]\r\n ... ddd-first[n]\r\nddd last\r\n`
+/// (CR, LF, NUL in any text -> spaces). With no `first` lines it is a
+/// single-line reply.
+pub fn multi(code: u16, first: &[&[u8]], last: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in first {
+        push_code(&mut out, code, b'-');
+        push_safe(&mut out, l);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(&line(code, last));
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn feed_all(lines: &[&[u8]]) -> Vec<Result<Option<Reply>, ReplyError>> {
+        let mut p = ReplyParser::new();
+        lines.iter().map(|l| p.feed(l)).collect()
+    }
+
+    #[test]
+    fn code_of_accepts_three_digits_then_space_dash_or_end() {
+        let cases: &[(&[u8], Option<u16>)] = &[
+            (b"220 ready", Some(220)),
+            (b"220-ready", Some(220)),
+            (b"220", Some(220)),
+            (b"631 protected", Some(631)),
+            (b"22 x", None),
+            (b"2200 x", None),
+            (b"220x", None),
+            (b"020 x", None),
+            (b"720 x", None),
+            (b"", None),
+            (b" 220 x", None),
+        ];
+        for (l, want) in cases {
+            assert_eq!(code_of(l), *want, "line {l:?}");
+        }
+    }
+
+    #[test]
+    fn single_line_replies_complete_at_once() {
+        for l in [&b"220 ready"[..], b"200", b"200 "] {
+            let r = ReplyParser::new().feed(l).unwrap().unwrap();
+            assert_eq!(r.code, code_of(l).unwrap());
+            assert_eq!(r.lines, vec![l.to_vec()]);
+        }
+    }
+
+    #[test]
+    fn multi_line_reply_ends_only_at_its_own_code_and_space() {
+        let lines: &[&[u8]] = &[
+            b"211-Features:",
+            b" MDTM",
+            b"211-still inside",
+            b"212 other code inside",
+            b"211x not the end",
+            b"",
+            b"211 End",
+        ];
+        let results = feed_all(lines);
+        assert!(results[..6].iter().all(|r| r == &Ok(None)));
+        let reply = results[6].clone().unwrap().unwrap();
+        assert_eq!(reply.code, 211);
+        assert_eq!(reply.lines.len(), 7);
+        assert_eq!(reply.text(), b"Features:");
+        assert_eq!(
+            reply.to_wire(),
+            b"211-Features:\r\n MDTM\r\n211-still inside\r\n212 other code inside\r\n211x not the end\r\n\r\n211 End\r\n"
+        );
+    }
+
+    #[test]
+    fn multi_line_reply_may_end_with_the_bare_code() {
+        let results = feed_all(&[b"214-help", b"214"]);
+        assert_eq!(results[1].clone().unwrap().unwrap().lines.len(), 2);
+    }
+
+    #[test]
+    fn reply_errors_map_to_421() {
+        assert_eq!(ReplyError::Malformed.reply_code(), 421);
+        assert_eq!(ReplyError::TooManyLines.reply_code(), 421);
+    }
+
+    #[test]
+    fn malformed_first_lines_are_errors() {
+        for l in [
+            &b""[..],
+            b"hello",
+            b"22 x",
+            b"2200",
+            b"999 x",
+            b"\xff\xff\xff",
+        ] {
+            assert_eq!(
+                ReplyParser::new().feed(l),
+                Err(ReplyError::Malformed),
+                "line {l:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reply_with_too_many_lines_is_cut_off() {
+        let mut p = ReplyParser::new();
+        assert_eq!(p.feed(b"211-start"), Ok(None));
+        for _ in 1..MAX_REPLY_LINES - 1 {
+            assert_eq!(p.feed(b" x"), Ok(None));
+        }
+        // The last allowed line still completes the reply ...
+        let mut q = ReplyParser::new();
+        q.feed(b"211-start").unwrap();
+        for _ in 1..MAX_REPLY_LINES - 1 {
+            q.feed(b" x").unwrap();
+        }
+        assert_eq!(
+            q.feed(b"211 end").unwrap().unwrap().lines.len(),
+            MAX_REPLY_LINES
+        );
+        // ... one more is an error, and the parser starts afresh.
+        assert_eq!(p.feed(b" x"), Ok(None));
+        assert_eq!(p.feed(b"211 end"), Err(ReplyError::TooManyLines));
+        assert!(!p.in_reply());
+        assert_eq!(p.feed(b"200 ok").unwrap().unwrap().code, 200);
+    }
+
+    #[test]
+    fn builders_make_well_formed_replies_that_text_cannot_break() {
+        let cases: &[(Vec<u8>, &[u8])] = &[
+            (line(200, b"OK"), b"200 OK\r\n"),
+            (line(500, b"bad\r\n200 fake"), b"500 bad  200 fake\r\n"),
+            (line(550, b"a\0b"), b"550 a b\r\n"),
+            (line(421, b""), b"421 \r\n"),
+            (
+                multi(220, &[b"one", b"220 two"], b"ready"),
+                b"220-one\r\n220-220 two\r\n220 ready\r\n",
+            ),
+            (multi(211, &[], b"End"), b"211 End\r\n"),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got.as_slice(), *want);
+        }
+    }
+
+    #[test]
+    fn built_replies_parse_back_to_one_reply() {
+        let wire = multi(214, &[b"a\nb", b"214 c"], b"d\r\n214 e");
+        let mut p = ReplyParser::new();
+        let mut replies = Vec::new();
+        for l in wire.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some(r) = p.feed(l.strip_suffix(b"\r").unwrap()).unwrap() {
+                replies.push(r);
+            }
+        }
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].to_wire(), wire);
+    }
+
+    proptest! {
+        #[test]
+        fn parser_never_panics_on_arbitrary_lines(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 0..20)) {
+            let mut p = ReplyParser::new();
+            for l in &lines {
+                let _ = p.feed(l);
+            }
+        }
+
+        #[test]
+        fn a_built_line_is_exactly_one_crlf_terminated_line(code in 100u16..700, text in proptest::collection::vec(any::<u8>(), 0..50)) {
+            let wire = line(code, &text);
+            prop_assert!(wire.ends_with(b"\r\n"));
+            prop_assert_eq!(wire.iter().filter(|&&b| b == b'\n' || b == b'\r' || b == 0).count(), 2);
+            let r = ReplyParser::new().feed(&wire[..wire.len() - 2]).unwrap().unwrap();
+            prop_assert_eq!(r.code, code);
+        }
+    }
 }
