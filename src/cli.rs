@@ -127,8 +127,8 @@ where
         let Some(group) = arg.strip_prefix('-').filter(|g| !g.is_empty()) else {
             return Err(CliError::UnknownFlag(arg));
         };
-        let mut chars = group.char_indices();
-        while let Some((i, c)) = chars.next() {
+        let chars = group.char_indices();
+        for (i, c) in chars {
             match c {
                 'c' => o.action = Action::Check,
                 'd' => set_mode(&mut o, Mode::Daemon)?,

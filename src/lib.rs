@@ -220,19 +220,19 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     // 4. Everything that needs the file system or the resolver.
     sys::load_timezone();
     let vars = vars();
-    if let Some(deny) = &cfg.deny_message {
-        if let Some(lines) = message_lines(deny, &vars) {
-            log.wrn(&format!(
-                "session refused: DenyMessage {} exists",
-                deny.display()
-            ));
-            let _ = std::io::stdout().write_all(&multiline(
-                reply::SERVICE_NOT_AVAILABLE,
-                &lines,
-                &subst::expand(&cfg.deny_string, &vars),
-            ));
-            return Ok(0);
-        }
+    if let Some(deny) = &cfg.deny_message
+        && let Some(lines) = message_lines(deny, &vars)
+    {
+        log.wrn(&format!(
+            "session refused: DenyMessage {} exists",
+            deny.display()
+        ));
+        let _ = std::io::stdout().write_all(&multiline(
+            reply::SERVICE_NOT_AVAILABLE,
+            &lines,
+            &subst::expand(&cfg.deny_string, &vars),
+        ));
+        return Ok(0);
     }
     let welcome = cfg
         .welcome_message

@@ -171,27 +171,3 @@ impl Drop for Log {
         }
     }
 }
-
-/// Wire bytes as log text: printable ASCII kept, everything else `\xNN`.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if (0x20..0x7f).contains(&b) && b != b'\\' {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_keeps_printable_ascii_and_hexes_the_rest() {
-        assert_eq!(escape(b"RETR a.txt"), "RETR a.txt");
-        assert_eq!(escape(b"a\r\nb\x00\xff\\"), "a\\x0d\\x0ab\\x00\\xff\\x5c");
-    }
-}

@@ -19,10 +19,11 @@ use crate::config::{Config, PortRange, UserSettings};
 use crate::data::{self, Pump};
 use crate::ftp::addr;
 use crate::ftp::command::{self, Command, Kind};
+use crate::ftp::escape;
 use crate::ftp::line::{Line, LineBuffer};
 use crate::ftp::reply::{self, Reply, ReplyParser};
 use crate::limits;
-use crate::log::{Log, escape};
+use crate::log::Log;
 use crate::policy::data::{check_client_port, check_data_peer, check_server_passive};
 use crate::policy::dest;
 use crate::policy::filter::Verdict;
@@ -400,13 +401,7 @@ impl<'a> Relay<'a> {
             }
         };
         let verb = cmd.verb.as_str().to_string();
-        let shown = if matches!(cmd.verb.as_bytes(), b"PASS" | b"ACCT") {
-            format!("{verb} ****")
-        } else if cmd.arg.is_empty() {
-            verb.clone()
-        } else {
-            format!("{verb} {}", escape(cmd.arg))
-        };
+        let shown = cmd.log_text();
         self.log.inf(&format!("command: {shown}"));
 
         let filter = self.settings.valid_commands.as_ref();
@@ -1089,10 +1084,10 @@ impl<'a> Relay<'a> {
             self.send_server(b"ABOR")?;
             let limit = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
             // The transfer's reply (426/425/226) and then ABOR's own reply.
-            if let Ok(r) = self.server_reply(limit) {
-                if !r.is_positive() {
-                    let _ = self.server_reply(limit);
-                }
+            if let Ok(r) = self.server_reply(limit)
+                && !r.is_positive()
+            {
+                let _ = self.server_reply(limit);
             }
         }
         self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.")
@@ -1161,17 +1156,19 @@ impl<'a> Relay<'a> {
                 note = Some("idle timeout".to_string());
                 break;
             };
-            if want_r && ready(r_src) {
-                if let Err(e) = self.pump.fill(&mut src) {
-                    note = Some(format!("source error: {e}"));
-                    self.pump.eof = true;
-                }
+            if want_r
+                && ready(r_src)
+                && let Err(e) = self.pump.fill(&mut src)
+            {
+                note = Some(format!("source error: {e}"));
+                self.pump.eof = true;
             }
-            if want_w && writable(r_dst) {
-                if let Err(e) = self.pump.drain(&mut dst) {
-                    note = Some(format!("sink error: {e}"));
-                    break;
-                }
+            if want_w
+                && writable(r_dst)
+                && let Err(e) = self.pump.drain(&mut dst)
+            {
+                note = Some(format!("sink error: {e}"));
+                break;
             }
             if ready(r_srv) {
                 self.read_server()?;

@@ -84,10 +84,10 @@ pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u
                 continue;
             }
             let cmd = feature_command(&word);
-            if let (Some(f), false) = (filter, cmd.is_empty()) {
-                if !f.allows(cmd) {
-                    continue;
-                }
+            if let (Some(f), false) = (filter, cmd.is_empty())
+                && !f.allows(cmd)
+            {
+                continue;
             }
             let mut l = b" ".to_vec();
             l.extend_from_slice(feat);

@@ -673,7 +673,9 @@ mod tests {
         assert!(!c.allow_trans_proxy && !c.allow_magic_user && !c.force_magic_user);
         assert!(!c.tcp_wrapper && !c.sock_bind_rand);
         assert_eq!(c.user_magic_char, b'@');
-        assert!(c.user_name_rule.is_match(b"anonymous") && c.user_name_rule.is_match(b"me@example.com"));
+        assert!(
+            c.user_name_rule.is_match(b"anonymous") && c.user_name_rule.is_match(b"me@example.com")
+        );
         assert!(!c.user_name_rule.is_match(b"a;b") && !c.user_name_rule.is_match(b"-x"));
         assert!(c.port_resets_pasv);
         assert!(!c.fail_resets_pasv);

@@ -83,6 +83,7 @@ pub fn check_data_peer(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

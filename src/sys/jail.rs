@@ -72,10 +72,11 @@ pub fn enter(root: Option<&Path>, id: &Identity) -> Result<Jailed> {
         if !uid.is_root() && unistd::setuid(Uid::from_raw(0)).is_ok() {
             bail!("privilege drop failed: could regain root");
         }
-        if let Some(gid) = id.gid {
-            if gid.as_raw() != 0 && unistd::setgid(Gid::from_raw(0)).is_ok() {
-                bail!("privilege drop failed: could regain group root");
-            }
+        if let Some(gid) = id.gid
+            && gid.as_raw() != 0
+            && unistd::setgid(Gid::from_raw(0)).is_ok()
+        {
+            bail!("privilege drop failed: could regain group root");
         }
     }
     // SECURITY: no setuid program can give privileges back, and a crash
