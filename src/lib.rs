@@ -227,11 +227,13 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
             "session refused: DenyMessage {} exists",
             deny.display()
         ));
-        let _ = std::io::stdout().write_all(&multiline(
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&multiline(
             reply::SERVICE_NOT_AVAILABLE,
             &lines,
             &subst::expand(&cfg.deny_string, &vars),
         ));
+        let _ = out.flush();
         return Ok(0);
     }
     let welcome = cfg
