@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod data;
 pub mod ftp;
 pub mod limits;
@@ -60,9 +61,18 @@ pub fn run(opts: &Options) -> Result<ExitStatus> {
             };
             match mode {
                 Mode::Inetd => serve_inetd(opts),
-                Mode::Daemon => bail!(
-                    "standalone mode (-d) is not supported yet; run ftpgate from xinetd, systemd or socat (-i)"
-                ),
+                Mode::Daemon => match Config::load(&opts.config) {
+                    Ok(cfg) => daemon::run(opts, cfg),
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("ftpgate: {e}");
+                        }
+                        bail!(
+                            "cannot start: configuration {} has errors",
+                            opts.config.display()
+                        )
+                    }
+                },
             }
         }
     }
@@ -88,7 +98,7 @@ fn check(path: &Path) -> ExitStatus {
 }
 
 /// Values for `%` substitutions, read now (before the jail).
-fn vars() -> Vars {
+pub(crate) fn vars() -> Vars {
     let (host, domain) = sys::host_and_domain();
     let now = sys::now();
     Vars {
@@ -103,7 +113,7 @@ fn vars() -> Vars {
 
 /// Lines of a message file (WelcomeMessage, DenyMessage), substituted; None
 /// when the file does not exist or cannot be read.
-fn message_lines(path: &Path, vars: &Vars) -> Option<Vec<String>> {
+pub(crate) fn message_lines(path: &Path, vars: &Vars) -> Option<Vec<String>> {
     let text = std::fs::read(path).ok()?;
     let text = String::from_utf8_lossy(&text);
     Some(
@@ -115,7 +125,7 @@ fn message_lines(path: &Path, vars: &Vars) -> Option<Vec<String>> {
 }
 
 /// `code-line` for each line, then `code last`.
-fn multiline(code: u16, lines: &[String], last: &str) -> Vec<u8> {
+pub(crate) fn multiline(code: u16, lines: &[String], last: &str) -> Vec<u8> {
     let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
     if refs.is_empty() {
         reply::line(code, last.as_bytes())
@@ -179,6 +189,13 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
             return Ok(1);
         }
     };
+    serve_session(opts, cfg)
+}
+
+/// The session with an already loaded configuration: the rest of
+/// [`serve_inetd`], also run by each standalone-mode child (with the
+/// configuration the daemon holds, so SIGHUP decides what new sessions see).
+pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     // 2. The log, before anything that may fail.
     let level = if opts.verbosity > 0 {
         Level::Dbg

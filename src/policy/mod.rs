@@ -7,4 +7,5 @@
 pub mod data;
 pub mod dest;
 pub mod filter;
+pub mod hosts;
 pub mod user;

@@ -2,8 +2,10 @@
 //!
 //! Everything here is small and does one system thing; policy lives elsewhere.
 
+pub mod daemon;
 pub mod jail;
 pub mod net;
+pub mod signals;
 pub mod transparent;
 
 /// Local wall-clock time, broken down.
