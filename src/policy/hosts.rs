@@ -320,6 +320,7 @@ fn yes_if(b: bool) -> Match {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
