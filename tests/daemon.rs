@@ -1,0 +1,492 @@
+//! Standalone mode: the real daemon (`ftpgate -d -n -f CONF`) in front of a
+//! real pyftpdlib server, driven by curl and raw control connections. Each
+//! test bounds its time, signals only PIDs it started (the daemon, and the
+//! detached daemon from its PidFile) and stays on loopback.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// A daemon under test with its own directory, configuration and log.
+struct Standalone {
+    port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+    daemon: Daemon,
+    dir: TempDir,
+}
+
+impl Standalone {
+    /// Start `ftpgate -d -n` listening on 127.0.0.1 in front of `server_port`,
+    /// with `extra` configuration lines and environment variables `env`.
+    fn start(server_port: u16, extra: &str, env: &[(&str, &Path)]) -> Standalone {
+        let dir = TempDir::new("daemon");
+        let port = free_port();
+        let log = dir.join("proxy.log");
+        let conf = dir.join("proxy.conf");
+        fs::write(&conf, base_conf(server_port, port, &log, extra)).unwrap();
+        let mut cmd = Command::new(proxy_bin());
+        cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut daemon = Daemon::spawn("ftpgate", cmd, dir.path());
+        daemon.wait_listening(port);
+        Standalone {
+            port,
+            conf,
+            log,
+            daemon,
+            dir,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) of the daemon this test started, by its PID.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, sig);
+        }
+    }
+
+    fn log_text(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Wait (bounded) until the log contains `needle`; panics otherwise.
+    fn wait_log(&self, needle: &str) {
+        if !wait_until(15, || self.log_text().contains(needle)) {
+            panic!(
+                "log never said {needle:?}\n{}\n--- log ---\n{}",
+                self.daemon.output(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+fn base_conf(server_port: u16, port: u16, log: &Path, extra: &str) -> String {
+    format!(
+        "# written by ftpgate's daemon tests\n\
+         DestinationAddress 127.0.0.1\n\
+         DestinationPort {server_port}\n\
+         LogDestination {}\n\
+         Listen 127.0.0.1\n\
+         Port {port}\n\
+         {extra}\n",
+        log.display()
+    )
+}
+
+/// Session processes still alive below `pid`, and zombies among its children.
+fn zombies_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if f.len() > 1 && f[0] == "Z" && f[1] == pid.to_string() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    matches!(state_of(pid), Some(s) if s != 'Z')
+}
+
+#[test]
+fn sessions_run_through_the_daemon_like_under_inetd() {
+    if skip_unless_ftpgate("sessions_run_through_the_daemon_like_under_inetd") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    server.put("hello.txt", b"hello through the daemon\n");
+    let d = Standalone::start(server.port, "", &[]);
+    let url = format!("ftp://test:secret@127.0.0.1:{}/hello.txt", d.port);
+    let ran = curl(ClientMode::Passive, &[&url]);
+    assert!(ran.ok(), "{}\n{}", ran.describe(), d.log_text());
+    assert_eq!(ran.stdout, "hello through the daemon\n");
+    let up = d.dir.join("up.bin");
+    let data = random_bytes(300_000, 5);
+    fs::write(&up, &data).unwrap();
+    let ran = curl(
+        ClientMode::Active,
+        &[
+            "-T",
+            up.to_str().unwrap(),
+            &format!("ftp://test:secret@127.0.0.1:{}/up.bin", d.port),
+        ],
+    );
+    assert!(ran.ok(), "{}", ran.describe());
+    assert_same_bytes(
+        "upload",
+        &wait_for_file(&server.file("up.bin"), data.len()),
+        &data,
+    );
+    d.wait_log("session process");
+    d.wait_log("session end");
+}
+
+#[test]
+fn max_clients_refuses_with_the_message_file_and_string() {
+    if skip_unless_ftpgate("max_clients_refuses_with_the_message_file_and_string") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("maxmsg");
+    let msg = dir.join("full.txt");
+    fs::write(&msg, "Sorry, we are full.\nVersion %v, 100%% busy\n").unwrap();
+    let d = Standalone::start(
+        server.port,
+        &format!(
+            "MaxClients 1\nMaxClientsMessage {}\nMaxClientsString Too many users on %h",
+            msg.display()
+        ),
+        &[],
+    );
+    let first = Ctrl::login(d.port, "test", "secret");
+    let mut second = Ctrl::connect(d.port);
+    let got = second
+        .replies_until_eof(REPLY_SECS)
+        .expect("the refused connection is closed");
+    assert_eq!(got.len(), 1, "{got:?}");
+    let r = &got[0];
+    assert_eq!(r.code, 421);
+    assert_eq!(r.lines[0], "421-Sorry, we are full.");
+    assert_eq!(
+        r.lines[1],
+        format!("421-Version {}, 100% busy", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(r.lines[2].starts_with("421 Too many users on "), "{r:?}");
+    assert!(!r.lines[2].contains("%h"), "{r:?}");
+    d.wait_log("refused: MaxClients 1 reached");
+    // The slot frees when the first session ends.
+    first.close();
+    assert!(wait_until(15, || {
+        let mut c = Ctrl::connect(d.port);
+        c.reply().code == 220
+    }));
+}
+
+#[test]
+fn fork_limit_refuses_sessions_over_the_rate() {
+    if skip_unless_ftpgate("fork_limit_refuses_sessions_over_the_rate") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let d = Standalone::start(server.port, "ForkLimit 3", &[]);
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let mut c = Ctrl::connect(d.port);
+        codes.push(c.reply().code);
+        c.close();
+    }
+    // Five connections in far less than a minute: three sessions, two refusals.
+    assert_eq!(codes, vec![220, 220, 220, 421, 421], "{}", d.log_text());
+    d.wait_log("refused: ForkLimit 3 sessions per minute reached");
+}
+
+#[test]
+fn sighup_reloads_for_new_sessions_and_keeps_the_old_config_when_broken() {
+    if skip_unless_ftpgate("sighup_reloads_for_new_sessions_and_keeps_the_old_config_when_broken") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let d = Standalone::start(server.port, "WelcomeString first greeting", &[]);
+    let greeting = |d: &Standalone| {
+        let mut c = Ctrl::connect(d.port);
+        let r = c.reply();
+        c.close();
+        r.text()
+    };
+    assert_eq!(greeting(&d), "220 first greeting");
+    // A session that is open across the reload keeps its configuration.
+    let mut open = Ctrl::login(d.port, "test", "secret");
+    let body = base_conf(server.port, d.port, &d.log, "WelcomeString second greeting");
+    fs::write(&d.conf, &body).unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_log("reloaded");
+    assert_eq!(greeting(&d), "220 second greeting");
+    assert_eq!(open.cmd("NOOP").code, 200);
+    // A broken file: every error logged with file:line, the old one kept.
+    let broken = format!("{body}NoSuchOption 1\nMaxClients 9999\n");
+    fs::write(&d.conf, &broken).unwrap();
+    let bad_line = broken.lines().count() - 1;
+    d.signal(libc::SIGHUP);
+    d.wait_log("keeping the previous configuration");
+    let log = d.log_text();
+    let conf = d.conf.display().to_string();
+    assert!(log.contains(&format!("{conf}:{bad_line}:")), "{log}");
+    assert!(log.contains(&format!("{conf}:{}:", bad_line + 1)), "{log}");
+    assert_eq!(greeting(&d), "220 second greeting");
+    assert!(alive(d.pid()));
+}
+
+#[test]
+fn sigusr1_rotates_the_log_file() {
+    if skip_unless_ftpgate("sigusr1_rotates_the_log_file") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let d = Standalone::start(server.port, "", &[]);
+    d.wait_log("daemon start");
+    d.signal(libc::SIGUSR1);
+    let rotated = || {
+        fs::read_dir(d.dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with("proxy.log."))
+    };
+    assert!(wait_until(15, || rotated().is_some()), "no rotated log");
+    d.wait_log("log rotated, the previous one is");
+    let old = fs::read_to_string(d.dir.join(&rotated().unwrap())).unwrap();
+    assert!(old.contains("daemon start"), "{old}");
+    assert!(!d.log_text().contains("daemon start"));
+    // New sessions log to the new file.
+    let mut c = Ctrl::connect(d.port);
+    assert_eq!(c.reply().code, 220);
+    c.close();
+    d.wait_log("session start");
+}
+
+#[test]
+fn sigterm_ends_the_daemon_and_its_sessions_and_removes_the_pid_file() {
+    if skip_unless_ftpgate("sigterm_ends_the_daemon_and_its_sessions_and_removes_the_pid_file") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let piddir = TempDir::new("pid");
+    let pidfile = piddir.join("ftpgate.pid");
+    let mut d = Standalone::start(server.port, &format!("PidFile {}", pidfile.display()), &[]);
+    assert_eq!(
+        fs::read_to_string(&pidfile).unwrap(),
+        format!("{}\n", d.pid())
+    );
+    let mut a = Ctrl::login(d.port, "test", "secret");
+    let mut b = Ctrl::login(d.port, "test", "secret");
+    assert!(wait_until(10, || descendants(d.pid()).len() >= 2));
+    let kids = descendants(d.pid());
+    d.signal(libc::SIGTERM);
+    let mut status = None;
+    assert!(wait_until(15, || {
+        status = d.daemon.child.try_wait().unwrap();
+        status.is_some()
+    }));
+    assert!(status.unwrap().success(), "{status:?}");
+    for k in &kids {
+        assert!(wait_until(10, || !alive(*k)), "session {k} survived");
+    }
+    assert!(a.replies_until_eof(10).is_some());
+    assert!(b.replies_until_eof(10).is_some());
+    assert!(!pidfile.exists());
+    assert!(!is_listening(d.port));
+}
+
+#[test]
+fn a_burst_of_short_sessions_leaves_no_zombies_or_children() {
+    if skip_unless_ftpgate("a_burst_of_short_sessions_leaves_no_zombies_or_children") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let d = Standalone::start(server.port, "ForkLimit 1000\nMaxClients 64", &[]);
+    let port = d.port;
+    let workers: Vec<_> = (0..5)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                for _ in 0..10 {
+                    let mut c = Ctrl::connect(port);
+                    if c.reply().code == 220 && c.cmd("QUIT").code == 221 {
+                        ok += 1;
+                    }
+                    c.close();
+                }
+                ok
+            })
+        })
+        .collect();
+    let ok: i32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(ok, 50, "{}", d.log_text());
+    let clean = wait_until(20, || {
+        descendants(d.pid()).is_empty() && zombies_of(d.pid()).is_empty()
+    });
+    assert!(
+        clean,
+        "left: {:?}, zombies: {:?}",
+        descendants(d.pid()),
+        zombies_of(d.pid())
+    );
+    assert_eq!(d.log_text().matches("session process").count(), 50);
+    assert!(alive(d.pid()));
+}
+
+#[test]
+fn tcp_wrapper_refuses_denied_clients_with_421() {
+    if skip_unless_ftpgate("tcp_wrapper_refuses_denied_clients_with_421") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let tables = TempDir::new("hosts");
+    let allow = tables.join("hosts.allow");
+    let deny = tables.join("hosts.deny");
+    fs::write(&allow, "# nothing allowed explicitly\n").unwrap();
+    fs::write(
+        &deny,
+        "sshd: ALL\nftpgate-test: 127.0.0.0/255.0.0.0 EXCEPT 10.\n",
+    )
+    .unwrap();
+    let d = Standalone::start(
+        server.port,
+        "TCPWrapper yes\nTCPWrapperName ftpgate-test",
+        &[
+            ("FTPGATE_HOSTS_ALLOW", allow.as_path()),
+            ("FTPGATE_HOSTS_DENY", deny.as_path()),
+        ],
+    );
+    let mut c = Ctrl::connect(d.port);
+    let got = c.replies_until_eof(REPLY_SECS).expect("closed");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].code, 421);
+    d.wait_log(&format!(
+        "refused by TCPWrapper: {}:2: rule matched, denied",
+        deny.display()
+    ));
+    assert!(
+        descendants(d.pid()).is_empty(),
+        "a refused client got a session"
+    );
+    // The tables are read per connection: an allow rule lets us in.
+    fs::write(&allow, "ftpgate-test: LOCAL\n").unwrap();
+    let c = Ctrl::login(d.port, "test", "secret");
+    c.close();
+}
+
+#[test]
+fn without_n_the_daemon_detaches_and_writes_its_pid_file() {
+    if skip_unless_ftpgate("without_n_the_daemon_detaches_and_writes_its_pid_file") {
+        return;
+    }
+    /// Ends the detached daemon (by the PID it wrote) if the test fails.
+    struct Detached(PathBuf);
+    impl Drop for Detached {
+        fn drop(&mut self) {
+            if let Some(pid) = fs::read_to_string(&self.0)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            {
+                // SAFETY: kill(2) of the daemon this test started.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("detach");
+    let port = free_port();
+    let log = dir.join("proxy.log");
+    let pidfile = dir.join("ftpgate.pid");
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        base_conf(
+            server.port,
+            port,
+            &log,
+            &format!("PidFile {}", pidfile.display()),
+        ),
+    )
+    .unwrap();
+    let guard = Detached(pidfile.clone());
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-f").arg(&conf);
+    let ran = run_bounded(cmd, 20);
+    assert!(ran.ok(), "{}", ran.describe());
+    assert!(wait_until(10, || pidfile.exists() && is_listening(port)));
+    let pid: u32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    // Detached: its own session, not the test's.
+    let sid = |p: u32| -> String {
+        let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let close = stat.rfind(')').unwrap_or(0);
+        stat[close + 2..]
+            .split_whitespace()
+            .nth(3)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(sid(pid), pid.to_string());
+    let mut c = Ctrl::connect(port);
+    assert_eq!(c.reply().code, 220);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    drop(guard);
+    assert!(
+        wait_until(15, || !alive(pid)),
+        "detached daemon did not stop"
+    );
+    assert!(wait_until(5, || !pidfile.exists()));
+}
+
+#[test]
+fn the_daemon_listens_on_ipv6_loopback() {
+    if skip_unless_ftpgate("the_daemon_listens_on_ipv6_loopback") {
+        return;
+    }
+    if TcpStream::connect("[::1]:1").is_err_and(|e| e.raw_os_error() == Some(libc::EADDRNOTAVAIL)) {
+        eprintln!("SKIP the_daemon_listens_on_ipv6_loopback: no ::1 here");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("v6");
+    let port = free_port();
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    let body = base_conf(server.port, port, &log, "").replace("Listen 127.0.0.1", "Listen ::1");
+    fs::write(&conf, body).unwrap();
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+    let _d = Daemon::spawn("ftpgate", cmd, dir.path());
+    let mut stream = None;
+    wait_until(START_SECS, || {
+        stream = TcpStream::connect(("::1", port)).ok();
+        stream.is_some()
+    });
+    let s = stream.expect("ftpgate listens on [::1]");
+    s.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+        .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("220 "), "{line:?}");
+    w.write_all(b"USER test\r\n").unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("331"), "{line:?}");
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("client [::1]:"), "{text}");
+}
