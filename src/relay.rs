@@ -128,6 +128,8 @@ pub struct Relay<'a> {
     /// which of `pasv`/`port` the client chose last
     client_side: Option<Side>,
     epsv_all: bool,
+    /// a 421 went to the client: the session is ending and it knows
+    closing_sent: bool,
     pump: Pump,
     totals: Totals,
     started: Instant,
@@ -154,6 +156,7 @@ pub fn run(_jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         port: None,
         client_side: None,
         epsv_all: false,
+        closing_sent: false,
         pump: Pump::new(limits::DATA_BUFFER, cfg.max_recv_buf_size),
         totals: Totals::default(),
         started: Instant::now(),
@@ -205,6 +208,7 @@ impl<'a> Relay<'a> {
     // ----- talking to the client -------------------------------------------
 
     fn send_client(&mut self, bytes: &[u8]) -> Step {
+        self.closing_sent |= bytes.starts_with(b"421");
         self.client
             .write_all(bytes)
             .map_err(|e| End::ClientError(e.to_string()))
@@ -1224,6 +1228,12 @@ impl<'a> Relay<'a> {
             self.log.wrn(&line)
         } else {
             self.log.inf(&line)
+        }
+        if matches!(end, End::ServerClosed(_)) && !self.closing_sent {
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Connection to the FTP server lost; closing control connection.",
+            );
         }
         if let (Some(_), End::ClientClosed | End::Timeout) = (&self.server, end) {
             let _ = self.send_server(b"QUIT");
