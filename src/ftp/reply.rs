@@ -239,6 +239,50 @@ pub fn multi(code: u16, first: &[&[u8]], last: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Fuzz and property-test entry point: splits `data` into lines with
+/// `ftp::line`, feeds them to a [`ReplyParser`], and checks that every
+/// complete reply written back by [`Reply::to_wire`] parses to the same
+/// reply; also that [`line`] and [`multi`] build one reply with the code
+/// asked for. Panics only when one of those checks fails.
+#[doc(hidden)]
+pub fn check_round_trip(data: &[u8]) {
+    use crate::ftp::line::{Line, LineBuffer};
+    fn replies(wire: &[u8]) -> Vec<Result<Reply, ReplyError>> {
+        let mut lines = LineBuffer::new();
+        lines.push(wire);
+        let mut parser = ReplyParser::new();
+        let mut out = Vec::new();
+        while let Some(l) = lines.next_line() {
+            let Line::Complete(l) = l else { continue };
+            match parser.feed(&l) {
+                Ok(Some(r)) => out.push(Ok(r)),
+                Ok(None) => {}
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
+    }
+    for reply in replies(data).into_iter().flatten() {
+        let _ = (reply.text(), reply.is_positive(), reply.is_preliminary());
+        let again = replies(&reply.to_wire());
+        assert!(again == vec![Ok(reply.clone())], "reply round trip");
+    }
+    let code = 100 + data.first().map_or(0, |&b| u16::from(b)) % 500;
+    let text = data.get(1..).unwrap_or(&[]);
+    let built = replies(&line(code, text));
+    assert!(
+        built.len() == 1 && built[0].as_ref().map(|r| r.code) == Ok(code),
+        "line() builds one reply"
+    );
+    let firsts: Vec<&[u8]> = text.split(|&b| b == b'|').collect();
+    let built = replies(&multi(code, &firsts, b"end"));
+    assert!(
+        built.len() == 1
+            && built[0].as_ref().map(|r| (r.code, r.lines.len())) == Ok((code, firsts.len() + 1)),
+        "multi() builds one reply"
+    );
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
