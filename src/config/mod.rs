@@ -1046,4 +1046,11 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn check_parse_holds_for_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            super::check_parse(&data);
+        }
+    }
 }

@@ -504,4 +504,11 @@ mod tests {
             let _ = parse_229(text.as_bytes());
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn check_round_trip_holds_for_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..60)) {
+            super::check_round_trip(&data);
+        }
+    }
 }

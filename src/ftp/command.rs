@@ -513,4 +513,11 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn check_round_trip_holds_for_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            super::check_round_trip(&data);
+        }
+    }
 }
