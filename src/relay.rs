@@ -770,6 +770,15 @@ impl<'a> Relay<'a> {
                 );
             }
         };
+        // RFC 2428 §2: an address family the connection cannot carry is 522,
+        // whatever the address; checked before SameAddress so the client
+        // learns to switch families rather than being told it lied.
+        if target.is_ipv4() != self.local_addr.is_ipv4() {
+            return self.reply(
+                reply::EXT_PROTO_NOT_SUPPORTED,
+                "Network protocol not supported on this connection.",
+            );
+        }
         if let Err(why) =
             check_client_port(target, self.client_addr.ip(), self.settings.same_address)
         {
@@ -778,12 +787,6 @@ impl<'a> Relay<'a> {
             return self.reply(
                 reply::NOT_IMPLEMENTED_FOR_ARG,
                 &format!("{} refused: {why}.", cmd.verb.as_str()),
-            );
-        }
-        if target.is_ipv4() != self.local_addr.is_ipv4() {
-            return self.reply(
-                reply::EXT_PROTO_NOT_SUPPORTED,
-                "Network protocol not supported on this connection.",
             );
         }
         if self.cfg.port_resets_pasv {
