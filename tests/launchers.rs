@@ -188,7 +188,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
     // And a broken unit is caught (the check can fail).
     fs::write(
         dir.join("ftpgate@.service"),
-        &service.replace(SHIPPED_BIN, "/nonexistent/ftpgate"),
+        service.replace(SHIPPED_BIN, "/nonexistent/ftpgate"),
     )
     .unwrap();
     let mut cmd = Command::new(tool("systemd-analyze").unwrap());
