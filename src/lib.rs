@@ -209,7 +209,25 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
         net::canonical(local_addr)
     );
     match original_dst {
+        // SECURITY: the original destination is this host at the port the
+        // proxy answers on (e.g. a rule that also redirects the proxy's own
+        // port): connecting there would start another session of ourselves,
+        // and so on. Checked here, before the jail, because it needs the
+        // interface list; the other destination checks run at login.
+        Some(orig) if cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr) => {
+            log.wrn(&format!(
+                "session refused: {who}, redirected from {orig}: destination is the proxy itself (redirect loop)"
+            ));
+            refuse_stdout("Service not available: destination is the proxy itself.");
+            return Ok(1);
+        }
         Some(orig) if cfg.allow_trans_proxy => log.inf(&format!("session start: {who}, transparent for {orig}")),
+        // A redirect to the proxy from one of this host's own addresses
+        // (port 21 -> 2121 in front of a protected server) is the normal
+        // public-server set-up, not worth a warning.
+        Some(orig) if sys::transparent::is_own_address(orig.ip()) => log.inf(&format!(
+            "session start: {who}, redirected from {orig}"
+        )),
         // SECURITY: a redirected connection goes to its original destination
         // only when the administrator allowed transparent proxying.
         Some(orig) => log.wrn(&format!(

@@ -31,3 +31,28 @@ pub const CONNECT_TIMEOUT_SECS: u64 = 10;
 
 /// Size of each per-direction data relay buffer, bytes.
 pub const DATA_BUFFER: usize = 64 * 1024;
+
+/// Largest /etc/hosts or /etc/resolv.conf read before the jail, bytes.
+/// Real files are a few KiB; the cache must not grow without bound.
+pub const MAX_RESOLVER_FILE: usize = 1 << 20;
+
+/// Most /etc/hosts name entries cached for use inside the jail.
+pub const MAX_HOSTS_ENTRIES: usize = 10_000;
+
+/// Nameservers used from resolv.conf: glibc's MAXNS is 3 as well.
+pub const MAX_NAMESERVERS: usize = 3;
+
+/// Search domains used from resolv.conf (glibc's historical limit); each
+/// costs a round of queries for a name without a dot.
+pub const MAX_SEARCH_DOMAINS: usize = 6;
+
+/// Seconds to wait for one DNS answer (also the cap on `options timeout:`):
+/// a login that names a host must not hang the client for long.
+pub const DNS_TIMEOUT_SECS: u64 = 3;
+
+/// Largest DNS datagram read: RFC 1035 UDP answers are at most 512 bytes;
+/// 1232 is the EDNS size commonly used, so a larger reply is still read.
+pub const MAX_DNS_PACKET: usize = 1232;
+
+/// Most answer records looked at in one DNS response.
+pub const MAX_DNS_ANSWERS: usize = 64;

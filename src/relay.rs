@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use crate::policy::user::{Login, split_magic};
 use crate::session::{self, Direction, Side};
 use crate::sys::jail::Jailed;
 use crate::sys::net::{self, Ports, canonical, canonical_ip};
+use crate::sys::resolve::Resolver;
 
 /// Why a session ended; logged once, mapped to the exit status by `run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +111,8 @@ struct Totals {
 
 pub struct Relay<'a> {
     cfg: &'a Config,
+    /// Name resolution from data cached before the jail.
+    resolver: &'a Resolver,
     settings: &'a UserSettings,
     log: &'a mut Log,
     client: TcpStream,
@@ -136,10 +139,11 @@ pub struct Relay<'a> {
 }
 
 /// Run one session to its end. Requires proof that the jail was entered.
-pub fn run(_jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
+pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
     let cfg = start.cfg;
     let mut relay = Relay {
         cfg,
+        resolver: jailed.resolver(),
         settings: &cfg.global,
         log,
         client: start.client,
@@ -559,38 +563,48 @@ impl<'a> Relay<'a> {
         settings: &UserSettings,
         login: &Login<'_>,
     ) -> Result<SocketAddr, String> {
-        let chosen = match (login.host, self.original_dst) {
+        let candidates = match (login.host, self.original_dst) {
             (Some(host), _) => {
                 let host =
                     std::str::from_utf8(host).map_err(|_| "host name is not text".to_string())?;
-                Some(resolve(
+                resolve(
+                    self.resolver,
                     host,
                     login.port.unwrap_or(settings.destination_port),
-                )?)
+                )?
             }
-            (None, Some(orig)) if self.cfg.allow_trans_proxy => Some(orig),
-            _ => None,
-        };
-        match chosen {
-            Some(addr) => {
-                // SECURITY: a client-chosen destination must not be the proxy
-                // itself, loopback, link-local, ... unless AllowedDestinations says so.
-                dest::check(
-                    addr,
-                    settings.allowed_destinations.as_deref(),
-                    &[self.local_addr],
-                )
-                .map_err(|r| format!("{addr}: {r}"))?;
-                Ok(addr)
-            }
-            None => {
+            (None, Some(orig)) if self.cfg.allow_trans_proxy => vec![orig],
+            // SECURITY: without AllowTransProxy a redirected connection's
+            // original destination is never used: DestinationAddress it is.
+            _ => {
                 let host = settings
                     .destination_address
                     .as_deref()
                     .ok_or("no DestinationAddress")?;
-                resolve(host, settings.destination_port)
+                return resolve(self.resolver, host, settings.destination_port)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| format!("'{host}' has no address"));
+            }
+        };
+        // SECURITY: a client-chosen destination must not be the proxy
+        // itself, loopback, link-local, ... unless AllowedDestinations says
+        // so. Every address a name resolves to is checked; the first one
+        // that passes is used, never one that did not.
+        let mut refusal = None;
+        for addr in candidates {
+            match dest::check(
+                addr,
+                settings.allowed_destinations.as_deref(),
+                &[self.local_addr],
+            ) {
+                Ok(()) => return Ok(addr),
+                Err(r) => {
+                    refusal.get_or_insert(format!("{addr}: {r}"));
+                }
             }
         }
+        Err(refusal.unwrap_or_else(|| "no address".to_string()))
     }
 
     fn connect_server(&mut self, dest: SocketAddr) -> Step {
@@ -1252,16 +1266,14 @@ fn is_abort(line: &Line) -> bool {
     }
 }
 
-/// Resolve a host name or address literal to one socket address.
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(canonical_ip(ip), port));
-    }
-    let mut addrs = (host, port)
-        .to_socket_addrs()
+/// Resolve a host name or address literal to its socket addresses (never
+/// empty), from the data cached before the jail.
+fn resolve(resolver: &Resolver, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let ips = resolver
+        .lookup(host)
         .map_err(|e| format!("cannot resolve '{host}': {e}"))?;
-    addrs
-        .next()
-        .map(canonical)
-        .ok_or_else(|| format!("'{host}' has no address"))
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(canonical_ip(ip), port))
+        .collect())
 }

@@ -4,6 +4,7 @@
 
 pub mod jail;
 pub mod net;
+pub mod resolve;
 pub mod transparent;
 
 /// Local wall-clock time, broken down.

@@ -11,6 +11,11 @@ use nix::sys::socket::{getsockopt, sockopt};
 /// socket's local address (the connection was redirected); None otherwise,
 /// and when the kernel has no conntrack entry for the connection.
 pub fn original_destination<F: AsFd>(fd: &F, local: SocketAddr) -> Option<SocketAddr> {
+    if let SocketAddr::V6(v6) = local
+        && v6.ip().to_ipv4_mapped().is_some()
+    {
+        return None;
+    }
     let orig = match local {
         SocketAddr::V4(_) => getsockopt(fd, sockopt::OriginalDst).ok().map(|sin| {
             SocketAddr::new(
@@ -27,4 +32,27 @@ pub fn original_destination<F: AsFd>(fd: &F, local: SocketAddr) -> Option<Socket
     }?;
     let orig = super::net::canonical(orig);
     (orig != super::net::canonical(local)).then_some(orig)
+}
+
+/// True when `ip` is one of this host's (this network namespace's) own
+/// addresses, on any interface. Read before the jail; false when the
+/// interface list cannot be read.
+pub fn is_own_address(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    if ip.is_loopback() || ip.is_unspecified() {
+        return true;
+    }
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return false;
+    };
+    addrs
+        .filter_map(|ifa| ifa.address)
+        .filter_map(|a| super::net::to_std(&a))
+        .any(|a| a.ip().to_canonical() == ip)
+}
+
+/// A redirect loop: the original destination is this host at the port the
+/// proxy was reached on, so connecting there would reach the proxy again.
+pub fn is_loop(orig: SocketAddr, local: SocketAddr) -> bool {
+    orig.port() == local.port() && is_own_address(orig.ip())
 }

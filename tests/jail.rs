@@ -1,0 +1,235 @@
+//! The jail (SPEC §1, §6): run as root with `User nobody`, `Group nogroup`
+//! and an EMPTY ServerRoot, and check from outside, while the session is
+//! open, that the session process is really confined and unprivileged; that
+//! transfers, logging (file and pipe) and a magic-user login naming a HOST
+//! NAME (resolved from /etc/hosts data cached before the chroot) still work.
+//!
+//! Needs root (skipped otherwise) and the `nobody` user / `nogroup` group.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+
+fn root_and_nobody(test: &str) -> bool {
+    if skip_unless_ftpgate(test) {
+        return false;
+    }
+    if !nix_is_root() {
+        eprintln!("SKIP {test}: needs root");
+        return false;
+    }
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    if !passwd.lines().any(|l| l.starts_with("nobody:x:65534:"))
+        || !group.lines().any(|l| l.starts_with("nogroup:x:65534:"))
+    {
+        eprintln!("SKIP {test}: needs nobody/nogroup with id 65534");
+        return false;
+    }
+    true
+}
+
+fn nix_is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+/// The value fields of a /proc/PID/status line.
+fn status_field(pid: u32, name: &str) -> Vec<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The ftpgate session process among the proxy's descendants.
+fn session_pid(proxy: &Proxy) -> u32 {
+    let mut found = None;
+    let ok = wait_until(10, || {
+        found = proxy.sessions().into_iter().find(|&p| {
+            fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|c| c.trim() == "ftpgate")
+                .unwrap_or(false)
+        });
+        found.is_some()
+    });
+    assert!(ok, "no ftpgate session process\n{}", proxy.output());
+    found.unwrap()
+}
+
+fn check_confined(pid: u32, jail: &Path, proxy: &Proxy) {
+    let all = |v: Vec<String>| v.len() == 4 && v.iter().all(|x| x == "65534");
+    let uid = status_field(pid, "Uid");
+    let gid = status_field(pid, "Gid");
+    let groups = status_field(pid, "Groups");
+    let nnp = status_field(pid, "NoNewPrivs");
+    let ctx = format!(
+        "pid {pid}: Uid {uid:?} Gid {gid:?} Groups {groups:?} NoNewPrivs {nnp:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        all(uid.clone()),
+        "real/effective/saved/fs uid not all nobody: {ctx}"
+    );
+    assert!(all(gid.clone()), "gids not all nogroup: {ctx}");
+    assert_eq!(
+        groups,
+        vec!["65534".to_string()],
+        "supplementary groups: {ctx}"
+    );
+    assert_eq!(nnp, vec!["1".to_string()], "no_new_privs: {ctx}");
+    // Capabilities: none left in any set that matters.
+    for set in ["CapPrm", "CapEff"] {
+        let v = status_field(pid, set);
+        assert_eq!(v, vec!["0000000000000000".to_string()], "{set}: {ctx}");
+    }
+    let root = fs::read_link(format!("/proc/{pid}/root")).expect("readlink /proc/PID/root");
+    assert_eq!(
+        root,
+        fs::canonicalize(jail).unwrap(),
+        "session root is not the jail: {ctx}"
+    );
+}
+
+/// A session in an empty jail, logging through `log_dest` (which writes to
+/// `log_file`, read back at the end).
+fn jailed_session_works(test: &str, pipe_log: bool) {
+    if !root_and_nobody(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(300_000, 4);
+    server.put("jail.bin", &data);
+    let jail = TempDir::new("jail");
+    let logs = TempDir::new("jaillog");
+    let log_file = logs.join("session.log");
+    let log_dest = if pipe_log {
+        format!("|cat >> {}", log_file.display())
+    } else {
+        log_file.display().to_string()
+    };
+    let proxy = Proxy::start_raw(&format!(
+        "DestinationAddress 127.0.0.1\n\
+         DestinationPort {}\n\
+         LogDestination {log_dest}\n\
+         LogLevel DBG\n\
+         User nobody\n\
+         Group nogroup\n\
+         ServerRoot {}\n\
+         AllowMagicUser yes\n\
+         AllowedDestinations 127.0.0.0/8\n\
+         PassiveMinDataPort 40000\n\
+         PassiveMaxDataPort 40999\n",
+        server.port,
+        jail.path().display()
+    ));
+
+    // 1. An open session: inspect the process from outside.
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    let pid = session_pid(&proxy);
+    check_confined(pid, jail.path(), &proxy);
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    c.cmd("QUIT");
+    c.close();
+
+    // 2. A transfer through a jailed session is byte-exact.
+    let out = logs.join("passive.bin");
+    let url = format!("{}/jail.bin", proxy.url(server.user(), server.pass()));
+    let got = curl(ClientMode::Passive, &["-o", out.to_str().unwrap(), &url]);
+    assert!(got.ok(), "{}\n{}", got.describe(), proxy.output());
+    assert_same_bytes("RETR through the jail", &fs::read(&out).unwrap(), &data);
+
+    // 3. A magic-user login naming a HOST NAME from /etc/hosts resolves
+    // inside the empty jail (no /etc there).
+    let magic_user = format!("{}@localhost:{}", server.user(), server.port);
+    let out = logs.join("magic.bin");
+    let url = format!("{}/jail.bin", proxy.url(&magic_user, server.pass()));
+    let got = curl(ClientMode::Active, &["-o", out.to_str().unwrap(), &url]);
+    assert!(
+        got.ok(),
+        "magic user with host name: {}\n{}",
+        got.describe(),
+        proxy.output()
+    );
+    assert_same_bytes(
+        "RETR via magic user host name",
+        &fs::read(&out).unwrap(),
+        &data,
+    );
+
+    // 4. The jail is still empty: nothing had to be copied into it.
+    assert_eq!(
+        fs::read_dir(jail.path()).unwrap().count(),
+        0,
+        "jail not empty"
+    );
+
+    // 5. The log kept working after the chroot: session-end lines (written
+    // inside the jail, as nobody) for every session.
+    let ok = wait_until(10, || {
+        fs::read_to_string(&log_file)
+            .map(|t| t.matches("session end").count() >= 3)
+            .unwrap_or(false)
+    });
+    let text = fs::read_to_string(&log_file).unwrap_or_default();
+    assert!(
+        ok,
+        "log lines after the chroot missing:\n{text}\n{}",
+        proxy.output()
+    );
+    assert!(
+        text.contains("localhost") || text.contains("127.0.0.1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn session_in_an_empty_jail_as_nobody_is_confined_and_logs_to_a_file() {
+    jailed_session_works(
+        "session_in_an_empty_jail_as_nobody_is_confined_and_logs_to_a_file",
+        false,
+    );
+}
+
+#[test]
+fn session_in_an_empty_jail_as_nobody_logs_to_a_pipe() {
+    jailed_session_works("session_in_an_empty_jail_as_nobody_logs_to_a_pipe", true);
+}
+
+#[test]
+fn unknown_host_name_in_the_jail_is_refused_with_a_clear_reply() {
+    let test = "unknown_host_name_in_the_jail_is_refused_with_a_clear_reply";
+    if !root_and_nobody(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let jail = TempDir::new("jail");
+    let proxy = Proxy::start(
+        server.port,
+        &format!(
+            "User nobody\nGroup nogroup\nServerRoot {}\nAllowMagicUser yes\nAllowedDestinations 127.0.0.0/8\n",
+            jail.path().display()
+        ),
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    // .invalid never resolves (RFC 6761); the DNS part may time out.
+    c.set_read_timeout(30);
+    let r = c.cmd("USER test@no-such-host.invalid");
+    assert!(
+        r.code >= 400,
+        "unresolvable magic host accepted: {r:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        wait_until(10, || proxy.log_text().contains("no-such-host.invalid")),
+        "no log line for the refusal\n{}",
+        proxy.output()
+    );
+}
