@@ -4,6 +4,7 @@
 
 pub mod jail;
 pub mod net;
+pub mod splice;
 pub mod transparent;
 
 /// Local wall-clock time, broken down.
