@@ -56,3 +56,13 @@ pub const MAX_DNS_PACKET: usize = 1232;
 
 /// Most answer records looked at in one DNS response.
 pub const MAX_DNS_ANSWERS: usize = 64;
+/// Size asked for the per-session splice(2) pipe between the two data
+/// sockets, bytes. 1 MiB holds a few TCP windows on loopback, so one
+/// wake-up moves a lot; it is kernel memory, not the process's RSS, and the
+/// kernel may grant less (pipe-max-size), which still works.
+pub const SPLICE_PIPE: usize = 1 << 20;
+
+/// Most bytes one wake-up of the transfer loop moves before it polls again,
+/// so the control connections (ABOR, server replies) are looked at regularly
+/// even while both data sockets stay ready.
+pub const MAX_BYTES_PER_WAKEUP: u64 = 4 << 20;

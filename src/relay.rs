@@ -1177,19 +1177,16 @@ impl<'a> Relay<'a> {
                 note = Some("idle timeout".to_string());
                 break;
             };
-            if want_r
-                && ready(r_src)
-                && let Err(e) = self.pump.fill(&mut src)
-            {
-                note = Some(format!("source error: {e}"));
-                self.pump.eof = true;
-            }
-            if want_w
-                && writable(r_dst)
-                && let Err(e) = self.pump.drain(&mut dst)
-            {
-                note = Some(format!("sink error: {e}"));
-                break;
+            self.pump.wakeups += 1;
+            if (want_r && ready(r_src)) || (want_w && writable(r_dst)) {
+                match self.pump.step(&mut src, &mut dst) {
+                    Ok(()) => {}
+                    Err(data::Broken::Source(e)) => note = Some(format!("source error: {e}")),
+                    Err(data::Broken::Sink(e)) => {
+                        note = Some(format!("sink error: {e}"));
+                        break;
+                    }
+                }
             }
             if ready(r_srv) {
                 self.read_server()?;
@@ -1212,6 +1209,14 @@ impl<'a> Relay<'a> {
         }
         drop(src);
         data::finish(dst);
+        let mib = self.pump.bytes as f64 / f64::from(1u32 << 20);
+        self.log.dbg(&format!(
+            "transfer: {} bytes by {}, {} wakeups ({:.2} per MiB)",
+            self.pump.bytes,
+            self.pump.method(),
+            self.pump.wakeups,
+            self.pump.wakeups as f64 / mib.max(1.0 / 1024.0),
+        ));
         Ok(note)
     }
 

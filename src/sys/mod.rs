@@ -5,6 +5,7 @@
 pub mod jail;
 pub mod net;
 pub mod resolve;
+pub mod splice;
 pub mod transparent;
 
 /// Local wall-clock time, broken down.
