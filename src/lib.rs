@@ -203,6 +203,15 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     };
     let original_dst =
         sys::transparent::original_destination(&std::io::stdin().as_fd(), local_addr);
+    if cfg.allow_trans_proxy
+        && let std::net::SocketAddr::V6(v6) = local_addr
+        && v6.ip().to_ipv4_mapped().is_some()
+    {
+        log.wrn(
+            "IPv4 client on a dual-stack IPv6 socket: its original destination cannot be read; \
+             use separate IPv4 and IPv6-only listeners for transparent proxying",
+        );
+    }
     let who = format!(
         "client {} on {}",
         net::canonical(client_addr),

@@ -233,3 +233,94 @@ fn unknown_host_name_in_the_jail_is_refused_with_a_clear_reply() {
         proxy.output()
     );
 }
+
+/// Syslog in the jail: the session process runs in a private mount
+/// namespace (unshare) where our test directory is bind-mounted on /run,
+/// so the syslog socket the proxy finds (/dev/log is absent or dangling
+/// there, /var/run/syslog is ours) is a datagram socket this test reads.
+/// The socket is connected before the chroot; lines written inside the
+/// empty jail must still arrive.
+#[test]
+fn session_in_an_empty_jail_as_nobody_logs_to_syslog() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Command;
+    let test = "session_in_an_empty_jail_as_nobody_logs_to_syslog";
+    if !root_and_nobody(test) {
+        return;
+    }
+    if !Path::new("/usr/bin/unshare").exists() || !Path::new("/run").is_dir() {
+        eprintln!("SKIP {test}: needs unshare(1) and /run");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(100_000, 9);
+    server.put("jail.bin", &data);
+    let jail = TempDir::new("jail");
+    let run = TempDir::new("fakerun");
+    let sock = UnixDatagram::bind(run.join("syslog")).expect("bind fake syslog socket");
+    fs::set_permissions(
+        run.join("syslog"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let conf_dir = TempDir::new("syslogconf");
+    let conf = conf_dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination local3\nLogLevel INF\n\
+             User nobody\nGroup nogroup\nServerRoot {}\n",
+            server.port,
+            jail.path().display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {} /run && exec socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork \
+             EXEC:\"{} -i -f {}\",nofork",
+            run.path().display(),
+            proxy_bin().display(),
+            conf.display()
+        ));
+    let mut d = Daemon::spawn("unshare+socat", cmd, conf_dir.path());
+    d.wait_listening(port);
+    let out = conf_dir.join("got.bin");
+    let url = format!(
+        "ftp://{}:{}@127.0.0.1:{port}/jail.bin",
+        server.user(),
+        server.pass()
+    );
+    let got = curl(ClientMode::Passive, &["-o", out.to_str().unwrap(), &url]);
+    assert!(got.ok(), "{}\n{}", got.describe(), d.output());
+    assert_same_bytes("RETR (syslog)", &fs::read(&out).unwrap(), &data);
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline
+        && !lines.iter().any(|l: &String| l.contains("session end"))
+    {
+        if let Ok(n) = sock.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("session start")),
+        "no syslog line before the jail: {lines:#?}\n{}",
+        d.output()
+    );
+    let end = lines.iter().find(|l| l.contains("session end"));
+    let end = end.unwrap_or_else(|| {
+        panic!(
+            "no syslog line from inside the jail: {lines:#?}\n{}",
+            d.output()
+        )
+    });
+    // <PRI> with facility local3 (19): 19*8 + severity 6 (info) = 158.
+    assert!(end.starts_with("<158>"), "facility/severity: {end}");
+    assert!(end.contains("ftpgate["), "tag: {end}");
+}

@@ -618,3 +618,54 @@ fn public_server_setup_with_shipped_rules_serves_the_protected_server() {
         }
     }
 }
+
+/// The documented limit: an IPv4 client that reaches ftpgate through a
+/// dual-stack IPv6 listener has no readable original destination. ftpgate
+/// then says so in the log and uses DestinationAddress, never a guess.
+#[test]
+fn ipv4_client_on_a_dual_stack_listener_falls_back_with_a_warning() {
+    let test = "ipv4_client_on_a_dual_stack_listener_falls_back_with_a_warning";
+    if !runnable(test, &["ip", "nft", "socat", "curl"]) {
+        return;
+    }
+    let t = Topology::new();
+    let dir = TempDir::new("netns");
+    let jail = TempDir::new("netns-jail");
+    let (real, fallback) = (dir.join("real"), dir.join("fallback"));
+    fs::create_dir_all(&real).unwrap();
+    fs::create_dir_all(&fallback).unwrap();
+    fs::write(real.join("file.bin"), b"the original destination\n").unwrap();
+    fs::write(
+        fallback.join("file.bin"),
+        b"the DestinationAddress server\n",
+    )
+    .unwrap();
+    t.load_nft("nftables-transparent-outgoing.nft", dir.path());
+    let _real = start_server(&t, &dir, 21, &real);
+    let _fallback = start_server(&t, &dir, 2100, &fallback);
+    let conf = example_conf(
+        "transparent-outgoing.conf",
+        &dir,
+        jail.path(),
+        "DestinationAddress 10.77.2.2\nDestinationPort 2100",
+    );
+    let mut cmd = Topology::cmd(&t.firewall, "socat");
+    cmd.arg("TCP6-LISTEN:2121,ipv6only=0,reuseaddr,fork")
+        .arg(format!(
+            "EXEC:\"{} -i -f {}\",nofork",
+            proxy_bin().display(),
+            conf.display()
+        ));
+    let d = Daemon::spawn("socat dual-stack (netns)", cmd, dir.path());
+    wait_listening_in_ns(&d, 2121);
+    let out = dir.join("got.bin");
+    let r = client_get(&t, Way::Epsv, "ftp://test:secret@10.77.2.2/file.bin", &out);
+    assert!(r.ok(), "{}\n{}", r.describe(), log_of(&dir));
+    assert_eq!(
+        fs::read_to_string(&out).unwrap_or_default(),
+        "the DestinationAddress server\n",
+        "{}",
+        log_of(&dir)
+    );
+    assert!(log_of(&dir).contains("dual-stack"), "{}", log_of(&dir));
+}
