@@ -274,25 +274,30 @@ FTPServer(("::", int(sys.argv[1])), FTPHandler).serve_forever()
     d
 }
 
-/// ftpgate behind socat on port 2121 of the firewall: one IPv4 listener and
-/// one IPv6-only listener (a dual-stack socket hides the original
-/// destination of IPv4 clients).
-fn start_proxy(t: &Topology, dir: &TempDir, conf: &Path) -> (Daemon, Daemon) {
-    let exec = format!(
-        "EXEC:\"{} -i -f {}\",nofork",
-        proxy_bin().display(),
-        conf.display()
+/// ftpgate on port 2121 of the firewall, started by the shipped
+/// `examples/socat-transparent.sh` (one IPv4 and one IPv6-only socat
+/// listener: a dual-stack socket hides the original destination of IPv4
+/// clients).
+fn start_proxy(t: &Topology, dir: &TempDir, conf: &Path) -> Daemon {
+    let mut cmd = Topology::cmd(&t.firewall, "env");
+    cmd.arg(format!("CONF={}", conf.display()))
+        .arg(format!("BIN={}", proxy_bin().display()))
+        .arg("sh")
+        .arg(example_path("socat-transparent.sh"));
+    let d = Daemon::spawn("socat-transparent.sh (netns)", cmd, dir.path());
+    // /proc/PID/net/tcp{,6} list every socket of the namespace.
+    let listening = |file: &str| {
+        fs::read_to_string(format!("/proc/{}/net/{file}", d.pid()))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(":0849 ") && l.split_whitespace().nth(3) == Some("0A"))
+    };
+    assert!(
+        wait_until(START_SECS, || listening("tcp") && listening("tcp6")),
+        "ftpgate listeners on 2121 missing\n{}",
+        d.output()
     );
-    let mut v4 = Topology::cmd(&t.firewall, "socat");
-    v4.arg("TCP4-LISTEN:2121,reuseaddr,fork").arg(&exec);
-    let v4 = Daemon::spawn("socat4(netns)", v4, dir.path());
-    let mut v6 = Topology::cmd(&t.firewall, "socat");
-    v6.arg("TCP6-LISTEN:2121,ipv6only=1,reuseaddr,fork")
-        .arg(&exec);
-    let v6 = Daemon::spawn("socat6(netns)", v6, dir.path());
-    wait_listening_in_ns(&v4, 2121);
-    wait_listening_in_ns(&v6, 2121);
-    (v4, v6)
+    d
 }
 
 /// The shipped example configuration with the test's overrides (later
