@@ -292,6 +292,10 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     let timeout = cfg.global.timeout.max(1);
     let _ = client.set_write_timeout(Some(Duration::from_secs(timeout)));
     // 5. The jail: chroot, drop privileges, verify. Fail closed.
+    if cfg.server_root.is_some() && cfg.user.is_none() && sys::jail::running_as_root() {
+        // A chroot alone does not hold root; say so rather than pretend.
+        log.wrn("ServerRoot without User: the session keeps root, which can leave a chroot");
+    }
     let jailed = match sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
         .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id))
     {
