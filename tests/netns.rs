@@ -414,6 +414,35 @@ fn transparent_transfers(test: &str, rules: Rules) {
             &data,
         );
     }
+    // A client that does use the address in 227 (lftp: the firewall's own
+    // address) reaches the same passive listener directly, unredirected.
+    if tool("lftp").is_some() {
+        let out = dir.join("lftp.bin");
+        let mut cmd = Topology::cmd(&t.client, "lftp");
+        cmd.args(["-u", "test,secret", "-e"])
+            .arg(format!(
+                "set ftp:passive-mode on; set ftp:prefer-epsv no; set ftp:ignore-pasv-address no; \
+                 set ftp:fix-pasv-address no; set net:max-retries 1; set net:timeout 20; \
+                 set cmd:fail-exit yes; debug -o {} 10; get file.bin -o {}; bye",
+                dir.join("lftp.debug").display(),
+                out.display()
+            ))
+            .arg("ftp://10.77.2.2");
+        let r = run_bounded(cmd, CLIENT_SECS);
+        assert!(r.ok(), "lftp PASV: {}\n{}", r.describe(), log_of(&dir));
+        let debug = fs::read_to_string(dir.join("lftp.debug")).unwrap_or_default();
+        assert!(
+            debug
+                .lines()
+                .any(|l| l.contains("Connecting data socket") && l.contains("10.77.1.1")),
+            "lftp did not use the 227 address:\n{debug}"
+        );
+        assert_same_bytes(
+            "lftp PASV to the 227 address",
+            &fs::read(&out).unwrap_or_default(),
+            &data,
+        );
+    }
     // Every session went through ftpgate, transparently, to the server.
     let log = log_of(&dir);
     assert!(
