@@ -203,6 +203,15 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     };
     let original_dst =
         sys::transparent::original_destination(&std::io::stdin().as_fd(), local_addr);
+    if cfg.allow_trans_proxy
+        && let std::net::SocketAddr::V6(v6) = local_addr
+        && v6.ip().to_ipv4_mapped().is_some()
+    {
+        log.wrn(
+            "IPv4 client on a dual-stack IPv6 socket: its original destination cannot be read; \
+             use separate IPv4 and IPv6-only listeners for transparent proxying",
+        );
+    }
     let who = format!(
         "client {} on {}",
         net::canonical(client_addr),
@@ -283,6 +292,10 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     let timeout = cfg.global.timeout.max(1);
     let _ = client.set_write_timeout(Some(Duration::from_secs(timeout)));
     // 5. The jail: chroot, drop privileges, verify. Fail closed.
+    if cfg.server_root.is_some() && cfg.user.is_none() && sys::jail::running_as_root() {
+        // A chroot alone does not hold root; say so rather than pretend.
+        log.wrn("ServerRoot without User: the session keeps root, which can leave a chroot");
+    }
     let jailed = match sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
         .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id))
     {

@@ -50,6 +50,10 @@ pub const MAX_SEARCH_DOMAINS: usize = 6;
 /// a login that names a host must not hang the client for long.
 pub const DNS_TIMEOUT_SECS: u64 = 3;
 
+/// Seconds one name lookup may take in all (every nameserver, A and AAAA,
+/// every search domain), so a login naming a host never hangs long.
+pub const DNS_TOTAL_SECS: u64 = 10;
+
 /// Largest DNS datagram read: RFC 1035 UDP answers are at most 512 bytes;
 /// 1232 is the EDNS size commonly used, so a larger reply is still read.
 pub const MAX_DNS_PACKET: usize = 1232;

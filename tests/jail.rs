@@ -233,3 +233,244 @@ fn unknown_host_name_in_the_jail_is_refused_with_a_clear_reply() {
         proxy.output()
     );
 }
+
+/// Syslog in the jail: the session process runs in a private mount
+/// namespace (unshare) where our test directory is bind-mounted on /run,
+/// so the syslog socket the proxy finds (/dev/log is absent or dangling
+/// there, /var/run/syslog is ours) is a datagram socket this test reads.
+/// The socket is connected before the chroot; lines written inside the
+/// empty jail must still arrive.
+#[test]
+fn session_in_an_empty_jail_as_nobody_logs_to_syslog() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Command;
+    let test = "session_in_an_empty_jail_as_nobody_logs_to_syslog";
+    if !root_and_nobody(test) {
+        return;
+    }
+    if !Path::new("/usr/bin/unshare").exists() || !Path::new("/run").is_dir() {
+        eprintln!("SKIP {test}: needs unshare(1) and /run");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(100_000, 9);
+    server.put("jail.bin", &data);
+    let jail = TempDir::new("jail");
+    let run = TempDir::new("fakerun");
+    let sock = UnixDatagram::bind(run.join("syslog")).expect("bind fake syslog socket");
+    fs::set_permissions(
+        run.join("syslog"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let conf_dir = TempDir::new("syslogconf");
+    let conf = conf_dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination local3\nLogLevel INF\n\
+             User nobody\nGroup nogroup\nServerRoot {}\n",
+            server.port,
+            jail.path().display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {} /run && exec socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork \
+             EXEC:\"{} -i -f {}\",nofork",
+            run.path().display(),
+            proxy_bin().display(),
+            conf.display()
+        ));
+    let mut d = Daemon::spawn("unshare+socat", cmd, conf_dir.path());
+    d.wait_listening(port);
+    let out = conf_dir.join("got.bin");
+    let url = format!(
+        "ftp://{}:{}@127.0.0.1:{port}/jail.bin",
+        server.user(),
+        server.pass()
+    );
+    let got = curl(ClientMode::Passive, &["-o", out.to_str().unwrap(), &url]);
+    assert!(got.ok(), "{}\n{}", got.describe(), d.output());
+    assert_same_bytes("RETR (syslog)", &fs::read(&out).unwrap(), &data);
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline
+        && !lines.iter().any(|l: &String| l.contains("session end"))
+    {
+        if let Ok(n) = sock.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("session start")),
+        "no syslog line before the jail: {lines:#?}\n{}",
+        d.output()
+    );
+    let end = lines.iter().find(|l| l.contains("session end"));
+    let end = end.unwrap_or_else(|| {
+        panic!(
+            "no syslog line from inside the jail: {lines:#?}\n{}",
+            d.output()
+        )
+    });
+    // <PRI> with facility local3 (19): 19*8 + severity 6 (info) = 158.
+    assert!(end.starts_with("<158>"), "facility/severity: {end}");
+    assert!(end.contains("ftpgate["), "tag: {end}");
+}
+
+/// A DNS answer for `fake_dns`: the query echoed as a response with one A
+/// record 127.0.0.1 for A queries, none for others.
+fn dns_answer(q: &[u8]) -> Vec<u8> {
+    let qtype = u16::from_be_bytes([q[q.len() - 4], q[q.len() - 3]]);
+    let mut p = q.to_vec();
+    p[2] = 0x81;
+    p[3] = 0x80;
+    if qtype == 1 {
+        p[7] = 1;
+        p.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+    }
+    p
+}
+
+/// A magic-user host name that only DNS knows, resolved inside the empty
+/// jail: the session runs in a private mount namespace whose
+/// /etc/resolv.conf names a fake nameserver this test runs on a loopback
+/// address; ftpgate read that file before the chroot and asks the
+/// nameserver from inside the jail.
+#[test]
+fn magic_user_host_name_resolves_by_dns_inside_the_empty_jail() {
+    use std::net::UdpSocket;
+    use std::process::Command;
+    let test = "magic_user_host_name_resolves_by_dns_inside_the_empty_jail";
+    if !root_and_nobody(test) {
+        return;
+    }
+    if !Path::new("/usr/bin/unshare").exists() || !Path::new("/etc/resolv.conf").exists() {
+        eprintln!("SKIP {test}: needs unshare(1) and /etc/resolv.conf");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(50_000, 11);
+    server.put("dns.bin", &data);
+    let jail = TempDir::new("jail");
+    let dir = TempDir::new("dnsjail");
+    // The nameserver: 127.77.0.53:53 (any 127/8 address is on lo).
+    let dns = match UdpSocket::bind("127.77.0.53:53") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("SKIP {test}: cannot bind the fake nameserver: {e}");
+            return;
+        }
+    };
+    dns.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let asked2 = asked.clone();
+    let dns_thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        // Answer until the test has what it needs (or 30 s of silence).
+        while let Ok((n, from)) = dns.recv_from(&mut buf) {
+            if n < 17 {
+                continue;
+            }
+            asked2
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[12..n - 4]).into_owned());
+            let _ = dns.send_to(&dns_answer(&buf[..n]), from);
+            if asked2.lock().unwrap().len() >= 2 {
+                break;
+            }
+        }
+    });
+    let resolv = dir.join("resolv.conf");
+    fs::write(&resolv, "nameserver 127.77.0.53\noptions timeout:2\n").unwrap();
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n\
+             User nobody\nGroup nogroup\nServerRoot {}\nAllowMagicUser yes\n\
+             AllowedDestinations 127.0.0.0/8\n",
+            server.port,
+            log.display(),
+            jail.path().display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {} /etc/resolv.conf && exec socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork \
+             EXEC:\"{} -i -f {}\",nofork",
+            resolv.display(),
+            proxy_bin().display(),
+            conf.display()
+        ));
+    let mut d = Daemon::spawn("unshare+socat", cmd, dir.path());
+    d.wait_listening(port);
+    let out = dir.join("got.bin");
+    let user = format!("{}@ftp.jail.test:{}", server.user(), server.port);
+    let url = format!(
+        "ftp://{}:{}@127.0.0.1:{port}/dns.bin",
+        url_escape(&user),
+        server.pass()
+    );
+    let got = curl(ClientMode::Passive, &["-o", out.to_str().unwrap(), &url]);
+    let log_text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(got.ok(), "{}\n{log_text}\n{}", got.describe(), d.output());
+    assert_same_bytes(
+        "RETR via DNS-resolved magic host",
+        &fs::read(&out).unwrap(),
+        &data,
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .any(|q| q.contains("jail") && q.contains("test")),
+        "the fake nameserver was not asked: {asked:?}"
+    );
+    assert_eq!(
+        fs::read_dir(jail.path()).unwrap().count(),
+        0,
+        "jail not empty"
+    );
+    drop(d);
+    let _ = dns_thread.join();
+}
+
+/// DestinationAddress given as a host name is resolved after the chroot
+/// too (per login, from the cached /etc/hosts data).
+#[test]
+fn destination_address_host_name_works_inside_the_empty_jail() {
+    let test = "destination_address_host_name_works_inside_the_empty_jail";
+    if !root_and_nobody(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(30_000, 12);
+    server.put("d.bin", &data);
+    let jail = TempDir::new("jail");
+    let proxy = Proxy::start_raw(&format!(
+        "DestinationAddress localhost\nDestinationPort {}\nUser nobody\nGroup nogroup\nServerRoot {}\n",
+        server.port,
+        jail.path().display()
+    ));
+    let out = jail.path().with_extension("out");
+    let url = format!("{}/d.bin", proxy.url(server.user(), server.pass()));
+    let got = curl(ClientMode::Passive, &["-o", out.to_str().unwrap(), &url]);
+    let bytes = fs::read(&out).unwrap_or_default();
+    let _ = fs::remove_file(&out);
+    assert!(got.ok(), "{}\n{}", got.describe(), proxy.output());
+    assert_same_bytes("DestinationAddress localhost", &bytes, &data);
+}

@@ -274,25 +274,30 @@ FTPServer(("::", int(sys.argv[1])), FTPHandler).serve_forever()
     d
 }
 
-/// ftpgate behind socat on port 2121 of the firewall: one IPv4 listener and
-/// one IPv6-only listener (a dual-stack socket hides the original
-/// destination of IPv4 clients).
-fn start_proxy(t: &Topology, dir: &TempDir, conf: &Path) -> (Daemon, Daemon) {
-    let exec = format!(
-        "EXEC:\"{} -i -f {}\",nofork",
-        proxy_bin().display(),
-        conf.display()
+/// ftpgate on port 2121 of the firewall, started by the shipped
+/// `examples/socat-transparent.sh` (one IPv4 and one IPv6-only socat
+/// listener: a dual-stack socket hides the original destination of IPv4
+/// clients).
+fn start_proxy(t: &Topology, dir: &TempDir, conf: &Path) -> Daemon {
+    let mut cmd = Topology::cmd(&t.firewall, "env");
+    cmd.arg(format!("CONF={}", conf.display()))
+        .arg(format!("BIN={}", proxy_bin().display()))
+        .arg("sh")
+        .arg(example_path("socat-transparent.sh"));
+    let d = Daemon::spawn("socat-transparent.sh (netns)", cmd, dir.path());
+    // /proc/PID/net/tcp{,6} list every socket of the namespace.
+    let listening = |file: &str| {
+        fs::read_to_string(format!("/proc/{}/net/{file}", d.pid()))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(":0849 ") && l.split_whitespace().nth(3) == Some("0A"))
+    };
+    assert!(
+        wait_until(START_SECS, || listening("tcp") && listening("tcp6")),
+        "ftpgate listeners on 2121 missing\n{}",
+        d.output()
     );
-    let mut v4 = Topology::cmd(&t.firewall, "socat");
-    v4.arg("TCP4-LISTEN:2121,reuseaddr,fork").arg(&exec);
-    let v4 = Daemon::spawn("socat4(netns)", v4, dir.path());
-    let mut v6 = Topology::cmd(&t.firewall, "socat");
-    v6.arg("TCP6-LISTEN:2121,ipv6only=1,reuseaddr,fork")
-        .arg(&exec);
-    let v6 = Daemon::spawn("socat6(netns)", v6, dir.path());
-    wait_listening_in_ns(&v4, 2121);
-    wait_listening_in_ns(&v6, 2121);
-    (v4, v6)
+    d
 }
 
 /// The shipped example configuration with the test's overrides (later
@@ -405,6 +410,35 @@ fn transparent_transfers(test: &str, rules: Rules) {
         );
         assert_same_bytes(
             &format!("{host} {way:?} through ftpgate"),
+            &fs::read(&out).unwrap_or_default(),
+            &data,
+        );
+    }
+    // A client that does use the address in 227 (lftp: the firewall's own
+    // address) reaches the same passive listener directly, unredirected.
+    if tool("lftp").is_some() {
+        let out = dir.join("lftp.bin");
+        let mut cmd = Topology::cmd(&t.client, "lftp");
+        cmd.args(["-u", "test,secret", "-e"])
+            .arg(format!(
+                "set ftp:passive-mode on; set ftp:prefer-epsv no; set ftp:ignore-pasv-address no; \
+                 set ftp:fix-pasv-address no; set net:max-retries 1; set net:timeout 20; \
+                 set cmd:fail-exit yes; debug -o {} 10; get file.bin -o {}; bye",
+                dir.join("lftp.debug").display(),
+                out.display()
+            ))
+            .arg("ftp://10.77.2.2");
+        let r = run_bounded(cmd, CLIENT_SECS);
+        assert!(r.ok(), "lftp PASV: {}\n{}", r.describe(), log_of(&dir));
+        let debug = fs::read_to_string(dir.join("lftp.debug")).unwrap_or_default();
+        assert!(
+            debug
+                .lines()
+                .any(|l| l.contains("Connecting data socket") && l.contains("10.77.1.1")),
+            "lftp did not use the 227 address:\n{debug}"
+        );
+        assert_same_bytes(
+            "lftp PASV to the 227 address",
             &fs::read(&out).unwrap_or_default(),
             &data,
         );
@@ -617,4 +651,55 @@ fn public_server_setup_with_shipped_rules_serves_the_protected_server() {
             );
         }
     }
+}
+
+/// The documented limit: an IPv4 client that reaches ftpgate through a
+/// dual-stack IPv6 listener has no readable original destination. ftpgate
+/// then says so in the log and uses DestinationAddress, never a guess.
+#[test]
+fn ipv4_client_on_a_dual_stack_listener_falls_back_with_a_warning() {
+    let test = "ipv4_client_on_a_dual_stack_listener_falls_back_with_a_warning";
+    if !runnable(test, &["ip", "nft", "socat", "curl"]) {
+        return;
+    }
+    let t = Topology::new();
+    let dir = TempDir::new("netns");
+    let jail = TempDir::new("netns-jail");
+    let (real, fallback) = (dir.join("real"), dir.join("fallback"));
+    fs::create_dir_all(&real).unwrap();
+    fs::create_dir_all(&fallback).unwrap();
+    fs::write(real.join("file.bin"), b"the original destination\n").unwrap();
+    fs::write(
+        fallback.join("file.bin"),
+        b"the DestinationAddress server\n",
+    )
+    .unwrap();
+    t.load_nft("nftables-transparent-outgoing.nft", dir.path());
+    let _real = start_server(&t, &dir, 21, &real);
+    let _fallback = start_server(&t, &dir, 2100, &fallback);
+    let conf = example_conf(
+        "transparent-outgoing.conf",
+        &dir,
+        jail.path(),
+        "DestinationAddress 10.77.2.2\nDestinationPort 2100",
+    );
+    let mut cmd = Topology::cmd(&t.firewall, "socat");
+    cmd.arg("TCP6-LISTEN:2121,ipv6only=0,reuseaddr,fork")
+        .arg(format!(
+            "EXEC:\"{} -i -f {}\",nofork",
+            proxy_bin().display(),
+            conf.display()
+        ));
+    let d = Daemon::spawn("socat dual-stack (netns)", cmd, dir.path());
+    wait_listening_in_ns(&d, 2121);
+    let out = dir.join("got.bin");
+    let r = client_get(&t, Way::Epsv, "ftp://test:secret@10.77.2.2/file.bin", &out);
+    assert!(r.ok(), "{}\n{}", r.describe(), log_of(&dir));
+    assert_eq!(
+        fs::read_to_string(&out).unwrap_or_default(),
+        "the DestinationAddress server\n",
+        "{}",
+        log_of(&dir)
+    );
+    assert!(log_of(&dir).contains("dual-stack"), "{}", log_of(&dir));
 }

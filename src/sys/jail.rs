@@ -109,3 +109,8 @@ pub fn enter(root: Option<&Path>, id: &Identity) -> Result<Jailed> {
         resolver: id.names.clone(),
     })
 }
+
+/// True when the process runs with effective user id 0.
+pub fn running_as_root() -> bool {
+    Uid::effective().is_root()
+}

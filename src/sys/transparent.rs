@@ -56,3 +56,49 @@ pub fn is_own_address(ip: IpAddr) -> bool {
 pub fn is_loop(orig: SocketAddr, local: SocketAddr) -> bool {
     orig.port() == local.port() && is_own_address(orig.ip())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_unspecified_are_own_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_own_address(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn documentation_addresses_are_not_own_addresses() {
+        // TEST-NET-3 and 2001:db8::/32 are never assigned to real hosts.
+        for ip in ["203.0.113.77", "2001:db8::77"] {
+            assert!(!is_own_address(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn a_loop_is_an_own_address_at_the_proxys_port() {
+        let local: SocketAddr = "10.0.0.1:2121".parse().unwrap();
+        assert!(is_loop("127.0.0.1:2121".parse().unwrap(), local));
+        assert!(!is_loop("127.0.0.1:21".parse().unwrap(), local));
+        assert!(!is_loop("203.0.113.77:2121".parse().unwrap(), local));
+    }
+
+    #[test]
+    fn a_connection_that_was_not_redirected_has_no_original_destination() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        // No NAT: either no conntrack entry, or one whose original
+        // destination is the local address itself.
+        assert_eq!(original_destination(&s, s.local_addr().unwrap()), None);
+        drop(c);
+    }
+}
