@@ -1,52 +1,127 @@
 //! Moving the bytes of one transfer from one data socket to the other.
 //!
-//! A [`Pump`] owns one fixed buffer, allocated once per session; the relay's
-//! poll loop tells it when its source is readable or its sink writable.
+//! A [`Pump`] moves them with splice(2) through one kernel pipe (made at the
+//! session's first transfer, kept for the rest of it), so file data never
+//! passes through user space. If the kernel refuses splice for these
+//! sockets (EINVAL, ENOSYS) the pump falls back, for the rest of the
+//! session, to read/write through one fixed buffer. Neither path allocates
+//! per chunk; every call is non-blocking and the relay's poll loop says when
+//! to try again. The byte count is what the sink accepted, exactly.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
+
+use crate::limits;
+use crate::sys::splice::Pipe;
+
+/// Why [`Pump::step`] stopped early.
+#[derive(Debug)]
+pub enum Broken {
+    /// Reading the source failed; what was already read is still delivered.
+    Source(io::Error),
+    /// Writing the sink failed; the transfer cannot go on.
+    Sink(io::Error),
+}
+
+/// How the bytes move.
+enum Path {
+    /// Not decided yet: the pipe is made at the first transfer.
+    Unset,
+    /// socket -> pipe -> socket with splice(2)
+    Splice(Pipe),
+    /// read(2)/write(2) through `Pump::buf`
+    Copy,
+}
 
 /// State of one one-way copy.
 pub struct Pump {
+    path: Path,
+    /// bytes sitting in the pipe
+    in_pipe: usize,
+    /// the last splice into a non-empty pipe would have blocked: wait for
+    /// the sink before filling again (the pipe may be out of slots before
+    /// it is out of bytes)
+    pipe_full: bool,
+    /// the pipe of a transfer whose sink refused splice: its bytes are
+    /// read out into `buf` before the source is read again
+    leftover: Option<Pipe>,
+    /// fallback buffer, allocated only if splice is refused
     buf: Box<[u8]>,
+    buf_size: usize,
     start: usize,
     end: usize,
     /// the source reached end of file
     pub eof: bool,
     /// bytes written to the sink
     pub bytes: u64,
-    /// largest single read (MaxRecvBufSize)
-    max_read: usize,
+    /// times the relay's poll returned during this transfer
+    pub wakeups: u64,
+    /// largest single read or splice from the source (MaxRecvBufSize)
+    max_read: Option<usize>,
 }
 
 impl Pump {
+    /// A pump with a `size`-byte fallback buffer. Allocates nothing yet, so
+    /// sessions that never transfer pay nothing.
     pub fn new(size: usize, max_read: Option<usize>) -> Pump {
         Pump {
-            buf: vec![0u8; size].into_boxed_slice(),
+            path: Path::Unset,
+            in_pipe: 0,
+            pipe_full: false,
+            leftover: None,
+            buf: Box::default(),
+            buf_size: size.max(1),
             start: 0,
             end: 0,
             eof: false,
             bytes: 0,
-            max_read: max_read.unwrap_or(size).clamp(1, size),
+            wakeups: 0,
+            max_read: max_read.map(|m| m.max(1)),
         }
     }
 
-    /// Forget the previous transfer, keep the buffer.
+    /// Forget the previous transfer, keep the pipe (or buffer). Makes the
+    /// pipe at the first call; a pipe still holding bytes of an aborted
+    /// transfer is replaced, so they never leak into the next one.
     pub fn reset(&mut self) {
+        self.leftover = None;
+        let stale = matches!(self.path, Path::Splice(_)) && self.in_pipe > 0;
+        if stale || matches!(self.path, Path::Unset) {
+            self.path = match Pipe::new(limits::SPLICE_PIPE) {
+                Ok(p) => Path::Splice(p),
+                Err(_) => self.copy_path(),
+            };
+        }
+        self.in_pipe = 0;
+        self.pipe_full = false;
         self.start = 0;
         self.end = 0;
         self.eof = false;
         self.bytes = 0;
+        self.wakeups = 0;
     }
 
-    /// Want to read: room in the buffer and no end of file yet.
+    /// "splice" or "read/write", for the log.
+    pub fn method(&self) -> &'static str {
+        match self.path {
+            Path::Splice(_) => "splice",
+            _ => "read/write",
+        }
+    }
+
+    /// Want to read: room to read into and no end of file yet (or, after a
+    /// switch to read/write, bytes still in the old pipe).
     pub fn wants_read(&self) -> bool {
-        !self.eof && self.end < self.buf.len()
+        match &self.path {
+            Path::Splice(p) => !self.eof && !self.pipe_full && self.in_pipe < p.capacity(),
+            _ => (!self.eof || self.leftover.is_some()) && self.end < self.buf.len(),
+        }
     }
 
     /// Want to write: bytes waiting.
     pub fn wants_write(&self) -> bool {
-        self.end > self.start
+        self.in_pipe > 0 || self.end > self.start
     }
 
     /// All bytes read and delivered.
@@ -54,34 +129,144 @@ impl Pump {
         self.eof && !self.wants_write()
     }
 
-    /// Read what the source has (non-blocking source). Returns bytes read.
-    pub fn fill(&mut self, src: &mut TcpStream) -> io::Result<usize> {
+    /// Move what can be moved now, without blocking: fill and drain in turn
+    /// until neither makes progress, the transfer is finished, or
+    /// `MAX_BYTES_PER_WAKEUP` were delivered (so the caller looks at its
+    /// control connections regularly). A source error ends the reading
+    /// (`eof` is set) but what was read can still be delivered.
+    pub fn step(&mut self, src: &mut TcpStream, dst: &mut TcpStream) -> Result<(), Broken> {
+        let mut moved = 0u64;
+        loop {
+            let mut progress = false;
+            if self.wants_read() {
+                match self.fill(src) {
+                    Ok(p) => progress |= p,
+                    Err(e) => {
+                        self.eof = true;
+                        return Err(Broken::Source(e));
+                    }
+                }
+            }
+            if self.wants_write() {
+                let before = self.bytes;
+                let p = self.drain(dst).map_err(Broken::Sink)?;
+                moved += self.bytes - before;
+                progress |= p;
+            }
+            if !progress || self.finished() || moved >= limits::MAX_BYTES_PER_WAKEUP {
+                return Ok(());
+            }
+        }
+    }
+
+    /// splice(2) was refused: read/write from now on. Bytes already in the
+    /// pipe go out through the buffer first (see `fill`).
+    fn fall_back(&mut self) {
+        if let Path::Splice(pipe) = std::mem::replace(&mut self.path, Path::Unset)
+            && self.in_pipe > 0
+        {
+            self.leftover = Some(pipe);
+        }
+        self.pipe_full = false;
+        self.path = self.copy_path();
+    }
+
+    /// Switch to read/write: allocate the buffer once.
+    fn copy_path(&mut self) -> Path {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; self.buf_size].into_boxed_slice();
+        }
+        Path::Copy
+    }
+
+    /// Read what the source has. Returns whether anything changed.
+    fn fill(&mut self, src: &mut TcpStream) -> io::Result<bool> {
+        if let Path::Splice(pipe) = &self.path {
+            let room = pipe.capacity() - self.in_pipe;
+            let len = self.max_read.map_or(room, |m| m.min(room));
+            return match pipe.fill_from(src.as_fd(), len) {
+                Ok(0) => {
+                    self.eof = true;
+                    Ok(true)
+                }
+                Ok(n) => {
+                    self.in_pipe += n;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Either the socket is empty (poll will tell) or the
+                    // pipe is out of room (the sink will tell).
+                    self.pipe_full = self.in_pipe > 0;
+                    Ok(false)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+                Err(e) if refused(&e) => {
+                    self.fall_back();
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            };
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        let room = (self.buf.len() - self.end).min(self.max_read);
-        match src.read(&mut self.buf[self.end..self.end + room]) {
+        let room = self.buf.len() - self.end;
+        let len = self.max_read.map_or(room, |m| m.min(room));
+        let window = &mut self.buf[self.end..self.end + len];
+        // Bytes left in the pipe by a switch to read/write come first.
+        if let Some(pipe) = &self.leftover {
+            return match pipe.read_into(window) {
+                Ok(n) => {
+                    self.in_pipe = self.in_pipe.saturating_sub(n);
+                    self.end += n;
+                    if self.in_pipe == 0 || n == 0 {
+                        self.in_pipe = 0;
+                        self.leftover = None;
+                    }
+                    Ok(true)
+                }
+                Err(e) if would_wait(&e) => {
+                    self.in_pipe = 0;
+                    self.leftover = None;
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            };
+        }
+        match src.read(window) {
             Ok(0) => {
                 self.eof = true;
-                Ok(0)
+                Ok(true)
             }
             Ok(n) => {
                 self.end += n;
-                Ok(n)
+                Ok(true)
             }
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                Ok(0)
-            }
+            Err(e) if would_wait(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Write what is buffered (non-blocking sink). Returns bytes written.
-    pub fn drain(&mut self, dst: &mut TcpStream) -> io::Result<usize> {
+    /// Write what is waiting. Returns whether anything changed.
+    fn drain(&mut self, dst: &mut TcpStream) -> io::Result<bool> {
+        if let Path::Splice(pipe) = &self.path {
+            return match pipe.drain_to(dst.as_fd(), self.in_pipe) {
+                Ok(0) => Ok(false),
+                Ok(n) => {
+                    self.in_pipe -= n;
+                    self.bytes += n as u64;
+                    self.pipe_full = false;
+                    Ok(true)
+                }
+                Err(e) if would_wait(&e) => Ok(false),
+                Err(e) if refused(&e) => {
+                    self.fall_back();
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            };
+        }
         match dst.write(&self.buf[self.start..self.end]) {
             Ok(n) => {
                 self.start += n;
@@ -90,14 +275,9 @@ impl Pump {
                     self.start = 0;
                     self.end = 0;
                 }
-                Ok(n)
+                Ok(n > 0)
             }
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                Ok(0)
-            }
+            Err(e) if would_wait(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -106,4 +286,16 @@ impl Pump {
 /// Tell the sink's peer that no more data comes, then let go of the socket.
 pub fn finish(sink: TcpStream) {
     let _ = sink.shutdown(Shutdown::Write);
+}
+
+fn would_wait(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// splice(2) does not work for these descriptors: use read/write instead.
+fn refused(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS))
 }

@@ -220,13 +220,40 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     };
     let original_dst =
         sys::transparent::original_destination(&std::io::stdin().as_fd(), local_addr);
+    if cfg.allow_trans_proxy
+        && let std::net::SocketAddr::V6(v6) = local_addr
+        && v6.ip().to_ipv4_mapped().is_some()
+    {
+        log.wrn(
+            "IPv4 client on a dual-stack IPv6 socket: its original destination cannot be read; \
+             use separate IPv4 and IPv6-only listeners for transparent proxying",
+        );
+    }
     let who = format!(
         "client {} on {}",
         net::canonical(client_addr),
         net::canonical(local_addr)
     );
     match original_dst {
+        // SECURITY: the original destination is this host at the port the
+        // proxy answers on (e.g. a rule that also redirects the proxy's own
+        // port): connecting there would start another session of ourselves,
+        // and so on. Checked here, before the jail, because it needs the
+        // interface list; the other destination checks run at login.
+        Some(orig) if cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr) => {
+            log.wrn(&format!(
+                "session refused: {who}, redirected from {orig}: destination is the proxy itself (redirect loop)"
+            ));
+            refuse_stdout("Service not available: destination is the proxy itself.");
+            return Ok(1);
+        }
         Some(orig) if cfg.allow_trans_proxy => log.inf(&format!("session start: {who}, transparent for {orig}")),
+        // A redirect to the proxy from one of this host's own addresses
+        // (port 21 -> 2121 in front of a protected server) is the normal
+        // public-server set-up, not worth a warning.
+        Some(orig) if sys::transparent::is_own_address(orig.ip()) => log.inf(&format!(
+            "session start: {who}, redirected from {orig}"
+        )),
         // SECURITY: a redirected connection goes to its original destination
         // only when the administrator allowed transparent proxying.
         Some(orig) => log.wrn(&format!(
@@ -282,6 +309,10 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     let timeout = cfg.global.timeout.max(1);
     let _ = client.set_write_timeout(Some(Duration::from_secs(timeout)));
     // 5. The jail: chroot, drop privileges, verify. Fail closed.
+    if cfg.server_root.is_some() && cfg.user.is_none() && sys::jail::running_as_root() {
+        // A chroot alone does not hold root; say so rather than pretend.
+        log.wrn("ServerRoot without User: the session keeps root, which can leave a chroot");
+    }
     let jailed = match sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
         .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id))
     {

@@ -31,3 +31,42 @@ pub const CONNECT_TIMEOUT_SECS: u64 = 10;
 
 /// Size of each per-direction data relay buffer, bytes.
 pub const DATA_BUFFER: usize = 64 * 1024;
+
+/// Largest /etc/hosts or /etc/resolv.conf read before the jail, bytes.
+/// Real files are a few KiB; the cache must not grow without bound.
+pub const MAX_RESOLVER_FILE: usize = 1 << 20;
+
+/// Most /etc/hosts name entries cached for use inside the jail.
+pub const MAX_HOSTS_ENTRIES: usize = 10_000;
+
+/// Nameservers used from resolv.conf: glibc's MAXNS is 3 as well.
+pub const MAX_NAMESERVERS: usize = 3;
+
+/// Search domains used from resolv.conf (glibc's historical limit); each
+/// costs a round of queries for a name without a dot.
+pub const MAX_SEARCH_DOMAINS: usize = 6;
+
+/// Seconds to wait for one DNS answer (also the cap on `options timeout:`):
+/// a login that names a host must not hang the client for long.
+pub const DNS_TIMEOUT_SECS: u64 = 3;
+
+/// Seconds one name lookup may take in all (every nameserver, A and AAAA,
+/// every search domain), so a login naming a host never hangs long.
+pub const DNS_TOTAL_SECS: u64 = 10;
+
+/// Largest DNS datagram read: RFC 1035 UDP answers are at most 512 bytes;
+/// 1232 is the EDNS size commonly used, so a larger reply is still read.
+pub const MAX_DNS_PACKET: usize = 1232;
+
+/// Most answer records looked at in one DNS response.
+pub const MAX_DNS_ANSWERS: usize = 64;
+/// Size asked for the per-session splice(2) pipe between the two data
+/// sockets, bytes. 1 MiB holds a few TCP windows on loopback, so one
+/// wake-up moves a lot; it is kernel memory, not the process's RSS, and the
+/// kernel may grant less (pipe-max-size), which still works.
+pub const SPLICE_PIPE: usize = 1 << 20;
+
+/// Most bytes one wake-up of the transfer loop moves before it polls again,
+/// so the control connections (ABOR, server replies) are looked at regularly
+/// even while both data sockets stay ready.
+pub const MAX_BYTES_PER_WAKEUP: u64 = 4 << 20;

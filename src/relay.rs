@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use crate::policy::user::{Login, split_magic};
 use crate::session::{self, Direction, Side};
 use crate::sys::jail::Jailed;
 use crate::sys::net::{self, Ports, canonical, canonical_ip};
+use crate::sys::resolve::Resolver;
 
 /// Why a session ended; logged once, mapped to the exit status by `run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +111,8 @@ struct Totals {
 
 pub struct Relay<'a> {
     cfg: &'a Config,
+    /// Name resolution from data cached before the jail.
+    resolver: &'a Resolver,
     settings: &'a UserSettings,
     log: &'a mut Log,
     client: TcpStream,
@@ -128,16 +131,19 @@ pub struct Relay<'a> {
     /// which of `pasv`/`port` the client chose last
     client_side: Option<Side>,
     epsv_all: bool,
+    /// a 421 went to the client: the session is ending and it knows
+    closing_sent: bool,
     pump: Pump,
     totals: Totals,
     started: Instant,
 }
 
 /// Run one session to its end. Requires proof that the jail was entered.
-pub fn run(_jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
+pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
     let cfg = start.cfg;
     let mut relay = Relay {
         cfg,
+        resolver: jailed.resolver(),
         settings: &cfg.global,
         log,
         client: start.client,
@@ -154,6 +160,7 @@ pub fn run(_jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         port: None,
         client_side: None,
         epsv_all: false,
+        closing_sent: false,
         pump: Pump::new(limits::DATA_BUFFER, cfg.max_recv_buf_size),
         totals: Totals::default(),
         started: Instant::now(),
@@ -205,6 +212,7 @@ impl<'a> Relay<'a> {
     // ----- talking to the client -------------------------------------------
 
     fn send_client(&mut self, bytes: &[u8]) -> Step {
+        self.closing_sent |= bytes.starts_with(b"421");
         self.client
             .write_all(bytes)
             .map_err(|e| End::ClientError(e.to_string()))
@@ -555,38 +563,48 @@ impl<'a> Relay<'a> {
         settings: &UserSettings,
         login: &Login<'_>,
     ) -> Result<SocketAddr, String> {
-        let chosen = match (login.host, self.original_dst) {
+        let candidates = match (login.host, self.original_dst) {
             (Some(host), _) => {
                 let host =
                     std::str::from_utf8(host).map_err(|_| "host name is not text".to_string())?;
-                Some(resolve(
+                resolve(
+                    self.resolver,
                     host,
                     login.port.unwrap_or(settings.destination_port),
-                )?)
+                )?
             }
-            (None, Some(orig)) if self.cfg.allow_trans_proxy => Some(orig),
-            _ => None,
-        };
-        match chosen {
-            Some(addr) => {
-                // SECURITY: a client-chosen destination must not be the proxy
-                // itself, loopback, link-local, ... unless AllowedDestinations says so.
-                dest::check(
-                    addr,
-                    settings.allowed_destinations.as_deref(),
-                    &[self.local_addr],
-                )
-                .map_err(|r| format!("{addr}: {r}"))?;
-                Ok(addr)
-            }
-            None => {
+            (None, Some(orig)) if self.cfg.allow_trans_proxy => vec![orig],
+            // SECURITY: without AllowTransProxy a redirected connection's
+            // original destination is never used: DestinationAddress it is.
+            _ => {
                 let host = settings
                     .destination_address
                     .as_deref()
                     .ok_or("no DestinationAddress")?;
-                resolve(host, settings.destination_port)
+                return resolve(self.resolver, host, settings.destination_port)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| format!("'{host}' has no address"));
+            }
+        };
+        // SECURITY: a client-chosen destination must not be the proxy
+        // itself, loopback, link-local, ... unless AllowedDestinations says
+        // so. Every address a name resolves to is checked; the first one
+        // that passes is used, never one that did not.
+        let mut refusal = None;
+        for addr in candidates {
+            match dest::check(
+                addr,
+                settings.allowed_destinations.as_deref(),
+                &[self.local_addr],
+            ) {
+                Ok(()) => return Ok(addr),
+                Err(r) => {
+                    refusal.get_or_insert(format!("{addr}: {r}"));
+                }
             }
         }
+        Err(refusal.unwrap_or_else(|| "no address".to_string()))
     }
 
     fn connect_server(&mut self, dest: SocketAddr) -> Step {
@@ -766,6 +784,15 @@ impl<'a> Relay<'a> {
                 );
             }
         };
+        // RFC 2428 §2: an address family the connection cannot carry is 522,
+        // whatever the address; checked before SameAddress so the client
+        // learns to switch families rather than being told it lied.
+        if target.is_ipv4() != self.local_addr.is_ipv4() {
+            return self.reply(
+                reply::EXT_PROTO_NOT_SUPPORTED,
+                "Network protocol not supported on this connection.",
+            );
+        }
         if let Err(why) =
             check_client_port(target, self.client_addr.ip(), self.settings.same_address)
         {
@@ -774,12 +801,6 @@ impl<'a> Relay<'a> {
             return self.reply(
                 reply::NOT_IMPLEMENTED_FOR_ARG,
                 &format!("{} refused: {why}.", cmd.verb.as_str()),
-            );
-        }
-        if target.is_ipv4() != self.local_addr.is_ipv4() {
-            return self.reply(
-                reply::EXT_PROTO_NOT_SUPPORTED,
-                "Network protocol not supported on this connection.",
             );
         }
         if self.cfg.port_resets_pasv {
@@ -1156,19 +1177,16 @@ impl<'a> Relay<'a> {
                 note = Some("idle timeout".to_string());
                 break;
             };
-            if want_r
-                && ready(r_src)
-                && let Err(e) = self.pump.fill(&mut src)
-            {
-                note = Some(format!("source error: {e}"));
-                self.pump.eof = true;
-            }
-            if want_w
-                && writable(r_dst)
-                && let Err(e) = self.pump.drain(&mut dst)
-            {
-                note = Some(format!("sink error: {e}"));
-                break;
+            self.pump.wakeups += 1;
+            if (want_r && ready(r_src)) || (want_w && writable(r_dst)) {
+                match self.pump.step(&mut src, &mut dst) {
+                    Ok(()) => {}
+                    Err(data::Broken::Source(e)) => note = Some(format!("source error: {e}")),
+                    Err(data::Broken::Sink(e)) => {
+                        note = Some(format!("sink error: {e}"));
+                        break;
+                    }
+                }
             }
             if ready(r_srv) {
                 self.read_server()?;
@@ -1191,6 +1209,14 @@ impl<'a> Relay<'a> {
         }
         drop(src);
         data::finish(dst);
+        let mib = self.pump.bytes as f64 / f64::from(1u32 << 20);
+        self.log.dbg(&format!(
+            "transfer: {} bytes by {}, {} wakeups ({:.2} per MiB)",
+            self.pump.bytes,
+            self.pump.method(),
+            self.pump.wakeups,
+            self.pump.wakeups as f64 / mib.max(1.0 / 1024.0),
+        ));
         Ok(note)
     }
 
@@ -1225,6 +1251,12 @@ impl<'a> Relay<'a> {
         } else {
             self.log.inf(&line)
         }
+        if matches!(end, End::ServerClosed(_)) && !self.closing_sent {
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Connection to the FTP server lost; closing control connection.",
+            );
+        }
         if let (Some(_), End::ClientClosed | End::Timeout) = (&self.server, end) {
             let _ = self.send_server(b"QUIT");
         }
@@ -1239,16 +1271,14 @@ fn is_abort(line: &Line) -> bool {
     }
 }
 
-/// Resolve a host name or address literal to one socket address.
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(canonical_ip(ip), port));
-    }
-    let mut addrs = (host, port)
-        .to_socket_addrs()
+/// Resolve a host name or address literal to its socket addresses (never
+/// empty), from the data cached before the jail.
+fn resolve(resolver: &Resolver, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let ips = resolver
+        .lookup(host)
         .map_err(|e| format!("cannot resolve '{host}': {e}"))?;
-    addrs
-        .next()
-        .map(canonical)
-        .ok_or_else(|| format!("'{host}' has no address"))
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(canonical_ip(ip), port))
+        .collect())
 }

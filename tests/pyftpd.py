@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Test FTP server for ftpgate's integration tests.
 
-Usage: pyftpd.py PORT ROOT
+Usage: pyftpd.py PORT ROOT [HOST]
 
-Serves ROOT on 127.0.0.1:PORT with user "test" / "secret" (full
+Serves ROOT on HOST (default 127.0.0.1) port PORT with user "test" / "secret" (full
 permissions) and anonymous read access. Passive mode on, foreign
 addresses refused (PORT must name the client's own address).
 """
@@ -18,6 +18,7 @@ from pyftpdlib.servers import FTPServer
 def main():
     port = int(sys.argv[1])
     root = sys.argv[2]
+    host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
     logging.basicConfig(level=logging.WARNING)
     auth = DummyAuthorizer()
     auth.add_user("test", "secret", root, perm="elradfmwMT")
@@ -27,7 +28,7 @@ def main():
     handler.permit_foreign_addresses = False
     handler.permit_privileged_ports = False
     handler.banner = "pyftpdlib test server ready."
-    server = FTPServer(("127.0.0.1", port), handler)
+    server = FTPServer((host, port), handler)
     server.max_cons = 64
     server.serve_forever()
 

@@ -618,6 +618,34 @@ fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
+/// Fuzz and property-test entry point: parses `data` (lossily as UTF-8) as a
+/// configuration file twice and checks both runs agree; a configuration
+/// that parses gives its `-c` output and settings for any user. Panics only
+/// when a check fails.
+#[doc(hidden)]
+pub fn check_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let first = Config::parse_str("fuzz.conf", &text);
+    let second = Config::parse_str("fuzz.conf", &text);
+    match (first, second) {
+        (Ok(a), Ok(b)) => {
+            assert!(a.normalised() == b.normalised(), "parse is deterministic");
+            let _ = a.for_user(b"anonymous");
+            let _ = a.for_user(data);
+        }
+        (Err(a), Err(b)) => {
+            assert!(
+                a.len() == b.len() && !a.is_empty(),
+                "errors are deterministic"
+            );
+            for e in &a {
+                let _ = e.to_string();
+            }
+        }
+        _ => unreachable!("parse is not deterministic"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1016,6 +1044,13 @@ mod tests {
                 let _ = c.normalised();
                 let _ = c.for_user(b"bob");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_parse_holds_for_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            super::check_parse(&data);
         }
     }
 }

@@ -250,6 +250,45 @@ pub fn parse_epsv_arg(arg: &[u8]) -> Result<EpsvArg, AddrError> {
     }
 }
 
+/// Fuzz and property-test entry point: runs `data` through every address
+/// parser (PORT, EPRT, 227, 229, EPSV) and checks that what parses formats
+/// back to text that parses to the same address. Panics only when a round
+/// trip fails.
+#[doc(hidden)]
+pub fn check_round_trip(data: &[u8]) {
+    if let Ok(a) = parse_port(data) {
+        assert!(
+            parse_port(format_port(a).as_bytes()) == Ok(a),
+            "PORT round trip"
+        );
+    }
+    if let Ok(a) = parse_eprt(data) {
+        assert!(
+            parse_eprt(format_eprt(a).as_bytes()) == Ok(a),
+            "EPRT round trip"
+        );
+    }
+    if let Ok(a) = parse_227(data) {
+        let wire = format_227(a);
+        let text = wire
+            .strip_prefix(b"227 ")
+            .and_then(|t| t.strip_suffix(b"\r\n"))
+            .unwrap_or(&[]);
+        assert!(parse_227(text) == Ok(a), "227 round trip");
+    }
+    if let Ok(p) = parse_229(data) {
+        let wire = format_229(p);
+        let text = wire
+            .strip_prefix(b"229 ")
+            .and_then(|t| t.strip_suffix(b"\r\n"))
+            .unwrap_or(&[]);
+        assert!(parse_229(text) == Ok(p), "229 round trip");
+    }
+    if let Ok(arg) = parse_epsv_arg(data) {
+        let _ = arg;
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -463,6 +502,13 @@ mod tests {
             let _ = parse_eprt(text.as_bytes());
             let _ = parse_227(text.as_bytes());
             let _ = parse_229(text.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_round_trip_holds_for_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..60)) {
+            super::check_round_trip(&data);
         }
     }
 }

@@ -321,6 +321,51 @@ pub fn kind(verb: &[u8]) -> Option<Kind> {
         .map(|&(_, k)| k)
 }
 
+/// Fuzz and property-test entry point: splits `data` into lines with
+/// `ftp::line` (whole, and again in two reads at an offset taken from the
+/// data, which must give the same lines), parses every line, and checks
+/// that a parsed command written back by [`Command::to_wire`] parses to the
+/// same verb and argument. Panics only when one of those checks fails.
+#[doc(hidden)]
+pub fn check_round_trip(data: &[u8]) {
+    use crate::ftp::line::{Line, LineBuffer};
+    let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let mut whole = LineBuffer::new();
+    whole.push(data);
+    let mut parts = LineBuffer::new();
+    parts.push(&data[..split]);
+    let mut lines_parts = Vec::new();
+    while let Some(l) = parts.next_line() {
+        lines_parts.push(l);
+    }
+    parts.push(&data[split..]);
+    while let Some(l) = parts.next_line() {
+        lines_parts.push(l);
+    }
+    let mut lines_whole = Vec::new();
+    while let Some(l) = whole.next_line() {
+        lines_whole.push(l);
+    }
+    assert!(lines_whole == lines_parts, "split changes the lines");
+    assert!(whole.pending() == parts.pending(), "split changes pending");
+    for line in lines_whole {
+        let Line::Complete(line) = line else { continue };
+        let Ok(cmd) = Command::parse(&line) else {
+            continue;
+        };
+        let _ = cmd.log_text();
+        let wire = cmd.to_wire();
+        assert!(wire.ends_with(b"\r\n"), "to_wire ends with CR LF");
+        match Command::parse(&wire[..wire.len() - 2]) {
+            Ok(back) => assert!(
+                back.verb == cmd.verb && back.arg == cmd.arg,
+                "command round trip"
+            ),
+            Err(e) => unreachable!("to_wire output does not parse: {e:?}"),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -466,6 +511,13 @@ mod tests {
                 prop_assert_eq!(reparsed.verb, c.verb);
                 prop_assert_eq!(reparsed.arg, c.arg);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_round_trip_holds_for_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            super::check_round_trip(&data);
         }
     }
 }

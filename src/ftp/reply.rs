@@ -165,7 +165,7 @@ impl Reply {
     pub fn to_wire(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.lines.iter().map(|l| l.len() + 2).sum());
         for l in &self.lines {
-            out.extend_from_slice(l);
+            push_telnet(&mut out, l);
             out.extend_from_slice(b"\r\n");
         }
         out
@@ -195,14 +195,29 @@ impl Reply {
     }
 }
 
-/// Appends `text` with CR, LF and NUL replaced by spaces.
+/// Appends `line` as Telnet data: a data byte 0xFF goes out as IAC IAC
+/// (RFC 854; RFC 2640 §3.1), the way `ftp::line` decoded it, so a client
+/// (or our own parser) reads back exactly the line the server meant.
+fn push_telnet(out: &mut Vec<u8>, line: &[u8]) {
+    for &b in line {
+        if b == 0xff {
+            out.push(0xff);
+        }
+        out.push(b);
+    }
+}
+
+/// Appends `text` with CR, LF and NUL replaced by spaces, 0xFF doubled.
 fn push_safe(out: &mut Vec<u8>, text: &[u8]) {
     // SECURITY: text we put in a reply (file names, server text, messages)
     // can never end the line early and inject a reply of its own.
-    out.extend(text.iter().map(|&b| match b {
-        b'\r' | b'\n' | 0 => b' ',
-        other => other,
-    }));
+    for &b in text {
+        match b {
+            b'\r' | b'\n' | 0 => out.push(b' '),
+            0xff => out.extend_from_slice(&[0xff, 0xff]),
+            other => out.push(other),
+        }
+    }
 }
 
 /// Appends the code as three digits (`code % 1000`) and the separator.
@@ -237,6 +252,50 @@ pub fn multi(code: u16, first: &[&[u8]], last: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&line(code, last));
     out
+}
+
+/// Fuzz and property-test entry point: splits `data` into lines with
+/// `ftp::line`, feeds them to a [`ReplyParser`], and checks that every
+/// complete reply written back by [`Reply::to_wire`] parses to the same
+/// reply; also that [`line`] and [`multi`] build one reply with the code
+/// asked for. Panics only when one of those checks fails.
+#[doc(hidden)]
+pub fn check_round_trip(data: &[u8]) {
+    use crate::ftp::line::{Line, LineBuffer};
+    fn replies(wire: &[u8]) -> Vec<Result<Reply, ReplyError>> {
+        let mut lines = LineBuffer::new();
+        lines.push(wire);
+        let mut parser = ReplyParser::new();
+        let mut out = Vec::new();
+        while let Some(l) = lines.next_line() {
+            let Line::Complete(l) = l else { continue };
+            match parser.feed(&l) {
+                Ok(Some(r)) => out.push(Ok(r)),
+                Ok(None) => {}
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
+    }
+    for reply in replies(data).into_iter().flatten() {
+        let _ = (reply.text(), reply.is_positive(), reply.is_preliminary());
+        let again = replies(&reply.to_wire());
+        assert!(again == vec![Ok(reply.clone())], "reply round trip");
+    }
+    let code = 100 + data.first().map_or(0, |&b| u16::from(b)) % 500;
+    let text = data.get(1..).unwrap_or(&[]);
+    let built = replies(&line(code, text));
+    assert!(
+        built.len() == 1 && built[0].as_ref().map(|r| r.code) == Ok(code),
+        "line() builds one reply"
+    );
+    let firsts: Vec<&[u8]> = text.split(|&b| b == b'|').collect();
+    let built = replies(&multi(code, &firsts, b"end"));
+    assert!(
+        built.len() == 1
+            && built[0].as_ref().map(|r| (r.code, r.lines.len())) == Ok((code, firsts.len() + 1)),
+        "multi() builds one reply"
+    );
 }
 
 #[cfg(test)]
@@ -404,6 +463,32 @@ mod tests {
             prop_assert_eq!(wire.iter().filter(|&&b| b == b'\n' || b == b'\r' || b == 0).count(), 2);
             let r = ReplyParser::new().feed(&wire[..wire.len() - 2]).unwrap().unwrap();
             prop_assert_eq!(r.code, code);
+        }
+    }
+
+    #[test]
+    fn a_data_byte_0xff_is_relayed_as_iac_iac() {
+        let mut lines = crate::ftp::line::LineBuffer::new();
+        lines.push(b"250 caf\xff\xff.txt\r\n");
+        let Some(crate::ftp::line::Line::Complete(l)) = lines.next_line() else {
+            panic!("no line");
+        };
+        let r = ReplyParser::new().feed(&l).unwrap().unwrap();
+        assert_eq!(r.to_wire(), b"250 caf\xff\xff.txt\r\n");
+        assert_eq!(line(250, b"\xff"), b"250 \xff\xff\r\n");
+    }
+
+    #[test]
+    fn fuzz_crash_reply_with_0xff_round_trips() {
+        // fuzz/artifacts/reply/crash-bf31b70c: a reply holding a decoded
+        // IAC IAC did not read back the same after to_wire.
+        check_round_trip(b"\xff\xfc\xf1\xff\xff\xff\xab\xaa\x0a\x0a\x31\x36\x7c\x0a\x0a\x32\x33\x30\x2d\x0a\x0a\x10\x0a\x88\x00\x7c\x0a\x0a\x32\x33\xd8\x0a\x01\x00\x00\x00\x26\x00\x00\x00\x00\x7c\xff\xff\xfc\xff\xf1\xff\x2a\xee\xee\x30\xff\xff\xf1\x00\xef\xff\xff\xfc\xff\xf1\xff\xff\xff\xfc\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0a\x32\x33\x30\x2d\x0a\x0a\x10\x0a\x88\x00\x7c\x0a\x0a\x32\x33\x30\x0a\x01\x00\x00\x00\x26\x00\x00\x00\x00\x7c\xff\xff\xfc\xff\xf1\xff\x2a\xee\xee\x30\xff\xff\xf1\x00\xef\xff\xff\xfc\xff\xf1\xff\xff\xff\xfc\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xf1\xff\xff\xff\xfc\xff\x00\x00\xf1\xff\xff\xff\xfc\xff\x00\x00\x00\x00\xef\xf5\x0a\x0a\x35\x0a\x26\xd8\x26\x0a\x26\x3b\x7c\x0a\x0a\x0a\x36\x31\x35\xff\xfc\x78\x0a\x0a");
+    }
+
+    proptest! {
+        #[test]
+        fn replies_round_trip_for_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            check_round_trip(&data);
         }
     }
 }

@@ -2,26 +2,44 @@
 //!
 //! `enter` is the only way to build a [`Jailed`] value, and the relay needs
 //! one: the session cannot start before the drop was attempted and verified.
+//!
+//! What the jail lacks is loaded by [`resolve`] while /etc is reachable: the
+//! user and group ids and the name-resolution data ([`Resolver`]); the
+//! `Jailed` proof carries the latter into the session, so that host names
+//! (magic user, DestinationAddress) resolve inside an EMPTY ServerRoot.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use nix::unistd::{self, Gid, Group, Uid, User};
 
+use super::resolve::Resolver;
+
 /// Proof that the start-up steps that need privileges are over.
 #[derive(Debug)]
 pub struct Jailed {
-    _private: (),
+    resolver: Resolver,
 }
 
-/// What to become; resolved before the chroot (needs /etc/passwd, /etc/group).
+impl Jailed {
+    /// Name resolution from the data cached before the chroot.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+}
+
+/// What to become, and what to take along; resolved before the chroot
+/// (needs /etc/passwd, /etc/group, /etc/hosts, /etc/resolv.conf).
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub uid: Option<Uid>,
     pub gid: Option<Gid>,
+    /// /etc/hosts and /etc/resolv.conf, cached for use inside the jail.
+    pub names: Resolver,
 }
 
-/// Look up User and Group names (or numbers) while /etc is still reachable.
+/// Look up User and Group names (or numbers) and cache the name-resolution
+/// data while /etc is still reachable.
 pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
     let uid = match user {
         None => None,
@@ -47,7 +65,11 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
             }
         }),
     };
-    Ok(Identity { uid, gid })
+    Ok(Identity {
+        uid,
+        gid,
+        names: Resolver::load(),
+    })
 }
 
 /// Chroot (when `root` is given), drop groups, gid and uid (when given),
@@ -83,5 +105,12 @@ pub fn enter(root: Option<&Path>, id: &Identity) -> Result<Jailed> {
     // leaves no core with session data.
     nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
-    Ok(Jailed { _private: () })
+    Ok(Jailed {
+        resolver: id.names.clone(),
+    })
+}
+
+/// True when the process runs with effective user id 0.
+pub fn running_as_root() -> bool {
+    Uid::effective().is_root()
 }

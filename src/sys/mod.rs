@@ -5,7 +5,9 @@
 pub mod daemon;
 pub mod jail;
 pub mod net;
+pub mod resolve;
 pub mod signals;
+pub mod splice;
 pub mod transparent;
 
 /// Local wall-clock time, broken down.

@@ -841,3 +841,257 @@ pub fn vsftpd_bin() -> PathBuf {
         PathBuf::from("vsftpd")
     }
 }
+
+// ---------------------------------------------------------------------------
+// IPv6, fake servers, process accounting (issue 3 tests)
+
+/// True if a socket is in LISTEN state on [::1]:port (from /proc/net/tcp6).
+pub fn is_listening_v6(port: u16) -> bool {
+    let want = format!("00000000000000000000000001000000:{port:04X}");
+    fs::read_to_string("/proc/net/tcp6")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == want && f[3] == "0A"
+        })
+}
+
+/// A free TCP port on [::1].
+pub fn free_port_v6() -> u16 {
+    let l = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
+    l.local_addr().unwrap().port()
+}
+
+fn wait_listening_v6(d: &mut Daemon, port: u16) {
+    let ok = wait_until(START_SECS, || {
+        is_listening_v6(port) || matches!(d.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(
+        ok && is_listening_v6(port),
+        "{} not listening on [::1]:{port}\n{}",
+        d.name,
+        d.output()
+    );
+}
+
+/// pyftpdlib serving on [::1] (same users as `FtpServer::pyftpdlib`).
+pub fn pyftpdlib_v6() -> FtpServer {
+    let dir = TempDir::new("pyftpd6");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let port = free_port_v6();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyftpd.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script).arg(port.to_string()).arg(&root).arg("::1");
+    let mut daemon = Daemon::spawn("pyftpdlib6", cmd, dir.path());
+    wait_listening_v6(&mut daemon, port);
+    FtpServer {
+        kind: ServerKind::Pyftpdlib,
+        port,
+        root,
+        sub: "",
+        daemon,
+        _dir: dir,
+    }
+}
+
+impl Proxy {
+    /// The proxy behind socat listening on [::1] (an IPv6 client side), with
+    /// a complete configuration `body` whose log is `{LOG}` (replaced).
+    pub fn start_v6(body: &str) -> Proxy {
+        let dir = TempDir::new("proxy6");
+        let log = dir.join("proxy.log");
+        let conf = dir.join("proxy.conf");
+        fs::write(&conf, body.replace("{LOG}", &log.display().to_string())).unwrap();
+        let port = free_port_v6();
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!("TCP6-LISTEN:{port},bind=[::1],reuseaddr,fork"))
+            .arg(format!(
+                "EXEC:\"{} -i -f {}\",nofork",
+                proxy_bin().display(),
+                conf.display()
+            ));
+        let mut daemon = Daemon::spawn("socat6", cmd, dir.path());
+        wait_listening_v6(&mut daemon, port);
+        Proxy {
+            port,
+            conf,
+            log,
+            daemon,
+            dir,
+        }
+    }
+
+    /// The PID of socat, the guard whose children are the sessions.
+    pub fn guard_pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+}
+
+/// CPU time (user + system, in clock ticks) a process has used, from
+/// /proc/PID/stat; None once it is gone.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Wait (bounded) for exactly one live proxy session and return its PID.
+pub fn one_session(proxy: &Proxy) -> u32 {
+    let mut pid = None;
+    wait_until(START_SECS, || {
+        let s = proxy.sessions();
+        pid = s.first().copied();
+        s.len() == 1
+    });
+    pid.expect("a proxy session process")
+}
+
+/// A scripted FTP "server" for behaviour no real server can be made to show
+/// (a malicious 227, an endless reply): listens on 127.0.0.1 and runs
+/// `script` on the first connection in a thread. The thread ends when the
+/// script returns; its result comes back from `join`.
+pub struct FakeServer {
+    pub port: u16,
+    handle: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl FakeServer {
+    /// `script` gets the accepted connection and returns lines it wants to
+    /// report (e.g. the commands it saw).
+    pub fn start(script: impl FnOnce(TcpStream) -> Vec<String> + Send + 'static) -> FakeServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            l.set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(CLIENT_SECS);
+            loop {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+                            .unwrap();
+                        s.set_write_timeout(Some(Duration::from_secs(REPLY_SECS)))
+                            .unwrap();
+                        return script(s);
+                    }
+                    Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(20)),
+                    Err(e) => return vec![format!("no connection: {e}")],
+                }
+            }
+        });
+        FakeServer {
+            port,
+            handle: Some(handle),
+        }
+    }
+
+    /// What the script reported (bounded by the script's own time-outs).
+    pub fn join(mut self) -> Vec<String> {
+        self.handle
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+/// Read one CRLF line from a fake server's connection ("" on EOF/time-out).
+pub fn fake_read_line(s: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while let Ok(1) = s.read(&mut b) {
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    while line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// A Python ftplib script that transfers through one session with explicit
+/// data-connection commands. Arguments: HOST PORT USER PASS DIR SIZE MODES,
+/// where MODES is a comma list of PASV, EPSV, PORT, EPRT (each does a STOR
+/// of SIZE pseudo-random bytes and a RETR back, compared byte for byte) and
+/// DIR is the server path prefix. Prints "ok MODE" per mode, exits non-zero
+/// with the failing reply otherwise.
+pub const FTPLIB_MODES: &str = r#"
+import ftplib, socket, sys, random
+host, port, user, pw, sub, size, modes = sys.argv[1:8]
+port, size = int(port), int(size)
+fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+ftp = ftplib.FTP(timeout=30)
+ftp.connect(host, port)
+ftp.login(user, pw)
+ftp.voidcmd('TYPE I')
+def data_conn(mode, cmd):
+    if mode in ('PASV', 'EPSV'):
+        if mode == 'PASV':
+            h, p = ftplib.parse227(ftp.sendcmd('PASV'))
+        else:
+            h, p = ftplib.parse229(ftp.sendcmd('EPSV'), ftp.sock.getpeername())
+        c = socket.create_connection((h, p), 30)
+        ftp.sendcmd(cmd)
+        return c
+    srv = socket.socket(fam, socket.SOCK_STREAM)
+    srv.bind((host, 0)); srv.listen(1); srv.settimeout(30)
+    p = srv.getsockname()[1]
+    if mode == 'PORT':
+        ftp.sendport(host, p)
+    else:
+        ftp.sendeprt(host, p)
+    ftp.sendcmd(cmd)
+    c, _ = srv.accept(); srv.close()
+    return c
+for i, mode in enumerate(modes.split(',')):
+    body = random.Random(i + size).randbytes(size)
+    name = '%smodes-%d-%s.bin' % (sub, i, mode)
+    c = data_conn(mode, 'STOR ' + name)
+    c.sendall(body); c.close()
+    ftp.voidresp()
+    c = data_conn(mode, 'RETR ' + name)
+    got = bytearray()
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        got += b
+    c.close()
+    ftp.voidresp()
+    if bytes(got) != body:
+        print('mismatch', mode, len(got), len(body)); sys.exit(3)
+    print('ok', mode, flush=True)
+ftp.voidcmd('NOOP')
+ftp.quit()
+"#;
+
+/// Run `FTPLIB_MODES` against HOST:PORT; panics with everything on failure.
+pub fn ftplib_modes(host: &str, port: u16, server: &FtpServer, size: usize, modes: &str) -> Ran {
+    python_script(
+        FTPLIB_MODES,
+        &[
+            host,
+            &port.to_string(),
+            server.user(),
+            server.pass(),
+            server.sub,
+            &size.to_string(),
+            modes,
+        ],
+    )
+}
+
+impl Proxy {
+    /// Like `start_raw`, listening on 127.0.0.1, with `{LOG}` in `body`
+    /// replaced by the path `log_text` reads.
+    pub fn start_template(body: &str) -> Proxy {
+        let dir = TempDir::new("proxy");
+        let log = dir.join("proxy.log");
+        let body = body.replace("{LOG}", &log.display().to_string());
+        Self::start_with_conf(&proxy_bin(), dir, &body, log)
+    }
+}

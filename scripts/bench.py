@@ -1,0 +1,562 @@
+#!/usr/bin/env python3
+"""ftpgate's side-by-side benchmark (run it through scripts/bench).
+
+Measures, in one run and with the subjects interleaved (direct, ftpgate,
+ftp-proxy, direct, ...), against one vsftpd serving from /dev/shm:
+
+  (a) RETR of a large file and (b) STOR of a large file with curl (PASV),
+      direct to vsftpd, through ftpgate and through Debian's ftp-proxy, both
+      proxies started per connection by socat EXEC:...,nofork;
+  (c) per-session set-up time (connect, USER, PASS, PWD, QUIT) with ftplib,
+      and the time to the 220 greeting;
+  (d) each proxy session's CPU seconds (user+sys) per GiB relayed and peak
+      RSS, from wait4(2) on the proxy process (microsecond CPU times; GNU
+      time prints only hundredths), and ftpgate's poll wake-ups per MiB from
+      its DBG transfer log line.
+
+Prints medians with min-max, the ratios ftpgate/direct and ftpgate/ftp-proxy,
+and the issue #6 targets. Everything stays on 127.0.0.1; every process
+started here is ended by its PID; the work directory is removed.
+
+    bench.py [--quick] [--rounds N] [--sessions N] [--keep]
+    bench.py rusage OUT PROG ARGS...   (internal: run PROG, append rusage to OUT)
+"""
+
+import argparse
+import ftplib
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+GIB = 1 << 30
+MIB = 1 << 20
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+FTP_PROXY = "/usr/sbin/ftp-proxy"
+
+
+def rusage_main(argv):
+    """rusage OUT PROG ARGS...: run PROG under /usr/bin/time with our stdin
+    and stdout; append 'user_s sys_s maxrss_kib' to OUT.
+
+    CPU comes from our wait4(2) (microseconds; it includes the few hundred
+    microseconds of /usr/bin/time itself), peak RSS from GNU time's %M: a
+    Python child would carry Python's RSS high-water mark across execve.
+    """
+    out, prog = argv[0], argv[1:]
+    rss_file = out + ".rss"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv("/usr/bin/time", ["/usr/bin/time", "-a", "-o", rss_file, "-f", "%M"] + prog)
+        finally:
+            os._exit(127)
+    # Let go of the client socket so only the proxy holds it.
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    while True:
+        try:
+            _, status, ru = os.wait4(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    with open(rss_file) as f:
+        rss = f.read().split()[-1]
+    with open(out, "a") as f:
+        f.write(f"{ru.ru_utime:.6f} {ru.ru_stime:.6f} {rss}\n")
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+# ---------------------------------------------------------------------------
+# processes
+
+
+class Procs:
+    """Processes we started; ended by PID (and their children, by PID)."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, log):
+        p = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            for kid in descendants(p.pid):
+                try:
+                    os.kill(kid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = []
+
+
+def descendants(root):
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+                parent[int(d)] = int(st[st.rfind(")") + 2 :].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        for c, pp in parent.items():
+            if pp == p and c not in out:
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(port, proc, what):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"bench: {what} exited early (status {proc.returncode})")
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+                    return
+        time.sleep(0.05)
+    sys.exit(f"bench: {what} not listening on 127.0.0.1:{port}")
+
+
+def wait_lines(path, n, secs=30):
+    """Wait until `path` has at least n lines; return them."""
+    deadline = time.monotonic() + secs
+    while True:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= n or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------
+# set-up
+
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def make_file(path, size):
+    chunk = os.urandom(MIB)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(left, MIB)
+            f.write(chunk[:n])
+            left -= n
+            # vary the chunks a little so nothing can dedupe them
+            chunk = chunk[1:] + chunk[:1]
+    os.chmod(path, 0o644)
+
+
+def start_vsftpd(procs, work):
+    top = os.path.join(work, "root")
+    pub = os.path.join(top, "pub")
+    os.makedirs(pub)
+    os.chmod(top, 0o755)
+    os.chmod(pub, 0o777)
+    os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
+    port = free_port()
+    conf = os.path.join(work, "vsftpd.conf")
+    write(
+        conf,
+        f"""listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port={port}
+background=NO
+run_as_launching_user=NO
+anonymous_enable=YES
+local_enable=NO
+anon_root={top}
+no_anon_password=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_other_write_enable=YES
+anon_world_readable_only=NO
+anon_umask=022
+allow_writeable_chroot=YES
+secure_chroot_dir=/var/run/vsftpd/empty
+seccomp_sandbox=NO
+pasv_enable=YES
+pasv_address=127.0.0.1
+port_enable=YES
+connect_from_port_20=NO
+xferlog_enable=NO
+vsftpd_log_file={work}/vsftpd.log
+ftpd_banner=vsftpd bench server ready.
+max_clients=64
+max_per_ip=0
+""",
+        0o600,
+    )
+    log = open(os.path.join(work, "vsftpd.out"), "w")
+    p = procs.start(["/usr/sbin/vsftpd", conf], log)
+    wait_listening(port, p, "vsftpd")
+    return port, pub
+
+
+def start_proxy(procs, work, name, binary, dest_port, level, timed):
+    """socat TCP-LISTEN -> EXEC proxy; `timed` wraps it in our rusage runner."""
+    conf = os.path.join(work, f"{name}-{level}.conf")
+    log = os.path.join(work, f"{name}-{level}.log")
+    write(
+        conf,
+        f"""# ftpgate benchmark
+DestinationAddress 127.0.0.1
+DestinationPort {dest_port}
+LogDestination {log}
+LogLevel {level}
+""",
+    )
+    usage = os.path.join(work, f"{name}-{level}.rusage")
+    if timed:
+        wrapper = os.path.join(work, f"{name}-{level}.sh")
+        write(
+            wrapper,
+            "#!/bin/sh\n"
+            f"exec '{sys.executable}' '{os.path.abspath(__file__)}' rusage "
+            f"'{usage}' '{binary}' -i -f '{conf}'\n",
+            0o755,
+        )
+        cmd = wrapper
+    else:
+        cmd = f"{binary} -i -f {conf}"
+    port = free_port()
+    out = open(os.path.join(work, f"socat-{name}-{level}.out"), "w")
+    p = procs.start(
+        [
+            "socat",
+            f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+            f"EXEC:{cmd},nofork",
+        ],
+        out,
+    )
+    wait_listening(port, p, f"socat for {name}")
+    return {"port": port, "log": log, "usage": usage, "sessions": 0}
+
+
+# ---------------------------------------------------------------------------
+# measurements
+
+
+def curl(port, args, what):
+    base = [
+        "curl",
+        "-s",
+        "-S",
+        "--max-time",
+        "300",
+        "--disable-epsv",
+        "--disable-eprt",
+        "-u",
+        "anonymous:bench@example.org",
+    ]
+    r = subprocess.run(
+        base + args, capture_output=True, text=True, timeout=320, check=False
+    )
+    if r.returncode != 0:
+        sys.exit(f"bench: curl {what} on port {port} failed: {r.stderr.strip()}")
+    return r.stdout.split()
+
+
+def retr(port, size):
+    size_s, total, pre = curl(
+        port,
+        [
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{time_total} %{time_pretransfer}",
+            f"ftp://127.0.0.1:{port}/pub/big.bin",
+        ],
+        "RETR",
+    )
+    if int(size_s) != size:
+        sys.exit(f"bench: RETR on port {port} got {size_s} bytes, want {size}")
+    return size / (float(total) - float(pre))
+
+
+def stor(port, src, pub, size, n):
+    name = f"up-{n}.bin"
+    size_s, total, pre = curl(
+        port,
+        [
+            "-T",
+            src,
+            "-w",
+            "%{size_upload} %{time_total} %{time_pretransfer}",
+            f"ftp://127.0.0.1:{port}/pub/{name}",
+        ],
+        "STOR",
+    )
+    path = os.path.join(pub, name)
+    got = os.path.getsize(path)
+    os.unlink(path)
+    if int(size_s) != size or got != size:
+        sys.exit(f"bench: STOR on port {port} stored {got} bytes, want {size}")
+    return size / (float(total) - float(pre))
+
+
+WAKEUPS = re.compile(r"transfer: (\d+) bytes by (\S+), (\d+) wakeups")
+
+
+def proxy_cost(proxy, nbytes):
+    """CPU s/GiB, peak RSS KiB of the session just ended; ftpgate wake-ups/MiB."""
+    proxy["sessions"] += 1
+    lines = wait_lines(proxy["usage"], proxy["sessions"])
+    if len(lines) < proxy["sessions"]:
+        sys.exit(f"bench: no resource usage recorded in {proxy['usage']}")
+    user, sys_, rss = lines[proxy["sessions"] - 1].split()
+    cpu = (float(user) + float(sys_)) / (nbytes / GIB)
+    wake = None
+    method = None
+    try:
+        with open(proxy["log"], errors="replace") as f:
+            found = WAKEUPS.findall(f.read())
+        if found:
+            b, method, w = found[-1]
+            if int(b) == nbytes:
+                wake = int(w) / (nbytes / MIB)
+    except FileNotFoundError:
+        pass
+    return cpu, int(rss), wake, method
+
+
+def session_time(port):
+    """Seconds for connect+greeting and for the whole session."""
+    t0 = time.perf_counter()
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", port, timeout=20)
+    t1 = time.perf_counter()
+    ftp.login("anonymous", "bench@example.org")
+    ftp.pwd()
+    ftp.quit()
+    t2 = time.perf_counter()
+    ftp.close()
+    return t1 - t0, t2 - t0
+
+
+# ---------------------------------------------------------------------------
+# report
+
+
+def stats(xs):
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def fmt(xs, scale=1.0, digits=1):
+    if not xs:
+        return "n/a"
+    m, lo, hi = stats(xs)
+    return f"{m * scale:.{digits}f} ({lo * scale:.{digits}f}–{hi * scale:.{digits}f})"
+
+
+def ratio(a, b):
+    if not a or not b:
+        return "n/a"
+    mb = statistics.median(b)
+    return f"{statistics.median(a) / mb:.3f}" if mb else "n/a"
+
+
+def main():
+    ap = argparse.ArgumentParser(description="ftpgate vs direct vs ftp-proxy")
+    ap.add_argument("--quick", action="store_true", help="2 rounds, 256/128 MiB, 50 sessions")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--sessions", type=int)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--ftpgate", default=os.path.join(REPO, "target/release/ftpgate"))
+    args = ap.parse_args()
+    rounds = args.rounds or (2 if args.quick else 5)
+    sessions = args.sessions or (50 if args.quick else 200)
+    retr_size = 256 * MIB if args.quick else GIB
+    stor_size = 128 * MIB if args.quick else 512 * MIB
+    if not os.access(args.ftpgate, os.X_OK):
+        sys.exit(f"bench: {args.ftpgate} not built")
+    subjects = ["direct", "ftpgate"]
+    if os.access(FTP_PROXY, os.X_OK):
+        subjects.append("ftp-proxy")
+    else:
+        print(f"bench: {FTP_PROXY} missing, measuring without it", file=sys.stderr)
+
+    work = tempfile.mkdtemp(prefix="ftpgate-bench.", dir="/dev/shm")
+    os.chmod(work, 0o755)
+    procs = Procs()
+
+    def stop(signum, _frame):
+        raise SystemExit(f"bench: signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size)
+    finally:
+        procs.stop_all()
+        if args.keep:
+            print(f"bench: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
+    started = time.monotonic()
+    vport, pub = start_vsftpd(procs, work)
+    make_file(os.path.join(pub, "big.bin"), retr_size)
+    src = os.path.join(work, "upload.bin")
+    make_file(src, stor_size)
+    bins = {"ftpgate": args.ftpgate, "ftp-proxy": FTP_PROXY}
+    # Transfers: ftpgate logs at DBG for its wake-up line; set-up: both INF.
+    timed = {}
+    plain = {"direct": vport}
+    for s in subjects[1:]:
+        level = "DBG" if s == "ftpgate" else "INF"
+        timed[s] = start_proxy(procs, work, s, bins[s], vport, level, True)
+        plain[s] = start_proxy(procs, work, s, bins[s], vport, "INF", False)["port"]
+    tport = dict(plain)
+    tport.update({s: p["port"] for s, p in timed.items()})
+
+    res = {s: {"retr": [], "stor": [], "cpu_retr": [], "cpu_stor": [], "rss": [],
+               "wake_retr": [], "wake_stor": [], "setup": [], "greet": []}
+           for s in subjects}
+    methods = set()
+    n = 0
+    for r in range(rounds):
+        for s in subjects:
+            res[s]["retr"].append(retr(tport[s], retr_size))
+            if s in timed:
+                cpu, rss, wake, method = proxy_cost(timed[s], retr_size)
+                res[s]["cpu_retr"].append(cpu)
+                res[s]["rss"].append(rss)
+                if wake is not None:
+                    res[s]["wake_retr"].append(wake)
+                    methods.add(method)
+        for s in subjects:
+            n += 1
+            res[s]["stor"].append(stor(tport[s], src, pub, stor_size, n))
+            if s in timed:
+                cpu, rss, wake, method = proxy_cost(timed[s], stor_size)
+                res[s]["cpu_stor"].append(cpu)
+                res[s]["rss"].append(rss)
+                if wake is not None:
+                    res[s]["wake_stor"].append(wake)
+                    methods.add(method)
+        print(f"bench: round {r + 1}/{rounds} of transfers done", file=sys.stderr)
+    for i in range(sessions):
+        for s in subjects:
+            g, t = session_time(plain[s])
+            res[s]["greet"].append(g)
+            res[s]["setup"].append(t)
+    print(f"bench: {sessions} sessions per subject done", file=sys.stderr)
+    report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods,
+           time.monotonic() - started)
+
+
+def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods, secs):
+    mbs = 1 / 1e6
+    g, d = res["ftpgate"], res["direct"]
+    p = res.get("ftp-proxy")
+    print()
+    print(f"ftpgate benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{rounds} rounds, RETR {retr_size // MIB} MiB, STOR {stor_size // MIB} MiB, "
+          f"{sessions} sessions per subject, {secs:.0f} s; ftpgate data path: "
+          f"{', '.join(sorted(methods)) or 'unknown'}")
+    print("median (min–max)")
+    print()
+    cols = subjects + ["ftpgate/direct"] + (["ftpgate/ftp-proxy"] if p else [])
+    print("| measure | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+
+    def row(label, key, scale, digits, direct=True):
+        cells = []
+        for s in subjects:
+            cells.append(fmt(res[s][key], scale, digits) if (direct or s != "direct") else "—")
+        cells.append(ratio(g[key], d[key]) if direct else "—")
+        if p:
+            cells.append(ratio(g[key], p[key]))
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+    row("RETR MB/s", "retr", mbs, 0)
+    row("STOR MB/s", "stor", mbs, 0)
+    row("CPU s/GiB, RETR", "cpu_retr", 1, 4, False)
+    row("CPU s/GiB, STOR", "cpu_stor", 1, 4, False)
+    row("peak RSS MiB", "rss", 1 / 1024, 2, False)
+    row("wake-ups/MiB, RETR", "wake_retr", 1, 2, False)
+    row("wake-ups/MiB, STOR", "wake_stor", 1, 2, False)
+    row("time to 220, ms", "greet", 1000, 2)
+    row("session set-up, ms", "setup", 1000, 2)
+
+    med = statistics.median
+    over_g = med(g["setup"]) - med(d["setup"])
+    print()
+    print(f"set-up overhead (median minus direct): ftpgate {over_g * 1000:.2f} ms", end="")
+    if p:
+        over_p = med(p["setup"]) - med(d["setup"])
+        print(f", ftp-proxy {over_p * 1000:.2f} ms")
+    else:
+        print()
+    print()
+    print("targets (issue #6):")
+
+    def target(name, ok, detail):
+        print(f"  [{'met ' if ok else 'MISS'}] {name}: {detail}")
+
+    for key, label in (("retr", "RETR"), ("stor", "STOR")):
+        r = med(g[key]) / med(d[key])
+        target(f"{label} throughput >= 95% of direct", r >= 0.95, f"{r * 100:.1f}%")
+    if p:
+        for key, label in (("cpu_retr", "RETR"), ("cpu_stor", "STOR")):
+            r = med(g[key]) / med(p[key])
+            target(f"CPU/GiB {label} <= 1/5 of ftp-proxy", r <= 0.2,
+                   f"{med(g[key]):.4f} vs {med(p[key]):.4f} s/GiB = 1/{1 / r:.1f}" if r else "0")
+    rss = max(g["rss"]) / 1024
+    target("peak RSS per session <= 2.5 MiB", rss <= 2.5, f"max {rss:.2f} MiB")
+    if p:
+        ok = over_g <= over_p / 3
+        target("set-up overhead <= 1/3 of ftp-proxy's", ok,
+               f"{over_g * 1000:.2f} ms vs {over_p * 1000:.2f} ms"
+               + (f" = {over_g / over_p:.2f}" if over_p > 0 else ""))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "rusage":
+        rusage_main(sys.argv[2:])
+    else:
+        main()
