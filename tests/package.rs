@@ -1,0 +1,158 @@
+//! Debian packaging: build the .deb with cargo-deb (when installed) and check
+//! what it holds with dpkg-deb: binary, manual pages, conffiles, xinetd
+//! entry, systemd units, examples; the packaged binary runs and accepts the
+//! packaged configuration.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Upper bound for a release build plus packaging on a 2-core machine.
+const BUILD_SECS: u64 = 1200;
+
+fn have_cargo_deb() -> bool {
+    Command::new(env!("CARGO"))
+        .args(["deb", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn dpkg_deb(args: &[&str], deb: &Path) -> String {
+    let mut cmd = Command::new("dpkg-deb");
+    cmd.args(args).arg(deb);
+    let ran = run_bounded(cmd, 60);
+    assert!(ran.ok(), "dpkg-deb {args:?}: {}", ran.describe());
+    ran.stdout
+}
+
+#[test]
+fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
+    if !have_cargo_deb() {
+        eprintln!(
+            "SKIP cargo_deb_builds_...: cargo-deb is not installed (scripts/install-deps installs it)"
+        );
+        return;
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = TempDir::new("deb");
+    let mut cmd = Command::new(env!("CARGO"));
+    // A target directory of its own: the test runner may hold the lock on
+    // the normal one, and the release build is kept between runs.
+    cmd.current_dir(manifest)
+        .env("CARGO_TARGET_DIR", manifest.join("target/deb-test"))
+        .args(["deb", "--output"])
+        .arg(out.path());
+    let ran = run_bounded(cmd, BUILD_SECS);
+    assert!(ran.ok(), "cargo deb: {}", ran.describe());
+    let deb = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .expect("a .deb in the output directory");
+
+    let contents = dpkg_deb(&["-c"], &deb);
+    for (path, mode) in [
+        ("./usr/sbin/ftpgate", "-rwxr-xr-x"),
+        ("./usr/share/man/man8/ftpgate.8.gz", "-rw-r--r--"),
+        ("./usr/share/man/man5/ftpgate.conf.5.gz", "-rw-r--r--"),
+        ("./etc/ftpgate/ftpgate.conf", "-rw-r--r--"),
+        ("./etc/xinetd.d/ftpgate", "-rw-r--r--"),
+        ("./lib/systemd/system/ftpgate.socket", "-rw-r--r--"),
+        ("./lib/systemd/system/ftpgate@.service", "-rw-r--r--"),
+        ("./usr/share/doc/ftpgate/README.md", "-rw-r--r--"),
+        ("./usr/share/doc/ftpgate/copyright", "-rw-r--r--"),
+        (
+            "./usr/share/doc/ftpgate/examples/ftpgate.conf",
+            "-rw-r--r--",
+        ),
+    ] {
+        let line = contents
+            .lines()
+            .find(|l| l.ends_with(&format!(" {path}")))
+            .unwrap_or_else(|| panic!("{path} missing from the package:\n{contents}"));
+        assert!(line.starts_with(mode), "{line}");
+        assert!(line.contains(" 0/0 "), "not owned by root: {line}");
+    }
+
+    let info = dpkg_deb(&["-I"], &deb);
+    for want in [
+        "Package: ftpgate",
+        "Section: net",
+        "Architecture: amd64",
+        "Depends: libc6",
+        "conffiles",
+    ] {
+        assert!(info.contains(want), "{want} missing from:\n{info}");
+    }
+    let conffiles = dpkg_deb(&["-f"], &deb);
+    assert!(conffiles.contains("Version: "), "{conffiles}");
+    let unpacked = TempDir::new("deb-x");
+    let mut cmd = Command::new("dpkg-deb");
+    cmd.arg("-R").arg(&deb).arg(unpacked.path());
+    let ran = run_bounded(cmd, 60);
+    assert!(ran.ok(), "{}", ran.describe());
+    let listed = std::fs::read_to_string(unpacked.join("DEBIAN/conffiles")).unwrap();
+    assert!(
+        listed.lines().any(|l| l == "/etc/ftpgate/ftpgate.conf"),
+        "{listed}"
+    );
+    assert!(
+        listed.lines().any(|l| l == "/etc/xinetd.d/ftpgate"),
+        "{listed}"
+    );
+
+    // The packaged binary runs and reads the packaged configuration.
+    let bin = unpacked.join("usr/sbin/ftpgate");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-V");
+    let ran = run_bounded(cmd, 20);
+    assert!(ran.ok(), "{}", ran.describe());
+    assert!(
+        ran.stdout
+            .starts_with(&format!("ftpgate {}", env!("CARGO_PKG_VERSION")))
+    );
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-c")
+        .arg("-f")
+        .arg(unpacked.join("etc/ftpgate/ftpgate.conf"));
+    let ran = run_bounded(cmd, 20);
+    assert!(ran.ok(), "packaged configuration: {}", ran.describe());
+
+    // The manual pages are the ones in man/, compressed.
+    for (packed, source) in [
+        ("usr/share/man/man8/ftpgate.8.gz", "man/ftpgate.8"),
+        ("usr/share/man/man5/ftpgate.conf.5.gz", "man/ftpgate.conf.5"),
+    ] {
+        let mut cmd = Command::new("gzip");
+        cmd.arg("-dc").arg(unpacked.join(packed));
+        let ran = run_bounded(cmd, 20);
+        assert!(ran.ok(), "{}", ran.describe());
+        let want = std::fs::read_to_string(manifest.join(source)).unwrap();
+        assert_eq!(ran.stdout, want, "{packed}");
+    }
+}
+
+#[test]
+fn the_manual_pages_document_every_option_and_flag() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf5 = std::fs::read_to_string(manifest.join("man/ftpgate.conf.5")).unwrap();
+    for o in ftpgate::config::options::OPTIONS {
+        assert!(
+            conf5.contains(&format!(".TP\n.B {}\n", o.name)),
+            "ftpgate.conf(5) has no entry for {}",
+            o.name
+        );
+    }
+    let man8 = std::fs::read_to_string(manifest.join("man/ftpgate.8")).unwrap();
+    for flag in ["\\-c", "\\-d", "\\-i", "\\-f", "\\-n", "\\-v", "\\-V", "\\-h"] {
+        assert!(man8.contains(&format!(".BR {flag} ")), "ftpgate(8) lacks {flag}");
+    }
+    for sig in ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGCHLD", "EXIT STATUS", "FILES"] {
+        assert!(man8.contains(sig), "ftpgate(8) lacks {sig}");
+    }
+}
