@@ -1132,8 +1132,12 @@ impl<'a> Relay<'a> {
                     .as_ref()
                     .ok_or_else(|| End::ServerClosed("not connected".into()))?;
                 let mut fds = [
+                    // A source we do not read from is not polled at all: its
+                    // POLLHUP/POLLERR (reported even with no events asked)
+                    // would wake us in a loop while the sink is full. The
+                    // sink's descriptor stands in (its events are in slot 1).
                     PollFd::new(
-                        src.as_fd(),
+                        if want_r { src.as_fd() } else { dst.as_fd() },
                         if want_r {
                             PollFlags::POLLIN
                         } else {
@@ -1178,6 +1182,15 @@ impl<'a> Relay<'a> {
                 break;
             };
             self.pump.wakeups += 1;
+            // The same for a sink we have nothing for: an error or hang-up
+            // there would wake us in a loop while we wait for the source.
+            // It cannot take the rest of the file, so the transfer ends.
+            if !want_w
+                && r_dst.is_some_and(|f| f.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+            {
+                note = Some("sink closed".to_string());
+                break;
+            }
             if (want_r && ready(r_src)) || (want_w && writable(r_dst)) {
                 match self.pump.step(&mut src, &mut dst) {
                     Ok(()) => {}
