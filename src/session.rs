@@ -89,22 +89,16 @@ pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u
             {
                 continue;
             }
-            let mut l = b" ".to_vec();
-            l.extend_from_slice(feat);
-            lines.push(l);
+            lines.push(feat.to_vec());
         }
     }
     for own in OWN_FEATURES {
         if filter.is_none_or(|f| f.allows(own)) {
-            let mut l = b" ".to_vec();
-            l.extend_from_slice(own);
-            lines.push(l);
+            lines.push(own.to_vec());
         }
     }
-    let refs: Vec<&[u8]> = std::iter::once(&b"Features:"[..])
-        .chain(lines.iter().map(|l| l.as_slice()))
-        .collect();
-    reply::multi(reply::SYSTEM_STATUS, &refs, b"End")
+    let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_slice()).collect();
+    reply::listing(reply::SYSTEM_STATUS, b"Features:", &refs, b"End")
 }
 
 #[cfg(test)]
