@@ -70,6 +70,9 @@ impl std::fmt::Display for End {
 
 type Step<T = ()> = Result<T, End>;
 
+/// Why a session ended when the server said 421 itself (relayed as is).
+const SERVER_SENT_421: &str = "server sent 421";
+
 /// What the session knows when it starts.
 pub struct Start<'a> {
     pub cfg: &'a Config,
@@ -374,7 +377,7 @@ impl<'a> Relay<'a> {
             while let Some(r) = self.server()?.replies.pop_front() {
                 self.send_client(&r.to_wire())?;
                 if r.code == reply::SERVICE_NOT_AVAILABLE {
-                    return Err(End::ServerClosed("server sent 421".into()));
+                    return Err(End::ServerClosed(SERVER_SENT_421.into()));
                 }
             }
         }
@@ -1268,6 +1271,17 @@ impl<'a> Relay<'a> {
         }
         if let (Some(_), End::ClientClosed | End::Timeout) = (&self.server, end) {
             let _ = self.send_server(b"QUIT");
+        }
+        // A server that vanished or stopped speaking FTP after login: the
+        // client must hear why the session ends (its own 421 was relayed
+        // already when it sent one).
+        if let (Some(_), End::ServerClosed(why)) = (&self.server, end)
+            && why != SERVER_SENT_421
+        {
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Connection to the FTP server lost; closing control connection.",
+            );
         }
     }
 }
