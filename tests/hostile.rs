@@ -385,3 +385,421 @@ fn a_server_that_closes_its_control_connection_gets_the_client_a_421() {
         "session left behind"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Bounce and theft (SameAddress), both sides
+
+#[test]
+fn port_naming_another_host_or_a_privileged_port_is_refused() {
+    let (_s, _p, mut c) = logged_in();
+    for cmd in [
+        "PORT 127,0,0,2,200,1",
+        "PORT 10,1,2,3,200,1",
+        "PORT 127,0,0,1,0,21",
+        "PORT 127,0,0,1,3,255",
+        "EPRT |1|127.0.0.2|51201|",
+        "EPRT |1|127.0.0.1|25|",
+    ] {
+        let r = c.cmd(cmd);
+        assert!(r.code / 100 == 5, "{cmd} not refused: {r:?}");
+    }
+    assert_eq!(c.cmd("PORT 127,0,0,1,200,1").code, 200);
+}
+
+#[test]
+fn a_thief_on_another_address_is_closed_and_the_client_still_gets_its_data() {
+    let server = FtpServer::vsftpd();
+    let data = random_bytes(2_000_000, 11);
+    server.put("loot.bin", &data);
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let port = pasv_port(&r);
+    // The thief connects first, from 127.0.0.2.
+    let thief = {
+        let s = socket2_bind_connect("127.0.0.2", port);
+        s.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+            .unwrap();
+        s
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut real = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    real.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+        .unwrap();
+    c.send_raw(format!("RETR {}loot.bin\r\n", server.sub).as_bytes());
+    let r = c.reply();
+    assert!(r.code == 150 || r.code == 125, "{r:?}");
+    let mut got = Vec::new();
+    real.read_to_end(&mut got).unwrap();
+    assert_same_bytes("client data after theft attempt", &got, &data);
+    assert_eq!(c.reply().code, 226);
+    let mut stolen = Vec::new();
+    let _ = (&thief).read_to_end(&mut stolen);
+    assert!(stolen.is_empty(), "thief got {} bytes", stolen.len());
+    if !testing_ftp_proxy() {
+        let log = proxy.log_text();
+        assert!(
+            log.contains("127.0.0.2") && log.contains("refused"),
+            "theft not logged:\n{log}"
+        );
+    }
+}
+
+/// A TCP connection to 127.0.0.1:port whose source is `from`.
+fn socket2_bind_connect(from: &str, port: u16) -> TcpStream {
+    // std cannot bind before connect; Python can, but a raw fd is simplest
+    // through libc.
+    use std::os::fd::FromRawFd;
+    let from: std::net::Ipv4Addr = from.parse().unwrap();
+    // SAFETY: plain socket calls on a fresh descriptor owned by the result.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from_ne_bytes(from.octets());
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, &a as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind {from}"
+        );
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        a.sin_port = port.to_be();
+        assert_eq!(
+            libc::connect(fd, &a as *const _ as *const libc::sockaddr, len),
+            0,
+            "connect from {from}"
+        );
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// A fake server whose 227 names `target` instead of itself.
+fn malicious_pasv_server(target: std::net::SocketAddrV4) -> FakeServer {
+    FakeServer::start(move |mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        let mut seen = Vec::new();
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return seen;
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            seen.push(line.clone());
+            let [a, b, c, d] = target.ip().octets();
+            let answer = match verb.as_str() {
+                "USER" => "331 pass\r\n".to_string(),
+                "PASS" => "230 in\r\n".to_string(),
+                "PASV" => format!(
+                    "227 Entering Passive Mode ({a},{b},{c},{d},{},{})\r\n",
+                    target.port() >> 8,
+                    target.port() & 255
+                ),
+                "RETR" => "150 here it comes\r\n".to_string(),
+                "ABOR" => "226 aborted\r\n".to_string(),
+                "QUIT" => "221 bye\r\n".to_string(),
+                _ => "200 ok\r\n".to_string(),
+            };
+            let _ = s.write_all(answer.as_bytes());
+        }
+    })
+}
+
+#[test]
+fn a_server_227_naming_a_third_host_is_refused() {
+    // A victim listening on 127.0.0.2: the proxy must never connect to it.
+    let victim = TcpListener::bind("127.0.0.2:0").unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let target = match victim.local_addr().unwrap() {
+        std::net::SocketAddr::V4(v4) => v4,
+        _ => unreachable!(),
+    };
+    let server = malicious_pasv_server(target);
+    let proxy = Proxy::start(server.port, "DestinationTransferMode passive\nTimeOut 10");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    c.send_raw(b"RETR secret\r\n");
+    let r = c.reply();
+    assert_eq!(r.code, 425, "{r:?}\n{}", proxy.output());
+    assert_eq!(c.cmd("NOOP").code, 200);
+    assert!(
+        victim.accept().is_err(),
+        "the proxy connected to the third host"
+    );
+    let _ = c.cmd("QUIT");
+    let seen = server.join();
+    assert!(
+        !seen.iter().any(|l| l.starts_with("RETR")),
+        "RETR reached the server: {seen:?}"
+    );
+    if !testing_ftp_proxy() {
+        assert!(proxy.log_text().contains("refused"), "{}", proxy.output());
+    }
+}
+
+#[test]
+fn with_same_address_no_a_third_party_port_works() {
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(500_000, 12);
+    server.put("third.bin", &data);
+    let proxy = Proxy::start(server.port, "SameAddress no");
+    let third = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = third.local_addr().unwrap().port();
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd(&format!("PORT 127,0,0,2,{},{}", port >> 8, port & 255));
+    assert_eq!(r.code, 200, "{r:?}");
+    c.send_raw(b"RETR third.bin\r\n");
+    let r = c.reply();
+    assert!(r.code == 150 || r.code == 125, "{r:?}\n{}", proxy.output());
+    let (mut conn, _) = third.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+        .unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_same_bytes("third-party transfer", &got, &data);
+    assert_eq!(c.reply().code, 226);
+}
+
+// ---------------------------------------------------------------------------
+// Port ranges and NAT
+
+fn in_range(p: u16, lo: u16, hi: u16) -> bool {
+    (lo..=hi).contains(&p)
+}
+
+#[test]
+fn passive_ports_stay_in_the_configured_range_with_and_without_randomness() {
+    let server = FtpServer::pyftpdlib();
+    let (lo, hi) = (free_port_block(), 0);
+    let hi = if hi == 0 { lo + 9 } else { hi };
+    for rand in ["no", "yes"] {
+        let proxy = Proxy::start(
+            server.port,
+            &format!("PassiveMinDataPort {lo}\nPassiveMaxDataPort {hi}\nSockBindRand {rand}"),
+        );
+        let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+        for _ in 0..4 {
+            let r = c.cmd("PASV");
+            assert_eq!(r.code, 227, "{r:?}\n{}", proxy.output());
+            let p = pasv_port(&r);
+            assert!(
+                in_range(p, lo, hi),
+                "227 port {p} outside {lo}-{hi} (SockBindRand {rand})"
+            );
+            let r = c.cmd("EPSV");
+            let p: u16 = r.text().split('|').nth(3).unwrap().parse().unwrap();
+            assert!(in_range(p, lo, hi), "229 port {p} outside {lo}-{hi}");
+        }
+        // And a transfer through the range works.
+        let ran = lftp(
+            proxy.port,
+            server.user(),
+            server.pass(),
+            ClientMode::Passive,
+            "ls",
+        );
+        assert!(ran.ok(), "{}\n{}", ran.describe(), proxy.output());
+    }
+}
+
+/// The first of ten consecutive free ports (best effort, above 20000).
+fn free_port_block() -> u16 {
+    for start in (21000..60000).step_by(37) {
+        if (start..start + 10).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return start;
+        }
+    }
+    panic!("no free block of ports");
+}
+
+#[test]
+fn active_data_connections_come_from_the_configured_range() {
+    let server = FtpServer::pyftpdlib();
+    server.put("a.txt", b"active range\n");
+    let lo = free_port_block();
+    let hi = lo + 9;
+    let proxy = Proxy::start(
+        server.port,
+        &format!("ActiveMinDataPort {lo}\nActiveMaxDataPort {hi}"),
+    );
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    assert_eq!(
+        c.cmd(&format!("PORT 127,0,0,1,{},{}", p >> 8, p & 255))
+            .code,
+        200
+    );
+    c.send_raw(b"RETR a.txt\r\n");
+    let r = c.reply();
+    assert!(r.code == 150 || r.code == 125, "{r:?}\n{}", proxy.output());
+    let (mut conn, from) = l.accept().unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"active range\n");
+    assert_eq!(c.reply().code, 226);
+    assert!(
+        in_range(from.port(), lo, hi),
+        "data came from port {} not {lo}-{hi}",
+        from.port()
+    );
+}
+
+#[test]
+fn destination_ports_are_used_towards_the_server() {
+    if skip_unless_ftpgate("destination_ports_are_used_towards_the_server") {
+        return;
+    }
+    // A fake server records the control connection's source port and the
+    // port the proxy names in PORT (DestinationTransferMode active).
+    let server = FakeServer::start(|mut s| {
+        let mut seen = vec![format!("peer {}", s.peer_addr().unwrap().port())];
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return seen;
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            seen.push(line.clone());
+            let answer: &[u8] = match verb.as_str() {
+                "USER" => b"331 pass\r\n",
+                "PASS" => b"230 in\r\n",
+                "RETR" => b"550 no such file\r\n",
+                "QUIT" => b"221 bye\r\n",
+                _ => b"200 ok\r\n",
+            };
+            let _ = s.write_all(answer);
+            if verb == "QUIT" {
+                return seen;
+            }
+        }
+    });
+    let lo = free_port_block();
+    let hi = lo + 9;
+    let proxy = Proxy::start(
+        server.port,
+        &format!(
+            "DestinationMinPort {lo}\nDestinationMaxPort {hi}\nDestinationTransferMode active"
+        ),
+    );
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227);
+    let _d = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    assert_eq!(c.cmd("RETR x").code, 550);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let seen = server.join();
+    let port_line = seen
+        .iter()
+        .find(|l| l.starts_with("PORT "))
+        .expect("PORT sent");
+    let n: Vec<u16> = port_line[5..]
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let data_port = n[4] * 256 + n[5];
+    assert!(
+        in_range(data_port, lo, hi),
+        "PORT {data_port} outside {lo}-{hi}: {seen:?}"
+    );
+    let peer: u16 = seen[0][5..].parse().unwrap();
+    assert!(
+        in_range(peer, lo, hi),
+        "control from port {peer} outside {lo}-{hi}"
+    );
+}
+
+#[test]
+fn translated_address_appears_in_227_as_address_name_or_file() {
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("nat");
+    let file = dir.join("nat-address");
+    std::fs::write(&file, "127.0.0.8\n").unwrap();
+    for (value, want) in [
+        ("127.0.0.9".to_string(), "127,0,0,9"),
+        ("localhost".to_string(), "127,0,0,1"),
+        (file.display().to_string(), "127,0,0,8"),
+    ] {
+        let proxy = Proxy::start(server.port, &format!("TranslatedAddress {value}"));
+        let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+        let r = c.cmd("PASV");
+        assert_eq!(r.code, 227, "{value}: {r:?}\n{}", proxy.output());
+        assert!(r.text().contains(&format!("({want},")), "{value}: {r:?}");
+    }
+}
+
+#[test]
+fn a_small_max_recv_buf_size_still_moves_files_byte_exact() {
+    let server = FtpServer::vsftpd();
+    let data = random_bytes(3_000_000, 13);
+    server.put("small-buf.bin", &data);
+    let proxy = Proxy::start(server.port, "MaxRecvBufSize 4096");
+    let dir = TempDir::new("smallbuf");
+    let out = dir.join("out.bin");
+    let url = format!(
+        "{}/{}small-buf.bin",
+        proxy.url(server.user(), server.pass()),
+        server.sub
+    );
+    let ran = curl(ClientMode::Passive, &["-o", out.to_str().unwrap(), &url]);
+    assert!(ran.ok(), "{}\n{}", ran.describe(), proxy.output());
+    assert_same_bytes("MaxRecvBufSize 4096", &std::fs::read(&out).unwrap(), &data);
+}
+
+#[test]
+fn port_resets_pasv_closes_the_passive_listener() {
+    for (option, open_after) in [("yes", false), ("no", true)] {
+        let server = FtpServer::pyftpdlib();
+        let proxy = Proxy::start(server.port, &format!("PortResetsPasv {option}"));
+        let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+        let r = c.cmd("PASV");
+        assert_eq!(r.code, 227);
+        let p = pasv_port(&r);
+        assert_eq!(c.cmd("PORT 127,0,0,1,200,1").code, 200);
+        let open = TcpStream::connect(("127.0.0.1", p)).is_ok();
+        assert_eq!(
+            open, open_after,
+            "PortResetsPasv {option}: listener open = {open}"
+        );
+    }
+}
+
+#[test]
+fn fail_resets_pasv_decides_whether_a_failed_transfer_keeps_the_listener() {
+    for (option, open_after) in [("yes", false), ("no", true)] {
+        let server = FtpServer::pyftpdlib();
+        server.put("there.txt", b"here\n");
+        let proxy = Proxy::start(server.port, &format!("FailResetsPasv {option}"));
+        let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+        assert_eq!(c.cmd("TYPE I").code, 200);
+        let r = c.cmd("PASV");
+        assert_eq!(r.code, 227);
+        let p = pasv_port(&r);
+        let r = c.cmd("RETR not-there.txt");
+        assert_eq!(r.code / 100, 5, "{r:?}");
+        if open_after {
+            // The same listener serves the next transfer.
+            let mut d = TcpStream::connect(("127.0.0.1", p)).expect("listener kept");
+            c.send_raw(b"RETR there.txt\r\n");
+            let r = c.reply();
+            assert!(r.code == 150 || r.code == 125, "{r:?}\n{}", proxy.output());
+            let mut got = Vec::new();
+            d.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"here\n");
+            assert_eq!(c.reply().code, 226);
+        } else {
+            assert!(
+                TcpStream::connect(("127.0.0.1", p)).is_err(),
+                "FailResetsPasv yes: listener still open"
+            );
+        }
+    }
+}
