@@ -803,3 +803,81 @@ fn fail_resets_pasv_decides_whether_a_failed_transfer_keeps_the_listener() {
         }
     }
 }
+
+#[test]
+fn an_active_connection_from_another_host_than_the_server_is_refused() {
+    if skip_unless_ftpgate("an_active_connection_from_another_host_than_the_server_is_refused") {
+        return;
+    }
+    // The fake server answers the proxy's PORT by connecting first from
+    // 127.0.0.2 (a thief, which must get nothing) and then from 127.0.0.1,
+    // the server's own address, with the file.
+    let server = FakeServer::start(|mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        let mut target = None;
+        let mut report = Vec::new();
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return report;
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            match verb.as_str() {
+                "USER" => drop(s.write_all(b"331 pass\r\n")),
+                "PASS" => drop(s.write_all(b"230 in\r\n")),
+                "PORT" => {
+                    let n: Vec<u16> = line[5..].split(',').map(|x| x.parse().unwrap()).collect();
+                    target = Some(n[4] * 256 + n[5]);
+                    let _ = s.write_all(b"200 ok\r\n");
+                }
+                "RETR" => {
+                    let port = target.unwrap();
+                    let _ = s.write_all(b"150 sending\r\n");
+                    let mut thief = socket2_bind_connect("127.0.0.2", port);
+                    let _ = thief.write_all(b"EVIL DATA");
+                    let _ = thief.shutdown(Shutdown::Write);
+                    thief
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    let mut buf = [0u8; 16];
+                    report.push(format!(
+                        "thief read {:?}",
+                        thief.read(&mut buf).map_err(|e| e.kind())
+                    ));
+                    std::thread::sleep(Duration::from_millis(200));
+                    let mut real = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let _ = real.write_all(b"GOOD DATA");
+                    drop(real);
+                    let _ = s.write_all(b"226 done\r\n");
+                }
+                "QUIT" => {
+                    let _ = s.write_all(b"221 bye\r\n");
+                    return report;
+                }
+                _ => drop(s.write_all(b"200 ok\r\n")),
+            }
+        }
+    });
+    let proxy = Proxy::start(server.port, "DestinationTransferMode active\nTimeOut 20");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227);
+    let mut d = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    d.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+        .unwrap();
+    c.send_raw(b"RETR f\r\n");
+    assert_eq!(c.reply().code, 150);
+    let mut got = Vec::new();
+    d.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"GOOD DATA", "{}", proxy.output());
+    assert_eq!(c.reply().code, 226);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let report = server.join();
+    assert!(
+        report
+            .iter()
+            .any(|l| l == "thief read Ok(0)" || l == "thief read Err(ConnectionReset)"),
+        "thief was not closed: {report:?}"
+    );
+    assert!(proxy.log_text().contains("127.0.0.2"), "{}", proxy.output());
+}
