@@ -130,8 +130,9 @@ impl Pump {
         self.eof && !self.wants_write()
     }
 
-    /// Move what can be moved now, without blocking: fill and drain in turn
-    /// until neither makes progress, the transfer is finished, or
+    /// Move what can be moved now, without blocking: drain and fill in turn
+    /// (what is already in the pipe goes out before more is read, so the
+    /// sink is never kept waiting behind a read) until neither makes progress, the transfer is finished, or
     /// `MAX_BYTES_PER_WAKEUP` were delivered (so the caller looks at its
     /// control connections regularly). A source error ends the reading
     /// (`eof` is set) but what was read can still be delivered.
@@ -139,6 +140,12 @@ impl Pump {
         let mut moved = 0u64;
         loop {
             let mut progress = false;
+            if self.wants_write() {
+                let before = self.bytes;
+                let p = self.drain(dst).map_err(Broken::Sink)?;
+                moved += self.bytes - before;
+                progress |= p;
+            }
             if self.wants_read() {
                 match self.fill(src) {
                     Ok(p) => progress |= p,
@@ -147,12 +154,6 @@ impl Pump {
                         return Err(Broken::Source(e));
                     }
                 }
-            }
-            if self.wants_write() {
-                let before = self.bytes;
-                let p = self.drain(dst).map_err(Broken::Sink)?;
-                moved += self.bytes - before;
-                progress |= p;
             }
             if !progress || self.finished() || moved >= limits::MAX_BYTES_PER_WAKEUP {
                 return Ok(());
