@@ -149,10 +149,22 @@ fn the_manual_pages_document_every_option_and_flag() {
         );
     }
     let man8 = std::fs::read_to_string(manifest.join("man/ftpgate.8")).unwrap();
-    for flag in ["\\-c", "\\-d", "\\-i", "\\-f", "\\-n", "\\-v", "\\-V", "\\-h"] {
-        assert!(man8.contains(&format!(".BR {flag} ")), "ftpgate(8) lacks {flag}");
+    for flag in [
+        "\\-c", "\\-d", "\\-i", "\\-f", "\\-n", "\\-v", "\\-V", "\\-h",
+    ] {
+        assert!(
+            man8.contains(&format!(".BR {flag} ")),
+            "ftpgate(8) lacks {flag}"
+        );
     }
-    for sig in ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGCHLD", "EXIT STATUS", "FILES"] {
+    for sig in [
+        "SIGTERM",
+        "SIGHUP",
+        "SIGUSR1",
+        "SIGCHLD",
+        "EXIT STATUS",
+        "FILES",
+    ] {
         assert!(man8.contains(sig), "ftpgate(8) lacks {sig}");
     }
 }
