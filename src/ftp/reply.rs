@@ -254,6 +254,24 @@ pub fn multi(code: u16, first: &[&[u8]], last: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A listing reply in the layout of RFC 2389 §3.2 (FEAT) and RFC 3659:
+/// `ddd-first\r\n`, then every item as ` item\r\n` (one leading space and
+/// no code, so an item can never look like the last line), then
+/// `ddd last\r\n`. CR, LF and NUL in any text become spaces.
+pub fn listing(code: u16, first: &[u8], items: &[&[u8]], last: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_code(&mut out, code, b'-');
+    push_safe(&mut out, first);
+    out.extend_from_slice(b"\r\n");
+    for item in items {
+        out.push(b' ');
+        push_safe(&mut out, item);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(&line(code, last));
+    out
+}
+
 /// Fuzz and property-test entry point: splits `data` into lines with
 /// `ftp::line`, feeds them to a [`ReplyParser`], and checks that every
 /// complete reply written back by [`Reply::to_wire`] parses to the same

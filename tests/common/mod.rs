@@ -1095,3 +1095,11 @@ impl Proxy {
         Self::start_with_conf(&proxy_bin(), dir, &body, log)
     }
 }
+
+impl Ctrl {
+    /// Another handle on the control socket (for a writer thread or a
+    /// half-close).
+    pub fn raw_stream(&self) -> TcpStream {
+        self.w.try_clone().unwrap()
+    }
+}

@@ -1,0 +1,120 @@
+//! ABOR during RETR and STOR, sent the way real clients send it: Telnet IP,
+//! then IAC DM as TCP urgent data (RFC 959 §4.1.3), then `ABOR\r\n`; and
+//! Python ftplib's `abort()`, which sends the whole `ABOR\r\n` as urgent
+//! data (its last byte is the urgent byte). Either way the transfer stops,
+//! the client gets 426 then 226 (or 225/226 alone), and the session goes on:
+//! NOOP and a directory listing work afterwards.
+
+mod common;
+
+use common::*;
+
+const SCRIPT: &str = r#"
+import ftplib, socket, sys
+port, user, pw, sub, how, verb = sys.argv[1:7]
+ftp = ftplib.FTP(timeout=30)
+ftp.connect('127.0.0.1', int(port))
+ftp.login(user, pw)
+ftp.voidcmd('TYPE I')
+if verb == 'RETR':
+    conn = ftp.transfercmd('RETR ' + sub + 'big.bin')
+    got = conn.recv(65536)
+    assert got, 'no data before abort'
+else:
+    conn = ftp.transfercmd('STOR ' + sub + 'up.bin')
+    conn.sendall(b'x' * (1 << 20))
+if how == 'rfc':
+    ftp.sock.sendall(b'\xff\xf4')
+    ftp.sock.sendall(b'\xff\xf2', socket.MSG_OOB)
+    ftp.sock.sendall(b'ABOR\r\n')
+    first = ftp.getmultiline()
+else:
+    ftp.sock.sendall(b'ABOR\r\n', socket.MSG_OOB)
+    first = ftp.getmultiline()
+codes = [first[:3]]
+conn.close()
+if first[:3] == '426':
+    codes.append(ftp.getmultiline()[:3])
+print('codes', ' '.join(codes), flush=True)
+print('noop', ftp.sendcmd('NOOP')[:3], flush=True)
+print('list', len(ftp.nlst(sub or '.')), flush=True)
+ftp.quit()
+print('done')
+"#;
+
+fn run(kind: ServerKind, how: &str, verb: &str) {
+    let server = FtpServer::start(kind);
+    server.put("big.bin", &random_bytes(40 << 20, 7));
+    let proxy = Proxy::start(server.port, "");
+    let ran = python_script(
+        SCRIPT,
+        &[
+            &proxy.port.to_string(),
+            server.user(),
+            server.pass(),
+            server.sub,
+            how,
+            verb,
+        ],
+    );
+    let what = format!("{kind:?} {how} {verb}");
+    assert!(
+        ran.ok(),
+        "{what}: {}\n{}\n{}",
+        ran.describe(),
+        proxy.output(),
+        server.output()
+    );
+    let codes = ran
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("codes "))
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        matches!(codes.as_str(), "426 226" | "426 225" | "226" | "225"),
+        "{what}: replies {codes:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        ran.stdout.contains("noop 200"),
+        "{what}: {}",
+        ran.describe()
+    );
+    assert!(ran.stdout.contains("done"), "{what}: {}", ran.describe());
+    // The session ended normally after QUIT.
+    assert!(
+        wait_until(START_SECS, || proxy.sessions().is_empty()),
+        "{what}: session left behind"
+    );
+}
+
+#[test]
+fn rfc_abort_stops_a_download_from_vsftpd_and_the_session_goes_on() {
+    run(ServerKind::Vsftpd, "rfc", "RETR");
+}
+
+#[test]
+fn rfc_abort_stops_a_download_from_pyftpdlib_and_the_session_goes_on() {
+    run(ServerKind::Pyftpdlib, "rfc", "RETR");
+}
+
+#[test]
+fn rfc_abort_stops_an_upload_to_vsftpd_and_the_session_goes_on() {
+    run(ServerKind::Vsftpd, "rfc", "STOR");
+}
+
+#[test]
+fn rfc_abort_stops_an_upload_to_pyftpdlib_and_the_session_goes_on() {
+    run(ServerKind::Pyftpdlib, "rfc", "STOR");
+}
+
+#[test]
+fn ftplib_urgent_abor_stops_a_download_and_the_session_goes_on() {
+    run(ServerKind::Vsftpd, "ftplib", "RETR");
+}
+
+#[test]
+fn ftplib_urgent_abor_stops_an_upload_and_the_session_goes_on() {
+    run(ServerKind::Pyftpdlib, "ftplib", "STOR");
+}
