@@ -50,6 +50,9 @@ const MAX_HOSTS_SIZE: u64 = 256 * 1024;
 const FORK_WINDOW: Duration = Duration::from_secs(60);
 /// How long sessions get to end after SIGTERM before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Pause after a failed accept (EMFILE, ENOBUFS, ...), so a persistent
+/// error cannot make the daemon spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 
 /// ForkLimit: at most `limit` sessions started in any 60 seconds.
 /// Pure: the caller passes the time.
@@ -254,9 +257,19 @@ impl Daemon {
             }
             if conn {
                 // Drain what is queued; accept returns None when empty.
-                while let Some((stream, peer)) =
-                    os::accept(&self.listener).context("accepting a connection")?
-                {
+                loop {
+                    let (stream, peer) = match os::accept(&self.listener) {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(e) => {
+                            // Out of descriptors or memory: a transient
+                            // state. Log it, and pause briefly (still
+                            // woken by signals) instead of spinning.
+                            self.log.err(&format!("cannot accept a connection: {e}"));
+                            let _ = os::wait_readable(self.signals.as_fd(), ACCEPT_PAUSE);
+                            break;
+                        }
+                    };
                     if self.admit(stream, net::canonical(peer)) {
                         // Only the child gets here (admit forked).
                         return Ok(Outcome::Child(self.take_pending()?));

@@ -490,3 +490,35 @@ fn the_daemon_listens_on_ipv6_loopback() {
     let text = fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("client [::1]:"), "{text}");
 }
+
+#[test]
+fn deny_message_is_honoured_by_daemon_sessions() {
+    if skip_unless_ftpgate("deny_message_is_honoured_by_daemon_sessions") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("deny");
+    let nologin = dir.join("nologin");
+    fs::write(&nologin, "Maintenance on %h\n").unwrap();
+    let d = Standalone::start(
+        server.port,
+        &format!(
+            "DenyMessage {}\nDenyString Come back later",
+            nologin.display()
+        ),
+        &[],
+    );
+    let mut c = Ctrl::connect(d.port);
+    let got = c.replies_until_eof(REPLY_SECS).expect("closed");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].code, 421);
+    assert!(
+        got[0].lines[0].starts_with("421-Maintenance on "),
+        "{got:?}"
+    );
+    assert_eq!(got[0].lines.last().unwrap(), "421 Come back later");
+    // Removing the file reopens the service without a reload.
+    fs::remove_file(&nologin).unwrap();
+    let mut c = Ctrl::connect(d.port);
+    assert_eq!(c.reply().code, 220);
+}
