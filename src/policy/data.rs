@@ -65,6 +65,11 @@ pub fn check_server_passive(
     if same_address && !same_host(target.ip(), server) {
         return Err(DataRefusal::ForeignAddress);
     }
+    // SECURITY: the same rule as for a client's PORT: a privileged port on
+    // the server host is one of its services, not a data port.
+    if same_address && target.port() < 1024 {
+        return Err(DataRefusal::PrivilegedPort);
+    }
     Ok(())
 }
 
@@ -129,6 +134,10 @@ mod tests {
             Err(DataRefusal::ForeignAddress)
         );
         assert_eq!(check_server_passive(sa("10.0.0.1:40000"), s, false), Ok(()));
+        assert_eq!(
+            check_server_passive(sa("198.51.100.1:25"), s, true),
+            Err(DataRefusal::PrivilegedPort)
+        );
     }
 
     #[test]
