@@ -1019,7 +1019,13 @@ impl<'a> Relay<'a> {
     // ----- transfers -----------------------------------------------------------
 
     fn transfer(&mut self, line: &[u8], cmd: Command<'_>) -> Step {
-        let Some(client_side) = self.client_side else {
+        // A listener closed by FailResetsPasv or a used PORT address means
+        // the client must choose again before the server is asked anything.
+        let usable = |side: &Side| match side {
+            Side::Passive => self.pasv.is_some(),
+            Side::Active => self.port.is_some(),
+        };
+        let Some(client_side) = self.client_side.filter(usable) else {
             return self.reply(reply::CANT_OPEN_DATA, "Use PORT or PASV first.");
         };
         let side = session::server_mode(self.settings.destination_transfer_mode, client_side);
@@ -1028,13 +1034,15 @@ impl<'a> Relay<'a> {
         };
         self.send_server(line)?;
         let first = self.server_reply(self.timeout())?;
-        self.send_client(&first.to_wire())?;
         if !first.is_preliminary() {
+            // Close the listener before the client hears of the failure, so
+            // that it never finds it still open.
             if self.cfg.fail_resets_pasv {
                 self.pasv = None;
             }
-            return Ok(());
+            return self.send_client(&first.to_wire());
         }
+        self.send_client(&first.to_wire())?;
         let started = Instant::now();
         let server_ip = self.server()?.addr.ip();
         let server_stream = match server_data {
