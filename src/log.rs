@@ -104,11 +104,6 @@ impl Log {
         }
     }
 
-    /// Raise the level to DBG (command-line `-v`).
-    pub fn set_level(&mut self, level: Level) {
-        self.level = level;
-    }
-
     pub fn enabled(&self, level: Level) -> bool {
         level <= self.level
     }

@@ -30,7 +30,7 @@ use crate::policy::filter::Verdict;
 use crate::policy::user::{Login, split_magic};
 use crate::session::{self, Direction, Side};
 use crate::sys::jail::Jailed;
-use crate::sys::net::{self, Ports, canonical, canonical_ip};
+use crate::sys::net::{self, Ports, canonical};
 use crate::sys::resolve::Resolver;
 
 /// Why a session ended; logged once, mapped to the exit status by `run`.
@@ -187,6 +187,11 @@ fn ports(range: Option<PortRange>, random: bool) -> Option<Ports> {
 fn millis(d: Duration) -> PollTimeout {
     PollTimeout::try_from(i32::try_from(d.as_millis()).unwrap_or(i32::MAX))
         .unwrap_or(PollTimeout::MAX)
+}
+
+/// `flags` when `on`, else no events (the descriptor stays in the set).
+fn interest(on: bool, flags: PollFlags) -> PollFlags {
+    if on { flags } else { PollFlags::empty() }
 }
 
 fn ready(flags: Option<PollFlags>) -> bool {
@@ -1110,7 +1115,7 @@ impl<'a> Relay<'a> {
         before.extend(r);
         let last = before.pop();
         for b in before {
-            let _ = self.client.write_all(&b.to_wire());
+            let _ = self.send_client(&b.to_wire());
         }
         last
     }
@@ -1156,28 +1161,13 @@ impl<'a> Relay<'a> {
                     // sink's descriptor stands in (its events are in slot 1).
                     PollFd::new(
                         if want_r { src.as_fd() } else { dst.as_fd() },
-                        if want_r {
-                            PollFlags::POLLIN
-                        } else {
-                            PollFlags::empty()
-                        },
+                        interest(want_r, PollFlags::POLLIN),
                     ),
-                    PollFd::new(
-                        dst.as_fd(),
-                        if want_w {
-                            PollFlags::POLLOUT
-                        } else {
-                            PollFlags::empty()
-                        },
-                    ),
+                    PollFd::new(dst.as_fd(), interest(want_w, PollFlags::POLLOUT)),
                     PollFd::new(s.stream.as_fd(), PollFlags::POLLIN),
                     PollFd::new(
                         self.client.as_fd(),
-                        if client_room {
-                            PollFlags::POLLIN
-                        } else {
-                            PollFlags::empty()
-                        },
+                        interest(client_room, PollFlags::POLLIN),
                     ),
                 ];
                 if !wait(&mut fds, timeout) {
@@ -1341,6 +1331,6 @@ fn resolve(resolver: &Resolver, host: &str, port: u16) -> Result<Vec<SocketAddr>
         .map_err(|e| format!("cannot resolve '{host}': {e}"))?;
     Ok(ips
         .into_iter()
-        .map(|ip| SocketAddr::new(canonical_ip(ip), port))
+        .map(|ip| SocketAddr::new(ip.to_canonical(), port))
         .collect())
 }

@@ -117,21 +117,18 @@ mod tests {
 
     #[test]
     fn client_mode_follows_the_client_and_fixed_modes_do_not() {
-        assert_eq!(
-            server_mode(TransferMode::Client, Side::Passive),
-            Side::Passive
-        );
-        assert_eq!(
-            server_mode(TransferMode::Client, Side::Active),
-            Side::Active
-        );
-        assert_eq!(
-            server_mode(TransferMode::Active, Side::Passive),
-            Side::Active
-        );
-        assert_eq!(
-            server_mode(TransferMode::Passive, Side::Active),
-            Side::Passive
-        );
+        let cases = [
+            (TransferMode::Client, Side::Passive, Side::Passive),
+            (TransferMode::Client, Side::Active, Side::Active),
+            (TransferMode::Active, Side::Passive, Side::Active),
+            (TransferMode::Passive, Side::Active, Side::Passive),
+        ];
+        for (configured, client, expected) in cases {
+            assert_eq!(
+                server_mode(configured, client),
+                expected,
+                "{configured:?} {client:?}"
+            );
+        }
     }
 }

@@ -185,14 +185,6 @@ impl Reply {
     pub fn is_intermediate(&self) -> bool {
         self.code / 100 == 3
     }
-    /// 4yz: transient negative completion.
-    pub fn is_transient_negative(&self) -> bool {
-        self.code / 100 == 4
-    }
-    /// 5yz: permanent negative completion.
-    pub fn is_permanent_negative(&self) -> bool {
-        self.code / 100 == 5
-    }
 }
 
 /// Appends `line` as Telnet data: a data byte 0xFF goes out as IAC IAC

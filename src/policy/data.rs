@@ -22,15 +22,9 @@ impl std::fmt::Display for DataRefusal {
     }
 }
 
+/// IPv4-mapped IPv6 counts as the IPv4 address it is.
 fn same_host(a: IpAddr, b: IpAddr) -> bool {
-    canonical(a) == canonical(b)
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
+    a.to_canonical() == b.to_canonical()
 }
 
 /// May the proxy connect to `target`, which the client named in PORT/EPRT?

@@ -59,7 +59,8 @@ pub struct Table<'a> {
 
 /// Decide whether `client` may use the service `daemon`.
 pub fn decide(allow: Table<'_>, deny: Table<'_>, daemon: &str, client: IpAddr) -> Verdict {
-    let client = canonical(client);
+    // IPv4-mapped IPv6 (from a dual-stack listener) is the IPv4 client it is.
+    let client = client.to_canonical();
     for (table, grants) in [(allow, true), (deny, false)] {
         for (line, rule) in rules(table.text) {
             let where_ = format!("{}:{}", table.name, line);
@@ -114,17 +115,6 @@ pub fn decide(allow: Table<'_>, deny: Table<'_>, daemon: &str, client: IpAddr) -
     Verdict {
         allowed: true,
         reason: "no rule matched".to_string(),
-    }
-}
-
-/// IPv4-mapped IPv6 (from a dual-stack listener) is the IPv4 client it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        IpAddr::V4(_) => ip,
     }
 }
 

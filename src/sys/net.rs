@@ -71,18 +71,7 @@ pub fn to_std(s: &SockaddrStorage) -> Option<SocketAddr> {
 /// The same address with IPv4-mapped IPv6 turned into plain IPv4, so that
 /// comparisons and PORT/227 formatting see what the peer really is.
 pub fn canonical(a: SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => a,
-        },
-        SocketAddr::V4(_) => a,
-    }
-}
-
-/// Canonical form of a bare address.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    canonical(SocketAddr::new(ip, 0)).ip()
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 /// An inclusive local port range and how to walk it.
