@@ -30,6 +30,7 @@ use crate::config::{Config, Level, LogDestination, ServerType};
 use crate::ftp::reply;
 use crate::log::Log;
 use crate::sys::net;
+use crate::sys::resolve::Resolver;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const BUILD_DATE: &str = env!("FTPGATE_BUILD_DATE");
@@ -280,6 +281,10 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         let _ = out.flush();
         return Ok(0);
     }
+    // The server connection starts now, to overlap what follows (address
+    // literals and transparent destinations only; names wait for the
+    // resolver cache).
+    let early = relay::connect_early(&cfg, &Resolver::default(), original_dst, local_addr);
     let welcome = cfg
         .welcome_message
         .as_deref()
@@ -332,6 +337,7 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         translated,
         greeting,
         original_dst,
+        early,
     };
     let end = relay::run(&jailed, start, &mut log);
     Ok(if end.is_failure() { 1 } else { 0 })

@@ -86,6 +86,8 @@ pub struct Start<'a> {
     pub greeting: Vec<u8>,
     /// Where the client originally connected, when netfilter redirected it.
     pub original_dst: Option<SocketAddr>,
+    /// A server connection begun by [`connect_early`], if any.
+    pub early: Option<(SocketAddr, TcpStream)>,
 }
 
 /// The server side of the session, once connected.
@@ -102,6 +104,23 @@ struct Server {
 enum ServerData {
     Connected(TcpStream),
     Listening(TcpListener),
+}
+
+/// Why the server's greeting did not open the session.
+enum Greeting {
+    /// no 220 in time, or the connection broke
+    Silent(End),
+    /// a final reply other than 220 (a 421 "too many users", say)
+    Refused(Reply),
+}
+
+impl std::fmt::Display for Greeting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Greeting::Silent(e) => write!(f, "{e}"),
+            Greeting::Refused(r) => write!(f, "greeting {}", r.code),
+        }
+    }
 }
 
 /// Totals for the end-of-session line.
@@ -128,6 +147,8 @@ pub struct Relay<'a> {
     /// client lines read during a transfer, handled after it
     queued: VecDeque<Line>,
     server: Option<Server>,
+    /// a connection to the server begun before USER (see `connect_early`)
+    early: Option<(SocketAddr, TcpStream)>,
     user: Option<Vec<u8>>,
     pasv: Option<TcpListener>,
     port: Option<SocketAddr>,
@@ -160,6 +181,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         client_eof: false,
         queued: VecDeque::new(),
         server: None,
+        early: start.early,
         user: None,
         pasv: None,
         port: None,
@@ -174,6 +196,97 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
     let end = relay.serve(&start.greeting).err().unwrap_or(End::Quit);
     relay.finish(&end);
     end
+}
+
+/// Where a login goes: the magic-user host or the transparent original
+/// destination (both checked against the destination policy), else the
+/// configured DestinationAddress.
+fn destination(
+    cfg: &Config,
+    resolver: &Resolver,
+    settings: &UserSettings,
+    login: &Login<'_>,
+    original_dst: Option<SocketAddr>,
+    local_addr: SocketAddr,
+) -> Result<SocketAddr, String> {
+    let candidates = match (login.host, original_dst) {
+        (Some(host), _) => {
+            let host =
+                std::str::from_utf8(host).map_err(|_| "host name is not text".to_string())?;
+            resolve(
+                resolver,
+                host,
+                login.port.unwrap_or(settings.destination_port),
+            )?
+        }
+        (None, Some(orig)) if cfg.allow_trans_proxy => vec![orig],
+        // SECURITY: without AllowTransProxy a redirected connection's
+        // original destination is never used: DestinationAddress it is.
+        _ => {
+            let host = settings
+                .destination_address
+                .as_deref()
+                .ok_or("no DestinationAddress")?;
+            return resolve(resolver, host, settings.destination_port)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("'{host}' has no address"));
+        }
+    };
+    // SECURITY: a client-chosen destination must not be the proxy
+    // itself, loopback, link-local, ... unless AllowedDestinations says
+    // so. Every address a name resolves to is checked; the first one
+    // that passes is used, never one that did not.
+    let mut refusal = None;
+    for addr in candidates {
+        match dest::check(
+            addr,
+            settings.allowed_destinations.as_deref(),
+            &[local_addr],
+        ) {
+            Ok(()) => return Ok(addr),
+            Err(r) => {
+                refusal.get_or_insert(format!("{addr}: {r}"));
+            }
+        }
+    }
+    Err(refusal.unwrap_or_else(|| "no address".to_string()))
+}
+
+/// A connection to the server begun before the client has said who it is,
+/// so that the handshake and the server's greeting overlap the proxy's own
+/// start-up and the client's first round trip. Only when no login can
+/// change where the session goes: no magic user, no user context with a
+/// destination of its own. `resolver` may be empty (address literals
+/// only). `None` when that does not hold or anything fails: the login
+/// then connects and reports as usual.
+pub fn connect_early(
+    cfg: &Config,
+    resolver: &Resolver,
+    original_dst: Option<SocketAddr>,
+    local_addr: SocketAddr,
+) -> Option<(SocketAddr, TcpStream)> {
+    if cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user() {
+        return None;
+    }
+    let anyone = Login {
+        user: b"",
+        host: None,
+        port: None,
+    };
+    let local_addr = canonical(local_addr);
+    let dest = destination(
+        cfg,
+        resolver,
+        &cfg.global,
+        &anyone,
+        original_dst,
+        local_addr,
+    )
+    .ok()?;
+    let ports = ports(cfg.global.destination_ports, cfg.sock_bind_rand);
+    let stream = net::start_connect(dest, None, ports).ok()?;
+    Some((dest, stream))
 }
 
 fn ports(range: Option<PortRange>, random: bool) -> Option<Ports> {
@@ -341,6 +454,9 @@ impl<'a> Relay<'a> {
     // ----- the main loop ---------------------------------------------------
 
     fn serve(&mut self, greeting: &[u8]) -> Step {
+        if self.early.is_none() {
+            self.early = connect_early(self.cfg, self.resolver, self.original_dst, self.local_addr);
+        }
         self.send_client(greeting)?;
         loop {
             while let Some(line) = self.next_client_line() {
@@ -566,60 +682,43 @@ impl<'a> Relay<'a> {
         self.relay_replies().map(|_| ())
     }
 
-    /// Where this login goes: the magic-user host or the transparent
-    /// original destination (both checked against the destination policy),
-    /// else the configured DestinationAddress.
+    /// Where this login goes (see [`destination`]).
     fn destination(
         &self,
         settings: &UserSettings,
         login: &Login<'_>,
     ) -> Result<SocketAddr, String> {
-        let candidates = match (login.host, self.original_dst) {
-            (Some(host), _) => {
-                let host =
-                    std::str::from_utf8(host).map_err(|_| "host name is not text".to_string())?;
-                resolve(
-                    self.resolver,
-                    host,
-                    login.port.unwrap_or(settings.destination_port),
-                )?
-            }
-            (None, Some(orig)) if self.cfg.allow_trans_proxy => vec![orig],
-            // SECURITY: without AllowTransProxy a redirected connection's
-            // original destination is never used: DestinationAddress it is.
-            _ => {
-                let host = settings
-                    .destination_address
-                    .as_deref()
-                    .ok_or("no DestinationAddress")?;
-                return resolve(self.resolver, host, settings.destination_port)?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| format!("'{host}' has no address"));
-            }
-        };
-        // SECURITY: a client-chosen destination must not be the proxy
-        // itself, loopback, link-local, ... unless AllowedDestinations says
-        // so. Every address a name resolves to is checked; the first one
-        // that passes is used, never one that did not.
-        let mut refusal = None;
-        for addr in candidates {
-            match dest::check(
-                addr,
-                settings.allowed_destinations.as_deref(),
-                &[self.local_addr],
-            ) {
-                Ok(()) => return Ok(addr),
-                Err(r) => {
-                    refusal.get_or_insert(format!("{addr}: {r}"));
-                }
-            }
-        }
-        Err(refusal.unwrap_or_else(|| "no address".to_string()))
+        destination(
+            self.cfg,
+            self.resolver,
+            settings,
+            login,
+            self.original_dst,
+            self.local_addr,
+        )
     }
 
+    /// Connect to the server and read its greeting. A connection begun by
+    /// `connect_early` to the same place is used if it still works (the
+    /// server may have given up on it while the client was silent);
+    /// otherwise a new one is made.
     fn connect_server(&mut self, dest: SocketAddr) -> Step {
         let timeout = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
+        let same_ports = self.settings.destination_ports == self.cfg.global.destination_ports;
+        if let Some((_, stream)) = self.early.take().filter(|(a, _)| *a == dest && same_ports) {
+            let greeted = net::finish_connect(stream, timeout)
+                .map_err(|e| e.to_string())
+                .and_then(|s| self.greeting(s, dest, timeout).map_err(|e| e.to_string()))
+                .and_then(|()| self.server_still_open());
+            match greeted {
+                Ok(()) => return Ok(()),
+                Err(why) => self.log.dbg(&format!(
+                    "early connection to server {dest} unusable ({why}); connecting again"
+                )),
+            }
+            self.server = None;
+        }
+        self.early = None;
         let stream = match net::connect(
             dest,
             None,
@@ -637,6 +736,53 @@ impl<'a> Relay<'a> {
                 return Err(End::Unreachable(format!("{dest}: {e}")));
             }
         };
+        match self.greeting(stream, dest, timeout) {
+            Ok(()) => Ok(()),
+            Err(Greeting::Silent(e)) => {
+                self.log
+                    .err(&format!("no greeting from server {dest}: {e}"));
+                let _ = self.reply(
+                    reply::SERVICE_NOT_AVAILABLE,
+                    "The FTP server did not answer; closing connection.",
+                );
+                Err(End::Unreachable(e.to_string()))
+            }
+            Err(Greeting::Refused(r)) => {
+                self.log.err(&format!(
+                    "server {dest} refused the session: {}",
+                    escape(&r.to_wire())
+                ));
+                let _ = self.reply(
+                    reply::SERVICE_NOT_AVAILABLE,
+                    "The FTP server refused the session; closing connection.",
+                );
+                Err(End::Unreachable(format!("greeting {}", r.code)))
+            }
+        }
+    }
+
+    /// After the greeting of an early connection: the server has said
+    /// nothing more (a 421 for a client that took too long) and not closed.
+    fn server_still_open(&mut self) -> Result<(), String> {
+        let s = self.server().map_err(|e| e.to_string())?;
+        let mut fds = [PollFd::new(s.stream.as_fd(), PollFlags::POLLIN)];
+        if wait(&mut fds, Duration::ZERO) {
+            self.read_server().map_err(|e| e.to_string())?;
+        }
+        match self.server().map_err(|e| e.to_string())?.replies.front() {
+            Some(r) => Err(format!("server said {}", r.code)),
+            None => Ok(()),
+        }
+    }
+
+    /// Take `stream` as the server connection and wait for its 220. On
+    /// failure the session has no server connection again.
+    fn greeting(
+        &mut self,
+        stream: TcpStream,
+        dest: SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), Greeting> {
         let _ = net::set_keepalive(&stream);
         let _ = stream.set_write_timeout(Some(self.timeout()));
         let local = stream
@@ -651,35 +797,18 @@ impl<'a> Relay<'a> {
             parser: ReplyParser::new(),
             replies: VecDeque::new(),
         });
-        loop {
-            let r = match self.server_reply(timeout) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.log
-                        .err(&format!("no greeting from server {dest}: {e}"));
-                    let _ = self.reply(
-                        reply::SERVICE_NOT_AVAILABLE,
-                        "The FTP server did not answer; closing connection.",
-                    );
-                    return Err(End::Unreachable(e.to_string()));
-                }
-            };
-            if r.is_preliminary() {
-                continue;
+        let outcome = loop {
+            match self.server_reply(timeout) {
+                Ok(r) if r.is_preliminary() => continue,
+                Ok(r) if r.code == reply::SERVICE_READY => break Ok(()),
+                Ok(r) => break Err(Greeting::Refused(r)),
+                Err(e) => break Err(Greeting::Silent(e)),
             }
-            if r.code != reply::SERVICE_READY {
-                self.log.err(&format!(
-                    "server {dest} refused the session: {}",
-                    escape(&r.to_wire())
-                ));
-                let _ = self.reply(
-                    reply::SERVICE_NOT_AVAILABLE,
-                    "The FTP server refused the session; closing connection.",
-                );
-                return Err(End::Unreachable(format!("greeting {}", r.code)));
-            }
-            return Ok(());
+        };
+        if outcome.is_err() {
+            self.server = None;
         }
+        outcome
     }
 
     /// USER after login: the same name is relayed (a retry after a failed

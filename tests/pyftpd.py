@@ -2,12 +2,14 @@
 """Test FTP server for ftpgate's integration tests.
 
 Usage: pyftpd.py PORT ROOT [HOST]
+Environment: PYFTPD_IDLE_TIMEOUT=SECONDS closes idle control connections.
 
 Serves ROOT on HOST (default 127.0.0.1) port PORT with user "test" / "secret" (full
 permissions) and anonymous read access. Passive mode on, foreign
 addresses refused (PORT must name the client's own address).
 """
 import logging
+import os
 import sys
 
 from pyftpdlib.authorizers import DummyAuthorizer
@@ -28,6 +30,8 @@ def main():
     handler.permit_foreign_addresses = False
     handler.permit_privileged_ports = False
     handler.banner = "pyftpdlib test server ready."
+    if os.environ.get("PYFTPD_IDLE_TIMEOUT"):
+        handler.timeout = float(os.environ["PYFTPD_IDLE_TIMEOUT"])
     server = FTPServer((host, port), handler)
     server.max_cons = 64
     server.serve_forever()

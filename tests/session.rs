@@ -383,3 +383,70 @@ fn scripted_session_gets_the_same_reply_codes_as_through_ftp_proxy() {
     let got = run(&proxy_bin());
     assert_eq!(got, want, "reply codes for {script:?}");
 }
+
+#[test]
+fn server_connection_is_opened_before_user_when_the_destination_is_fixed() {
+    if skip_unless_ftpgate("server_connection_is_opened_before_user_when_the_destination_is_fixed")
+    {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    assert!(
+        wait_until(5, || connections_to(server.port) == 1),
+        "no connection to the server before USER\n{}",
+        proxy.output()
+    );
+    assert_eq!(c.cmd("USER test").code, 331);
+    assert_eq!(c.cmd("PASS secret").code, 230, "{}", proxy.output());
+    assert_eq!(c.cmd("PWD").code, 257);
+    assert_eq!(c.cmd("QUIT").code, 221);
+}
+
+#[test]
+fn no_server_connection_before_user_when_the_login_may_choose_the_server() {
+    let server = FtpServer::pyftpdlib();
+    for extra in [
+        "AllowMagicUser yes\nAllowedDestinations 127.0.0.0/8".to_string(),
+        format!("[special]\nDestinationPort {}", dead_port()),
+    ] {
+        let proxy = Proxy::start(server.port, &extra);
+        let mut c = Ctrl::connect(proxy.port);
+        assert_eq!(c.reply().code, 220);
+        // The greeting went out after any early connect would have begun.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            connections_to(server.port),
+            0,
+            "server contacted before USER with {extra:?}\n{}",
+            proxy.output()
+        );
+        assert_eq!(c.cmd("USER test").code, 331, "{}", proxy.output());
+        assert_eq!(c.cmd("PASS secret").code, 230, "{}", proxy.output());
+        assert_eq!(c.cmd("QUIT").code, 221);
+    }
+}
+
+#[test]
+fn login_works_after_the_server_dropped_the_early_connection() {
+    let server = FtpServer::pyftpdlib_with_idle_timeout(Some(1));
+    let proxy = Proxy::start(server.port, "LogLevel DBG");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    // Longer than the server waits for a silent client.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let u = c.cmd("USER test");
+    assert_eq!(u.code, 331, "USER reply: {u:?}\n{}", proxy.output());
+    assert_eq!(c.cmd("PASS secret").code, 230, "{}", proxy.output());
+    assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
+    assert_eq!(c.cmd("QUIT").code, 221);
+    if !testing_ftp_proxy() {
+        let log = proxy.log_text();
+        assert!(
+            log.contains("early connection to server") && log.contains("connecting again"),
+            "the dropped early connection was not noticed:\n{log}"
+        );
+    }
+}

@@ -574,6 +574,21 @@ impl Config {
             .map_or(&self.global, |c| &c.settings)
     }
 
+    /// Whether some user context sends its logins elsewhere than the global
+    /// settings do (DestinationAddress, DestinationPort, DestinationMinPort
+    /// and MaxPort, AllowedDestinations): then the server is known only
+    /// once USER names the user.
+    pub fn destination_varies_by_user(&self) -> bool {
+        let g = &self.global;
+        self.users.iter().any(|c| {
+            let u = &c.settings;
+            u.destination_address != g.destination_address
+                || u.destination_port != g.destination_port
+                || u.destination_ports != g.destination_ports
+                || u.allowed_destinations != g.allowed_destinations
+        })
+    }
+
     /// The `-c` output, in ftp-proxy's layout: the global context first,
     /// then user contexts by name; in each, one line per option given (the
     /// last value), sorted by canonical name case-insensitively.

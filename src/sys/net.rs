@@ -125,13 +125,24 @@ fn bind_in_range(fd: &OwnedFd, ip: IpAddr, ports: Option<Ports>) -> io::Result<(
     ))
 }
 
-/// Connect to `dest` within `timeout`, from `bind_ip` (when given) and a
-/// local port from `ports` (when given). The stream is left blocking.
+/// Connect to `dest`, from `bind_ip` and a port of `ports` when given,
+/// waiting at most `timeout`. The stream is blocking.
 pub fn connect(
     dest: SocketAddr,
     bind_ip: Option<IpAddr>,
     ports: Option<Ports>,
     timeout: Duration,
+) -> io::Result<TcpStream> {
+    finish_connect(start_connect(dest, bind_ip, ports)?, timeout)
+}
+
+/// Begin a connection to `dest` without waiting for it: the stream is
+/// non-blocking and the handshake may still be under way. Hand it to
+/// [`finish_connect`] before use.
+pub fn start_connect(
+    dest: SocketAddr,
+    bind_ip: Option<IpAddr>,
+    ports: Option<Ports>,
 ) -> io::Result<TcpStream> {
     let fd = new_socket(family_of(dest.ip()))?;
     if ports.is_some() || bind_ip.is_some() {
@@ -145,20 +156,23 @@ pub fn connect(
     let stream = TcpStream::from(fd);
     stream.set_nonblocking(true)?;
     match socket::connect(stream.as_raw_fd(), &sockaddr(dest)) {
-        Ok(()) => {}
-        Err(Errno::EINPROGRESS) => {
-            if !wait_writable(stream.as_fd(), timeout)? {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection timed out",
-                ));
-            }
-            let err = socket::getsockopt(&stream, sockopt::SocketError)?;
-            if err != 0 {
-                return Err(io::Error::from_raw_os_error(err));
-            }
-        }
-        Err(e) => return Err(e.into()),
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(stream),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Wait at most `timeout` for a connection begun by [`start_connect`] to be
+/// established; return it blocking.
+pub fn finish_connect(stream: TcpStream, timeout: Duration) -> io::Result<TcpStream> {
+    if !wait_writable(stream.as_fd(), timeout)? {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection timed out",
+        ));
+    }
+    let err = socket::getsockopt(&stream, sockopt::SocketError)?;
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
     }
     stream.set_nonblocking(false)?;
     Ok(stream)

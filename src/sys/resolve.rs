@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use crate::limits;
 
-/// Cached name-resolution data, read before the jail.
+/// Cached name-resolution data, read before the jail. The default value
+/// knows no names and no nameservers: it resolves address literals only.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     /// /etc/hosts entries: lower-case name, address (file order).

@@ -267,6 +267,21 @@ pub fn is_listening(port: u16) -> bool {
         })
 }
 
+/// Connections from 127.0.0.1 to 127.0.0.1:port in ESTABLISHED state, seen
+/// from the connecting side (from /proc/net/tcp).
+pub fn connections_to(port: u16) -> usize {
+    let want = format!("0100007F:{port:04X}");
+    fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == want && f[3] == "01"
+        })
+        .count()
+}
+
 /// Result of a bounded client command.
 pub struct Ran {
     /// None when the command was killed at its time limit.
@@ -368,6 +383,12 @@ impl FtpServer {
     }
 
     pub fn pyftpdlib() -> FtpServer {
+        Self::pyftpdlib_with_idle_timeout(None)
+    }
+
+    /// pyftpdlib that closes control connections idle for `secs` (with a
+    /// 421), before and after login.
+    pub fn pyftpdlib_with_idle_timeout(secs: Option<u32>) -> FtpServer {
         let dir = TempDir::new("pyftpd");
         let root = dir.join("root");
         fs::create_dir_all(&root).unwrap();
@@ -375,6 +396,9 @@ impl FtpServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyftpd.py");
         let mut cmd = Command::new(python());
         cmd.arg(script).arg(port.to_string()).arg(&root);
+        if let Some(secs) = secs {
+            cmd.env("PYFTPD_IDLE_TIMEOUT", secs.to_string());
+        }
         let mut daemon = Daemon::spawn("pyftpdlib", cmd, dir.path());
         daemon.wait_listening(port);
         FtpServer {
