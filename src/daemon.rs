@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ impl ForkRate {
 
 /// The address Listen names: an IPv4 or IPv6 address (brackets allowed),
 /// or a host name resolved once at start-up; 0.0.0.0 when not given.
-pub fn listen_address(listen: Option<&str>, port: u16) -> Result<IpAddr> {
+pub fn listen_address(listen: Option<&str>) -> Result<IpAddr> {
     let Some(raw) = listen.map(str::trim) else {
         return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     };
@@ -104,11 +104,12 @@ pub fn listen_address(listen: Option<&str>, port: u16) -> Result<IpAddr> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(ip);
     }
-    (bare, port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving Listen '{raw}'"))?
+    // ftpgate's own resolver, not glibc's (see sys/accounts.rs).
+    crate::sys::resolve::Resolver::load()
+        .lookup(bare)
+        .map_err(|e| anyhow::anyhow!("resolving Listen '{raw}': {e}"))?
+        .into_iter()
         .next()
-        .map(|a| a.ip())
         .with_context(|| format!("Listen '{raw}' has no address"))
 }
 
@@ -119,7 +120,7 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     // SIGHUP re-reads the file after the daemon changed to /.
     opts.config = std::path::absolute(&opts.config)
         .with_context(|| format!("locating {}", opts.config.display()))?;
-    let ip = listen_address(cfg.listen.as_deref(), cfg.port)?;
+    let ip = listen_address(cfg.listen.as_deref())?;
     let listener = os::listen(ip, cfg.port)
         .with_context(|| format!("listening on {}", SocketAddr::new(ip, cfg.port)))?;
     crate::sys::load_timezone();
@@ -606,7 +607,7 @@ mod tests {
             (Some(" 192.0.2.1 "), "192.0.2.1"),
         ];
         for (given, want) in cases {
-            let got = listen_address(given, 21).unwrap();
+            let got = listen_address(given).unwrap();
             assert_eq!(got, want.parse::<IpAddr>().unwrap(), "{given:?}");
         }
     }

@@ -17,7 +17,7 @@ pub mod session;
 pub mod sys;
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
@@ -159,10 +159,13 @@ fn translated_address(value: &str) -> Result<Ipv4Addr> {
     if let Ok(ip) = value.parse::<Ipv4Addr>() {
         return Ok(ip);
     }
-    (value, 0u16)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving TranslatedAddress '{value}'"))?
-        .find_map(|a| match a.ip() {
+    // ftpgate's own resolver (/etc/hosts, then DNS), not glibc's: see
+    // sys/accounts.rs for why a static ftpgate stays away from NSS.
+    Resolver::load()
+        .lookup(value)
+        .map_err(|e| anyhow::anyhow!("resolving TranslatedAddress '{value}': {e}"))?
+        .into_iter()
+        .find_map(|ip| match ip {
             IpAddr::V4(v4) => Some(v4),
             IpAddr::V6(_) => None,
         })
@@ -230,6 +233,14 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
              use separate IPv4 and IPv6-only listeners for transparent proxying",
         );
     }
+    // The server connection starts here, so that its handshake and the
+    // server's greeting overlap the rest of the start-up (address literals
+    // and transparent destinations; names wait for the resolver cache). A
+    // session refused below (DenyMessage) just closes it again.
+    let early = match original_dst {
+        Some(orig) if cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr) => None,
+        _ => relay::connect_early(&cfg, &Resolver::default(), original_dst, local_addr),
+    };
     let who = format!(
         "client {} on {}",
         net::canonical(client_addr),
@@ -281,10 +292,6 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         let _ = out.flush();
         return Ok(0);
     }
-    // The server connection starts now, to overlap what follows (address
-    // literals and transparent destinations only; names wait for the
-    // resolver cache).
-    let early = relay::connect_early(&cfg, &Resolver::default(), original_dst, local_addr);
     let welcome = cfg
         .welcome_message
         .as_deref()

@@ -36,6 +36,9 @@ pub const DATA_BUFFER: usize = 64 * 1024;
 /// Real files are a few KiB; the cache must not grow without bound.
 pub const MAX_RESOLVER_FILE: usize = 1 << 20;
 
+/// Largest /etc/passwd or /etc/group read to look up User and Group, bytes.
+pub const MAX_ACCOUNTS_FILE: usize = 16 << 20;
+
 /// Most /etc/hosts name entries cached for use inside the jail.
 pub const MAX_HOSTS_ENTRIES: usize = 10_000;
 

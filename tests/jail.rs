@@ -474,3 +474,46 @@ fn destination_address_host_name_works_inside_the_empty_jail() {
     assert!(got.ok(), "{}\n{}", got.describe(), proxy.output());
     assert_same_bytes("DestinationAddress localhost", &bytes, &data);
 }
+
+#[test]
+fn user_and_group_missing_from_the_account_files_get_421_and_a_log_line() {
+    if !root_and_nobody("user_and_group_missing_from_the_account_files_get_421_and_a_log_line") {
+        return;
+    }
+    let jail = TempDir::new("jail");
+    for (user, group, why) in [
+        (
+            "ftpgate-no-such-user",
+            "nogroup",
+            "no such user 'ftpgate-no-such-user'",
+        ),
+        (
+            "nobody",
+            "ftpgate-no-such-group",
+            "no such group 'ftpgate-no-such-group'",
+        ),
+    ] {
+        let logs = TempDir::new("jaillog");
+        let log_file = logs.join("session.log");
+        let proxy = Proxy::start_raw(&format!(
+            "DestinationAddress 127.0.0.1\n\
+             DestinationPort {}\n\
+             LogDestination {}\n\
+             User {user}\n\
+             Group {group}\n\
+             ServerRoot {}\n",
+            free_port(),
+            log_file.display(),
+            jail.path().display()
+        ));
+        let mut c = Ctrl::connect(proxy.port);
+        let r = c.reply();
+        assert_eq!(r.code, 421, "{r:?}\n{}", proxy.output());
+        assert!(
+            matches!(c.try_reply(), Ok(None)),
+            "session not closed after 421"
+        );
+        let log = fs::read_to_string(&log_file).unwrap_or_default();
+        assert!(log.contains(why), "log lacks {why:?}:\n{log}");
+    }
+}

@@ -84,7 +84,6 @@ fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
         "Package: ftpgate",
         "Section: net",
         "Architecture: amd64",
-        "Depends: libc6",
         "conffiles",
     ] {
         assert!(info.contains(want), "{want} missing from:\n{info}");
@@ -122,6 +121,23 @@ fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
         .arg(unpacked.join("etc/ftpgate/ftpgate.conf"));
     let ran = run_bounded(cmd, 20);
     assert!(ran.ok(), "packaged configuration: {}", ran.describe());
+
+    // The release binary is static and never uses glibc's NSS (getpwnam,
+    // getaddrinfo, ...): NSS would load the system's shared modules into
+    // the static process, which can crash (src/sys/accounts.rs). glibc
+    // links its NSS code only when such a function is called somewhere.
+    let image = std::fs::read(&bin).unwrap();
+    for needle in [&b"nsswitch.conf"[..], b"libnss_"] {
+        assert!(
+            !image.windows(needle.len()).any(|w| w == needle),
+            "the packaged ftpgate contains {:?}: something calls glibc's NSS",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    assert!(
+        !has_interpreter(&image),
+        "the packaged ftpgate is dynamically linked (see .cargo/config.toml)"
+    );
 
     // The manual pages are the ones in man/, compressed.
     for (packed, source) in [
@@ -167,4 +183,20 @@ fn the_manual_pages_document_every_option_and_flag() {
     ] {
         assert!(man8.contains(sig), "ftpgate(8) lacks {sig}");
     }
+}
+
+/// Whether a 64-bit little-endian ELF image names a program interpreter
+/// (PT_INTERP): a dynamically linked executable does, a static one not.
+fn has_interpreter(elf: &[u8]) -> bool {
+    assert!(
+        elf.starts_with(b"\x7fELF\x02\x01"),
+        "not a 64-bit LE ELF file"
+    );
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let h = phoff + i * phentsize;
+        u32::from_le_bytes(elf[h..h + 4].try_into().unwrap()) == 3
+    })
 }

@@ -11,8 +11,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use nix::unistd::{self, Gid, Group, Uid, User};
+use nix::unistd::{self, Gid, Uid};
 
+use super::accounts;
 use super::resolve::Resolver;
 
 /// Proof that the start-up steps that need privileges are over.
@@ -46,10 +47,10 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
         Some(u) => Some(match u.parse::<u32>() {
             Ok(n) => Uid::from_raw(n),
             Err(_) => {
-                User::from_name(u)
+                let (uid, _) = accounts::user(u)
                     .with_context(|| format!("looking up user '{u}'"))?
-                    .with_context(|| format!("no such user '{u}'"))?
-                    .uid
+                    .with_context(|| format!("no such user '{u}' in /etc/passwd"))?;
+                Uid::from_raw(uid)
             }
         }),
     };
@@ -57,12 +58,11 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
         None => None,
         Some(g) => Some(match g.parse::<u32>() {
             Ok(n) => Gid::from_raw(n),
-            Err(_) => {
-                Group::from_name(g)
+            Err(_) => Gid::from_raw(
+                accounts::group(g)
                     .with_context(|| format!("looking up group '{g}'"))?
-                    .with_context(|| format!("no such group '{g}'"))?
-                    .gid
-            }
+                    .with_context(|| format!("no such group '{g}' in /etc/group"))?,
+            ),
         }),
     };
     Ok(Identity {

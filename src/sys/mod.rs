@@ -2,6 +2,7 @@
 //!
 //! Everything here is small and does one system thing; policy lives elsewhere.
 
+pub mod accounts;
 pub mod daemon;
 pub mod jail;
 pub mod net;
