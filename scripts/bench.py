@@ -12,7 +12,10 @@ ftp-proxy, direct, ...), against one vsftpd serving from /dev/shm:
   (d) each proxy session's CPU seconds (user+sys) per GiB relayed and peak
       RSS, from wait4(2) on the proxy process (microsecond CPU times; GNU
       time prints only hundredths), and ftpgate's poll wake-ups per MiB from
-      its DBG transfer log line.
+      its DBG transfer log line;
+  (e) the whole machine's busy CPU seconds per GiB during each transfer
+      (/proc/stat), which shows where a proxy's data path moves work: with
+      splice the receiver pays for what the proxy does not.
 
 Prints medians with min-max, the ratios ftpgate/direct and ftpgate/ftp-proxy,
 and the issue #6 targets. Everything stays on 127.0.0.1; every process
@@ -333,6 +336,14 @@ def curl(port, args, what, watch=None):
     return out.split(), peak
 
 
+def busy_seconds():
+    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat:
+    user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+
+
 def retr(port, size, watch):
     (size_s, total, pre), anon = curl(
         port,
@@ -497,13 +508,16 @@ def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
     tport.update({s: p["port"] for s, p in timed.items()})
 
     res = {s: {"retr": [], "stor": [], "cpu_retr": [], "cpu_stor": [], "rss": [],
-               "wake_retr": [], "wake_stor": [], "setup": [], "greet": [], "anon": []}
+               "wake_retr": [], "wake_stor": [], "setup": [], "greet": [], "anon": [],
+               "sys_retr": [], "sys_stor": []}
            for s in subjects}
     methods = set()
     n = 0
     for r in range(rounds):
         for s in subjects:
+            busy = busy_seconds()
             speed, anon = retr(tport[s], retr_size, timed[s]["pid"] if s in timed else None)
+            res[s]["sys_retr"].append((busy_seconds() - busy) / (retr_size / GIB))
             res[s]["retr"].append(speed)
             if anon is not None:
                 res[s]["anon"].append(anon)
@@ -516,8 +530,10 @@ def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
                     methods.add(method)
         for s in subjects:
             n += 1
+            busy = busy_seconds()
             speed, anon = stor(tport[s], src, pub, stor_size, n,
                                timed[s]["pid"] if s in timed else None)
+            res[s]["sys_stor"].append((busy_seconds() - busy) / (stor_size / GIB))
             res[s]["stor"].append(speed)
             if anon is not None:
                 res[s]["anon"].append(anon)
@@ -569,6 +585,8 @@ def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods,
     row("STOR MB/s", "stor", mbs, 0)
     row("CPU s/GiB, RETR", "cpu_retr", 1, 4, False)
     row("CPU s/GiB, STOR", "cpu_stor", 1, 4, False)
+    row("machine CPU s/GiB, RETR", "sys_retr", 1, 3)
+    row("machine CPU s/GiB, STOR", "sys_stor", 1, 3)
     row("peak RSS MiB", "rss", 1 / 1024, 2, False)
     row("private RSS MiB (sampled)", "anon", 1 / 1024, 2, False)
     row("wake-ups/MiB, RETR", "wake_retr", 1, 2, False)
