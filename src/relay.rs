@@ -841,7 +841,13 @@ impl<'a> Relay<'a> {
             Some(entry) => match ldap::auth::check_flag(entry, auth.ok_flag.as_ref()) {
                 Err(d) => Err(d),
                 Ok(()) => match &auth.pw_attr {
-                    Some(attr) => ldap::auth::check_plain(entry, attr, auth.pw_min_len, password),
+                    Some(attr) => ldap::auth::check_password(
+                        entry,
+                        attr,
+                        auth.pw_scheme,
+                        auth.pw_min_len,
+                        password,
+                    ),
                     // SECURITY: an empty simple bind is an unauthenticated
                     // bind, which many directories accept: never sent.
                     None if password.is_empty() => Err(ldap::auth::Denied::EmptyPassword),

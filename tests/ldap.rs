@@ -382,3 +382,28 @@ fn the_check_option_prints_the_ldap_options() {
         assert!(out.contains(want), "{want}\n{out}");
     }
 }
+
+#[test]
+fn crypt_compare_authentication_verifies_the_hash() {
+    let server = FtpServer::pyftpdlib();
+    // `openssl passwd -6 -salt saltsalt secret`
+    let hash = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+    let dir = Directory::start(&format!(
+        "dn: cn=test,{{BASE}}\nobjectClass: FTPProxyUser\ncn: test\nuserPassword: {{CRYPT}}{hash}\n\
+         DestinationPort: {}\n",
+        server.port
+    ));
+    let proxy = Proxy::start(
+        dead_port(),
+        &auth_conf(
+            &dir,
+            "LDAPAuthPWAttr userPassword\nLDAPAuthPWType {crypt}\n",
+        ),
+    );
+    let mut c = greeted(proxy.port);
+    assert_eq!(user(&mut c, "test").code, 331);
+    assert_eq!(c.cmd("PASS secreT").code, 530);
+    assert_eq!(user(&mut c, "test").code, 331);
+    assert_eq!(c.cmd("PASS secret").code, 230, "{}", proxy.output());
+    c.cmd("QUIT");
+}

@@ -784,13 +784,6 @@ fn ldap_settings(
         let (pw_scheme, pw_min_len) =
             options::parse_pw_type(&pw_type).unwrap_or((options::PwScheme::Plain, 5));
         let pw_attr = text("LDAPAuthPWAttr");
-        if pw_attr.is_some() && pw_scheme != options::PwScheme::Plain {
-            let line = global.get("LDAPAuthPWType").map_or(0, |s| s.line);
-            errors.push((
-                line,
-                "LDAPAuthPWType: crypt passwords are not available in this version of ftpgate (use plain, or bind authentication without LDAPAuthPWAttr)".to_string(),
-            ));
-        }
         Some(LdapAuth {
             base_dn: text("LDAPAuthDN").unwrap_or_else(|| base_dn.clone()),
             pw_attr,
@@ -1176,14 +1169,6 @@ mod tests {
         assert!(got[0].1.contains("[bob]"), "{got:?}");
         let got = errors(&format!("{LDAP}LDAPBindPW x\n"));
         assert_eq!(got[0].0, 6);
-        let got = errors(&format!(
-            "{LDAP}UserAuthType ldap\nLDAPAuthPWAttr userPassword\nLDAPAuthPWType crypt\n"
-        ));
-        assert_eq!(got.len(), 1);
-        assert!(
-            got[0].1.contains("crypt passwords are not available"),
-            "{got:?}"
-        );
         let got = errors(&format!("{LDAP}UserAuthMagic @auth\n"));
         assert_eq!(got[0].0, 6);
         assert!(got[0].1.contains("not available"), "{got:?}");

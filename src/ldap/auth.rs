@@ -4,12 +4,15 @@
 //! The bind method is carried out by the caller (`ldap::bind_as`); this
 //! module decides everything that does not need the network: the
 //! LDAPAuthOKFlag check and the compare method (LDAPAuthPWAttr with
-//! LDAPAuthPWType plain). Never panics, for any input.
+//! LDAPAuthPWType plain, crypt or {crypt}). crypt(3) hashes (DES, MD5
+//! `$1$`, bcrypt `$2y$`, SHA-256 `$5$`, SHA-512 `$6$`, ...) are verified
+//! by the `pwhash` crate. Never panics on any password from the client.
 #![forbid(unsafe_code)]
 
 use std::fmt;
 
 use super::Entry;
+use crate::config::options::PwScheme;
 
 /// Why authentication failed; logged, never shown to the client (which
 /// gets one 530 whatever the reason, so that it learns nothing about
@@ -25,10 +28,14 @@ pub enum Denied {
     FlagMissing,
     /// The entry has no (single) LDAPAuthPWAttr value.
     NoPassword,
-    /// The stored password is `*` or `!`: the account is disabled.
+    /// The stored password is `*` or `!` (a crypt hash: starts with one):
+    /// the account is disabled.
     Disabled,
-    /// The stored password is shorter than LDAPAuthPWType's minimum.
+    /// The stored (plain) or given (crypt) password is shorter than
+    /// LDAPAuthPWType's minimum.
     TooShort,
+    /// LDAPAuthPWType {crypt} but the value has no `{crypt}` prefix.
+    NotCrypt,
     /// The password does not match.
     WrongPassword,
 }
@@ -41,7 +48,8 @@ impl fmt::Display for Denied {
             Denied::FlagMissing => "LDAPAuthOKFlag not set in the entry",
             Denied::NoPassword => "no single password attribute in the entry",
             Denied::Disabled => "account disabled in the directory",
-            Denied::TooShort => "stored password shorter than LDAPAuthPWType's minimum",
+            Denied::TooShort => "password shorter than LDAPAuthPWType's minimum",
+            Denied::NotCrypt => "stored password has no {crypt} prefix",
             Denied::WrongPassword => "wrong password",
         })
     }
@@ -92,6 +100,51 @@ pub fn check_plain(
         return Err(Denied::TooShort);
     }
     if equal_in_constant_time(stored, password) {
+        Ok(())
+    } else {
+        Err(Denied::WrongPassword)
+    }
+}
+
+/// The compare method for any LDAPAuthPWType: plain goes to
+/// [`check_plain`]; crypt and {crypt} verify `password` against the stored
+/// crypt(3) hash (after the `{crypt}` prefix, any case, for {crypt}). For
+/// crypt the minimum length applies to the given password, since the
+/// stored hash's length says nothing about it.
+pub fn check_password(
+    entry: &Entry,
+    attribute: &str,
+    scheme: PwScheme,
+    min_len: usize,
+    password: &[u8],
+) -> Result<(), Denied> {
+    if scheme == PwScheme::Plain {
+        return check_plain(entry, attribute, min_len, password);
+    }
+    let mut stored = values(entry, attribute);
+    let (Some(stored), None) = (stored.next(), stored.next()) else {
+        return Err(Denied::NoPassword);
+    };
+    let hash = if scheme == PwScheme::PrefixedCrypt {
+        match stored.get(..7) {
+            Some(p) if p.eq_ignore_ascii_case(b"{crypt}") => stored.get(7..).unwrap_or_default(),
+            _ => return Err(Denied::NotCrypt),
+        }
+    } else {
+        stored
+    };
+    // SECURITY: `*` and `!` (also as a prefix: a locked shadow-style
+    // hash) disable the account; an empty hash would match nothing sane.
+    if hash.is_empty() || hash.starts_with(b"*") || hash.starts_with(b"!") {
+        return Err(Denied::Disabled);
+    }
+    if password.len() < min_len.max(1) {
+        return Err(Denied::TooShort);
+    }
+    let Ok(hash) = std::str::from_utf8(hash) else {
+        return Err(Denied::WrongPassword);
+    };
+    if pwhash::unix::verify(password, hash) {
         Ok(())
     } else {
         Err(Denied::WrongPassword)
@@ -172,5 +225,63 @@ mod tests {
             check_plain(&entry(&[]), "userPassword", 0, b"x"),
             Err(Denied::NoPassword)
         );
+    }
+
+    #[test]
+    fn crypt_hashes_are_verified() {
+        // `openssl passwd -6 -salt saltsalt secret` and `-1 -salt abc`.
+        let sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+        let md5 = "$1$abc$iCQ2D3nhptRYi27fDYv2s1";
+        let prefixed = format!("{{CRYPT}}{sha512}");
+        let cases: [(&str, PwScheme); 3] = [
+            (sha512, PwScheme::Crypt),
+            (md5, PwScheme::Crypt),
+            (&prefixed, PwScheme::PrefixedCrypt),
+        ];
+        for (stored, scheme) in cases {
+            let e = entry(&[("userPassword", &[stored])]);
+            assert_eq!(
+                check_password(&e, "userPassword", scheme, 5, b"secret"),
+                Ok(()),
+                "{stored}"
+            );
+            assert_eq!(
+                check_password(&e, "userPassword", scheme, 5, b"secreT"),
+                Err(Denied::WrongPassword)
+            );
+            assert_eq!(
+                check_password(&e, "userPassword", scheme, 7, b"secret"),
+                Err(Denied::TooShort)
+            );
+        }
+        let e = entry(&[("userPassword", &[sha512])]);
+        assert_eq!(
+            check_password(&e, "userPassword", PwScheme::PrefixedCrypt, 5, b"secret"),
+            Err(Denied::NotCrypt)
+        );
+        let locked = format!("!{sha512}");
+        let e = entry(&[("userPassword", &[&locked])]);
+        assert_eq!(
+            check_password(&e, "userPassword", PwScheme::Crypt, 5, b"secret"),
+            Err(Denied::Disabled)
+        );
+        let e = entry(&[("userPassword", &["{crypt}*"])]);
+        assert_eq!(
+            check_password(&e, "userPassword", PwScheme::PrefixedCrypt, 0, b"*"),
+            Err(Denied::Disabled)
+        );
+        // A plain stored value is still compared as plain text.
+        let e = entry(&[("userPassword", &["secret"])]);
+        assert_eq!(
+            check_password(&e, "userPassword", PwScheme::Plain, 5, b"secret"),
+            Ok(())
+        );
+        // Garbage instead of a hash and odd passwords are refusals, not panics.
+        for stored in ["$6$", "$1$", "$2y$04$x", "x", "$", "$5$rounds=1000$"] {
+            let e = entry(&[("userPassword", &[stored])]);
+            for pw in [&b"secret"[..], b"\xff\x00abc", b"$6$$"] {
+                assert!(check_password(&e, "userPassword", PwScheme::Crypt, 0, pw).is_err());
+            }
+        }
     }
 }
