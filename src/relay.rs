@@ -29,7 +29,7 @@ use crate::log::Log;
 use crate::policy::data::{check_client_port, check_data_peer, check_server_passive};
 use crate::policy::dest;
 use crate::policy::filter::Verdict;
-use crate::policy::user::{Login, split_magic};
+use crate::policy::user::{AuthMagic, Login, split_auth, split_auth_pass, split_magic};
 use crate::session::{self, Direction, Side};
 use crate::sys::jail::Jailed;
 use crate::sys::net::{self, Ports, canonical};
@@ -134,7 +134,11 @@ impl std::fmt::Display for Greeting {
 /// A login the proxy itself authenticates (UserAuthType ldap): what USER
 /// said and the directory found, kept until PASS.
 struct Pending {
+    /// The FTP login name.
     user: Vec<u8>,
+    /// The name the directory knows: the FTP login name, or the proxy
+    /// login of UserAuthMagic.
+    auth_user: Vec<u8>,
     host: Option<Vec<u8>>,
     port: Option<u16>,
     /// The user's settings (from the profile entry, or global).
@@ -657,7 +661,32 @@ impl<'a> Relay<'a> {
     fn login(&mut self, arg: &[u8]) -> Step {
         let cfg = self.cfg;
         let magic = cfg.allow_magic_user || cfg.force_magic_user;
-        let login = if magic {
+        let auth_magic = cfg
+            .ldap
+            .as_ref()
+            .and_then(|l| l.auth.as_ref())
+            .and_then(|a| a.magic);
+        let mut auth_user = None;
+        let login = if let Some(mode) = auth_magic {
+            match split_auth(arg, mode, magic.then_some(cfg.user_magic_char)) {
+                Ok(a) => {
+                    auth_user = Some(a.auth_user);
+                    a.login
+                }
+                Err(e) => {
+                    self.log
+                        .wrn(&format!("bad proxy login '{}': {e}", escape(arg)));
+                    let form = match mode {
+                        AuthMagic::AuthLast => "ftpuser@authuser",
+                        AuthMagic::AuthFirst => "authuser@ftpuser",
+                    };
+                    return self.reply(
+                        reply::NOT_LOGGED_IN,
+                        &format!("Bad login: {e}; log in as {form}."),
+                    );
+                }
+            }
+        } else if magic {
             match split_magic(arg, cfg.user_magic_char) {
                 Ok(l) => l,
                 Err(e) => {
@@ -681,17 +710,21 @@ impl<'a> Relay<'a> {
         }
         // SECURITY: UserNameRule keeps odd names out of the context lookup and
         // away from the server.
-        if !cfg.user_name_rule.is_match(login.user) {
-            self.log.wrn(&format!(
-                "user name refused by UserNameRule: '{}'",
-                escape(login.user)
-            ));
-            return self.reply(reply::NOT_LOGGED_IN, "Invalid user name.");
+        for name in [Some(login.user), auth_user].into_iter().flatten() {
+            if !cfg.user_name_rule.is_match(name) {
+                self.log.wrn(&format!(
+                    "user name refused by UserNameRule: '{}'",
+                    escape(name)
+                ));
+                return self.reply(reply::NOT_LOGGED_IN, "Invalid user name.");
+            }
         }
         let settings = match &cfg.ldap {
             None => Cow::Borrowed(cfg.for_user(login.user)),
             Some(directory) => {
-                let (settings, entry) = match self.look_up(directory, login.user)? {
+                // With UserAuthMagic the proxy login names the profile too.
+                let directory_user = auth_user.unwrap_or(login.user);
+                let (settings, entry) = match self.look_up(directory, directory_user)? {
                     Some(found) => found,
                     None => return Ok(()),
                 };
@@ -700,6 +733,7 @@ impl<'a> Relay<'a> {
                     // has authenticated the user at PASS.
                     self.pending = Some(Pending {
                         user: login.user.to_vec(),
+                        auth_user: directory_user.to_vec(),
                         host: login.host.map(<[u8]>::to_vec),
                         port: login.port,
                         settings,
@@ -836,9 +870,18 @@ impl<'a> Relay<'a> {
         let Some(auth) = directory.auth.as_ref() else {
             return self.reply(reply::BAD_SEQUENCE, "Login with USER first.");
         };
-        let verdict = match &pending.entry {
-            None => Err(ldap::auth::Denied::NoEntry),
-            Some(entry) => match ldap::auth::check_flag(entry, auth.ok_flag.as_ref()) {
+        // UserAuthMagic: PASS carries the FTP password and the proxy's.
+        let (ftp_password, password) = match auth.magic {
+            None => (Some(password), password),
+            Some(mode) => match split_auth_pass(password, mode) {
+                Some((ftp, proxy)) => (Some(ftp), proxy),
+                None => (None, password),
+            },
+        };
+        let verdict = match (&pending.entry, ftp_password) {
+            (_, None) => Err(ldap::auth::Denied::NoAuthPassword),
+            (None, _) => Err(ldap::auth::Denied::NoEntry),
+            (Some(entry), Some(_)) => match ldap::auth::check_flag(entry, auth.ok_flag.as_ref()) {
                 Err(d) => Err(d),
                 Ok(()) => match &auth.pw_attr {
                     Some(attr) => ldap::auth::check_password(
@@ -879,7 +922,7 @@ impl<'a> Relay<'a> {
             // nothing about why (no user-name probing).
             self.log.wrn(&format!(
                 "authentication failed for user '{}': {why}",
-                escape(&pending.user)
+                escape(&pending.auth_user)
             ));
             if self.auth_failures >= limits::MAX_AUTH_FAILURES {
                 let _ = self.reply(
@@ -892,14 +935,15 @@ impl<'a> Relay<'a> {
         }
         self.log.inf(&format!(
             "user '{}' authenticated by the directory",
-            escape(&pending.user)
+            escape(&pending.auth_user)
         ));
         let login = Login {
             user: &pending.user,
             host: pending.host.as_deref(),
             port: pending.port,
         };
-        self.open_session(Cow::Owned(pending.settings), &login, Some(password))
+        let ftp_password = ftp_password.unwrap_or_default();
+        self.open_session(Cow::Owned(pending.settings), &login, Some(ftp_password))
     }
 
     /// Where this login goes (see [`destination`]).

@@ -407,3 +407,61 @@ fn crypt_compare_authentication_verifies_the_hash() {
     assert_eq!(c.cmd("PASS secret").code, 230, "{}", proxy.output());
     c.cmd("QUIT");
 }
+
+/// `alice` is a proxy login only (the FTP server does not know her).
+fn proxy_logins(server_port: u16) -> String {
+    format!(
+        "dn: cn=alice,{{BASE}}\nobjectClass: FTPProxyUser\ncn: alice\nuserPassword: alicepw\n\
+         DestinationPort: {server_port}\n"
+    )
+}
+
+#[test]
+fn user_auth_magic_at_auth_carries_a_separate_proxy_login() {
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&proxy_logins(server.port));
+    let proxy = Proxy::start(dead_port(), &auth_conf(&dir, "UserAuthMagic @auth\n"));
+    let mut c = Ctrl::login(proxy.port, "test@alice", "secret@alicepw");
+    assert_eq!(c.cmd("PWD").code, 257);
+    c.cmd("QUIT");
+    // An e-mail address as the anonymous password keeps its @.
+    let mut c = Ctrl::login(proxy.port, "anonymous@alice", "me@example.org@alicepw");
+    c.cmd("QUIT");
+    let mut c = greeted(proxy.port);
+    assert_eq!(user(&mut c, "test@alice").code, 331);
+    assert_eq!(c.cmd("PASS secret@wrong").code, 530);
+    assert_eq!(user(&mut c, "test@alice").code, 331);
+    assert_eq!(c.cmd("PASS secret").code, 530, "no proxy password");
+    // No proxy login at all.
+    assert_eq!(user(&mut c, "test").code, 530);
+    c.cmd("QUIT");
+    let log = proxy.log_text();
+    assert!(
+        log.contains("user 'alice' authenticated by the directory"),
+        "{log}"
+    );
+    assert!(
+        log.contains("authentication failed for user 'alice': wrong password"),
+        "{log}"
+    );
+    assert!(
+        log.contains("authentication failed for user 'alice': no proxy password in PASS"),
+        "{log}"
+    );
+    assert!(!log.contains("alicepw"), "password in the log: {log}");
+}
+
+#[test]
+fn user_auth_magic_auth_at_puts_the_proxy_login_first() {
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&proxy_logins(server.port));
+    let proxy = Proxy::start(dead_port(), &auth_conf(&dir, "UserAuthMagic auth@\n"));
+    let mut c = Ctrl::login(proxy.port, "alice@test", "alicepw@secret");
+    assert_eq!(c.cmd("PWD").code, 257);
+    c.cmd("QUIT");
+    let mut c = greeted(proxy.port);
+    assert_eq!(user(&mut c, "alice@test").code, 331);
+    // The FTP password is right, the proxy password wrong.
+    assert_eq!(c.cmd("PASS secret@secret").code, 530);
+    c.cmd("QUIT");
+}

@@ -155,6 +155,8 @@ pub struct LdapAuth {
     pub pw_min_len: usize,
     /// LDAPAuthOKFlag: (attribute, value) the entry must have.
     pub ok_flag: Option<(String, String)>,
+    /// UserAuthMagic: a proxy login separate from the FTP login.
+    pub magic: Option<crate::policy::user::AuthMagic>,
 }
 
 /// One `[name]` or `[name*]` context.
@@ -462,10 +464,7 @@ impl Config {
                     // SECURITY: global-only options (User, ServerRoot,
                     // AllowMagicUser, ...) in a user context would look as if
                     // they restricted that user while doing nothing.
-                    if current.is_some()
-                        && def.scope == options::Scope::Global
-                        && def.kind != options::Kind::Unsupported
-                    {
+                    if current.is_some() && def.scope == options::Scope::Global {
                         errors.push((
                             entry.line,
                             format!("{} is allowed in the global context only", def.name),
@@ -739,6 +738,7 @@ fn ldap_settings(
         "LDAPIdentifier",
         "LDAPObjectClass",
         "LDAPVersion",
+        "UserAuthMagic",
         "UserAuthType",
     ];
     let text = |name: &str| match global.get(name).map(|s| &s.value) {
@@ -789,6 +789,11 @@ fn ldap_settings(
             pw_attr,
             pw_scheme,
             pw_min_len,
+            magic: match text("UserAuthMagic").as_deref() {
+                Some("@auth") => Some(crate::policy::user::AuthMagic::AuthLast),
+                Some("auth@") => Some(crate::policy::user::AuthMagic::AuthFirst),
+                _ => None,
+            },
             ok_flag: text("LDAPAuthOKFlag").and_then(|f| {
                 f.split_once('=')
                     .map(|(a, v)| (a.trim().to_string(), v.trim().to_string()))
@@ -800,6 +805,7 @@ fn ldap_settings(
             "LDAPAuthOKFlag",
             "LDAPAuthPWAttr",
             "LDAPAuthPWType",
+            "UserAuthMagic",
         ] {
             if let Some(s) = global.get(name) {
                 errors.push((
@@ -1170,8 +1176,18 @@ mod tests {
         let got = errors(&format!("{LDAP}LDAPBindPW x\n"));
         assert_eq!(got[0].0, 6);
         let got = errors(&format!("{LDAP}UserAuthMagic @auth\n"));
-        assert_eq!(got[0].0, 6);
-        assert!(got[0].1.contains("not available"), "{got:?}");
+        assert_eq!(
+            got,
+            vec![(
+                6,
+                "UserAuthMagic has no effect without UserAuthType ldap".to_string()
+            )]
+        );
+        let c = ok(&format!("{LDAP}UserAuthType ldap\nUserAuthMagic auth@\n"));
+        assert_eq!(
+            c.ldap.unwrap().auth.unwrap().magic,
+            Some(crate::policy::user::AuthMagic::AuthFirst)
+        );
     }
 
     #[test]

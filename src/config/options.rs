@@ -65,8 +65,8 @@ pub enum Kind {
     PwType,
     /// UserAuthType: `ldap`.
     AuthType,
-    /// Recognised but not built in this version (UserAuthMagic).
-    Unsupported,
+    /// UserAuthMagic: `@auth` or `auth@`.
+    AuthMagic,
 }
 
 /// One option of the table.
@@ -181,7 +181,7 @@ pub static OPTIONS: &[OptionDef] = &[
     ),
     def("TranslatedAddress", G, K::Text, None),
     def("User", G, K::Text, None),
-    def("UserAuthMagic", G, K::Unsupported, None),
+    def("UserAuthMagic", G, K::AuthMagic, None),
     def("UserAuthType", G, K::AuthType, None),
     def("UserMagicChar", G, K::Char, Some("@")),
     def("UserNameRule", G, K::Regex, Some(user::DEFAULT_RULE)),
@@ -358,11 +358,10 @@ pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
                 Err(format!("{name}: expected ldap, not '{raw}'"))
             }
         }
-        // SECURITY: a setting ignored silently could leave a proxy open
-        // that its administrator believes requires authentication.
-        K::Unsupported => Err(format!(
-            "{name}: not available in this version of ftpgate"
-        )),
+        K::AuthMagic => match raw {
+            "@auth" | "auth@" => Ok(Value::Text(raw.to_string())),
+            _ => Err(format!("{name}: expected @auth or auth@, not '{raw}'")),
+        },
     }
 }
 
@@ -554,6 +553,8 @@ mod tests {
             ("LDAPAuthPWType", "plain9"),
             ("LDAPVersion", "0"),
             ("UserAuthType", "LDAP"),
+            ("UserAuthMagic", "@auth"),
+            ("UserAuthMagic", "auth@"),
         ];
         for (name, raw) in cases {
             assert!(convert(opt(name), raw).is_ok(), "{name} {raw}");
@@ -595,7 +596,7 @@ mod tests {
             ("LDAPAuthPWType", "plain10"),
             ("LDAPVersion", "1"),
             ("UserAuthType", "pam"),
-            ("UserAuthMagic", "@auth"),
+            ("UserAuthMagic", "auth"),
         ];
         for (name, raw) in cases {
             match convert(opt(name), raw) {

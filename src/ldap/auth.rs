@@ -21,6 +21,8 @@ use crate::config::options::PwScheme;
 pub enum Denied {
     /// No entry for the login name under LDAPAuthDN.
     NoEntry,
+    /// UserAuthMagic, but PASS holds no `@` between the two passwords.
+    NoAuthPassword,
     /// PASS was empty (an empty simple bind is an unauthenticated bind
     /// that many servers accept: never sent).
     EmptyPassword,
@@ -44,6 +46,7 @@ impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Denied::NoEntry => "no such user in the directory",
+            Denied::NoAuthPassword => "no proxy password in PASS (UserAuthMagic)",
             Denied::EmptyPassword => "empty password",
             Denied::FlagMissing => "LDAPAuthOKFlag not set in the entry",
             Denied::NoPassword => "no single password attribute in the entry",
