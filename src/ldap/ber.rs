@@ -361,6 +361,32 @@ pub fn decode(input: &[u8]) -> Result<(u32, Response), BerError> {
     Ok((id, response))
 }
 
+/// Fuzz and property-test entry point: `frame_len` and `decode` never
+/// panic; what `frame_len` frames decodes the same as the whole input
+/// when it is exactly one message; a decoded entry keeps its sizes within
+/// the input. Panics only when a check fails.
+#[doc(hidden)]
+pub fn check_decode(data: &[u8]) {
+    let whole = decode(data);
+    if let Ok(Some(len)) = frame_len(data) {
+        assert!(len <= limits::MAX_LDAP_MESSAGE, "frame within the limit");
+        if let Some(frame) = data.get(..len) {
+            let framed = decode(frame);
+            if len == data.len() {
+                assert!(framed == whole, "framing does not change the result");
+            }
+        }
+    }
+    if let Ok((_, Response::Entry(e))) = whole {
+        let total: usize = e.dn.len()
+            + e.attributes
+                .iter()
+                .map(|a| a.name.len() + a.values.iter().map(Vec::len).sum::<usize>())
+                .sum::<usize>();
+        assert!(total <= data.len(), "decoded bytes come from the input");
+    }
+}
+
 // ----- text forms -------------------------------------------------------
 
 /// RFC 4515 section 3 escaping of an assertion value for the text form of
@@ -591,8 +617,7 @@ mod tests {
     proptest! {
         #[test]
         fn decode_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode(&data);
-            let _ = frame_len(&data);
+            check_decode(&data);
         }
 
         #[test]
@@ -600,7 +625,7 @@ mod tests {
             body in proptest::collection::vec(any::<u8>(), 0..200),
             op in prop::sample::select(vec![BIND_RESPONSE, SEARCH_ENTRY, SEARCH_DONE, SEARCH_REFERENCE]),
         ) {
-            let _ = decode(&message(1, &tlv(op, &body)));
+            check_decode(&message(1, &tlv(op, &body)));
         }
 
         #[test]
