@@ -465,3 +465,85 @@ fn user_auth_magic_auth_at_puts_the_proxy_login_first() {
     assert_eq!(c.cmd("PASS secret@secret").code, 530);
     c.cmd("QUIT");
 }
+
+#[test]
+fn no_server_connection_before_user_with_a_directory() {
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&profiles(dead_port()));
+    // `other` is not a profile: the global (working) destination applies.
+    let proxy = Proxy::start(server.port, &dir.conf());
+    let mut c = greeted(proxy.port);
+    // The greeting went out after any early connect would have begun.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        connections_to(server.port),
+        0,
+        "server contacted before USER\n{}",
+        proxy.output()
+    );
+    assert_eq!(user(&mut c, "other").code, 331, "{}", proxy.output());
+    c.cmd("QUIT");
+}
+
+#[test]
+fn a_directory_name_is_resolved_by_ftpgates_resolver() {
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&profiles(server.port));
+    let proxy = Proxy::start(
+        dead_port(),
+        &format!(
+            "LDAPServer localhost:{}\nLDAPBaseDN {BASE}\nLDAPObjectClass FTPProxyUser\n",
+            dir.port
+        ),
+    );
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    c.cmd("QUIT");
+}
+
+#[test]
+fn more_than_one_entry_for_a_name_ends_the_session_with_421() {
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&format!(
+        "dn: ou=a,{{BASE}}\nobjectClass: organizationalUnit\nou: a\n\n\
+         dn: ou=b,{{BASE}}\nobjectClass: organizationalUnit\nou: b\n\n\
+         dn: cn=test,ou=a,{{BASE}}\nobjectClass: FTPProxyUser\ncn: test\nDestinationPort: {p}\n\n\
+         dn: cn=test,ou=b,{{BASE}}\nobjectClass: FTPProxyUser\ncn: test\nDestinationPort: {p}\n",
+        p = server.port
+    ));
+    let proxy = Proxy::start(server.port, &dir.conf());
+    let mut c = greeted(proxy.port);
+    c.send_raw(b"USER test\r\n");
+    let got = c.replies_until_eof(30).unwrap_or_default();
+    assert!(got.iter().any(|r| r.code == 421), "{got:?}");
+    assert!(
+        wait_until(10, || proxy.log_text().contains("2 or more entries match")),
+        "{}",
+        proxy.output()
+    );
+}
+
+#[test]
+fn a_directory_that_never_answers_ends_the_session_with_421_in_bounded_time() {
+    let server = FtpServer::pyftpdlib();
+    // Accepts connections (the kernel's backlog does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let proxy = Proxy::start(
+        server.port,
+        &format!("LDAPServer 127.0.0.1:{port}\nLDAPBaseDN {BASE}\n"),
+    );
+    let mut c = greeted(proxy.port);
+    let started = std::time::Instant::now();
+    c.send_raw(b"USER test\r\n");
+    let got = c
+        .replies_until_eof(60)
+        .unwrap_or_else(|| panic!("session still open after 60s\n{}", proxy.output()));
+    assert!(got.iter().any(|r| r.code == 421), "{got:?}");
+    assert!(started.elapsed().as_secs() < 45);
+    assert!(
+        wait_until(10, || proxy.log_text().contains("no answer in time")),
+        "{}",
+        proxy.output()
+    );
+    drop(silent);
+}

@@ -192,8 +192,8 @@ impl Conn {
                     let too_many = entries.len() > limits::MAX_LDAP_ENTRIES as usize;
                     if too_many || r.code == 4 {
                         return Err(LdapError::Protocol(format!(
-                            "more than {} entries match",
-                            limits::MAX_LDAP_ENTRIES
+                            "{} or more entries match",
+                            limits::MAX_LDAP_ENTRIES + 1
                         )));
                     }
                     // noSuchObject (32): the base DN does not exist; no user.
@@ -213,8 +213,8 @@ impl Conn {
             // SECURITY: a server streaming entries is cut off early.
             if entries.len() > limits::MAX_LDAP_ENTRIES as usize {
                 return Err(LdapError::Protocol(format!(
-                    "more than {} entries match",
-                    limits::MAX_LDAP_ENTRIES
+                    "{} or more entries match",
+                    limits::MAX_LDAP_ENTRIES + 1
                 )));
             }
         }
