@@ -90,3 +90,8 @@ pub const MAX_LDAP_ENTRIES: u32 = 1;
 /// Failed proxy authentications (UserAuthType ldap) before the session is
 /// closed, so one connection cannot try passwords without end.
 pub const MAX_AUTH_FAILURES: u32 = 3;
+
+/// Directory look-ups (one per USER with LDAPServer) in one session; each
+/// opens a connection to the directory, so a client repeating USER must
+/// not be able to keep the directory busy on its behalf.
+pub const MAX_DIRECTORY_LOOKUPS: u32 = 10;

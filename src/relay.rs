@@ -54,6 +54,8 @@ pub enum End {
     Directory(String),
     /// Too many failed proxy authentications (UserAuthType ldap).
     AuthFailures,
+    /// Too many USER commands looked up in the directory.
+    TooManyLookups,
 }
 
 impl End {
@@ -73,6 +75,7 @@ impl std::fmt::Display for End {
             End::ClientError(why) => write!(f, "client connection error: {why}"),
             End::Directory(why) => write!(f, "LDAP directory unusable: {why}"),
             End::AuthFailures => f.write_str("too many failed authentications"),
+            End::TooManyLookups => f.write_str("too many directory look-ups"),
         }
     }
 }
@@ -180,6 +183,8 @@ pub struct Relay<'a> {
     pending: Option<Pending>,
     /// Failed proxy authentications so far.
     auth_failures: u32,
+    /// Directory look-ups so far.
+    lookups: u32,
     pasv: Option<TcpListener>,
     port: Option<SocketAddr>,
     /// which of `pasv`/`port` the client chose last
@@ -215,6 +220,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         user: None,
         pending: None,
         auth_failures: 0,
+        lookups: 0,
         pasv: None,
         port: None,
         client_side: None,
@@ -807,6 +813,20 @@ impl<'a> Relay<'a> {
         directory: &LdapSettings,
         user: &[u8],
     ) -> Step<Option<(UserSettings, Option<Entry>)>> {
+        self.lookups += 1;
+        // SECURITY: one session cannot make the proxy query the directory
+        // without end.
+        if self.lookups > limits::MAX_DIRECTORY_LOOKUPS {
+            self.log.wrn(&format!(
+                "more than {} logins in one session",
+                limits::MAX_DIRECTORY_LOOKUPS
+            ));
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Too many logins; closing connection.",
+            );
+            return Err(End::TooManyLookups);
+        }
         let found = resolve(self.resolver, &directory.host, directory.port)
             .map_err(ldap::LdapError::Connect)
             .and_then(|addrs| ldap::lookup(directory, &addrs, user));

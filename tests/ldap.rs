@@ -547,3 +547,70 @@ fn a_directory_that_never_answers_ends_the_session_with_421_in_bounded_time() {
     );
     drop(silent);
 }
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+#[test]
+fn a_jailed_session_uses_the_directory_by_name() {
+    if !is_root() {
+        eprintln!("SKIP a_jailed_session_uses_the_directory_by_name: needs root");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&profiles(server.port));
+    let jail = TempDir::new("jail");
+    // An EMPTY ServerRoot, an unprivileged user, the directory by name
+    // (resolved inside the jail from data cached before it), bind
+    // authentication: two directory connections after the chroot.
+    let proxy = Proxy::start(
+        dead_port(),
+        &format!(
+            "User nobody\nGroup nogroup\nServerRoot {}\n\
+             LDAPServer localhost:{}\nLDAPBaseDN {BASE}\nLDAPObjectClass FTPProxyUser\n\
+             UserAuthType ldap\n",
+            jail.path().display(),
+            dir.port
+        ),
+    );
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
+    c.cmd("QUIT");
+    assert_eq!(
+        fs::read_dir(jail.path()).unwrap().count(),
+        0,
+        "jail not empty"
+    );
+    assert!(
+        proxy
+            .log_text()
+            .contains("user 'test' authenticated by the directory"),
+        "{}",
+        proxy.output()
+    );
+}
+
+#[test]
+fn a_session_may_look_up_only_so_many_names() {
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&profiles(server.port));
+    let proxy = Proxy::start(server.port, &dir.conf());
+    let mut c = greeted(proxy.port);
+    for _ in 0..10 {
+        assert_eq!(user(&mut c, "broken").code, 530);
+    }
+    c.send_raw(b"USER broken\r\n");
+    let got = c.replies_until_eof(30).unwrap_or_default();
+    assert!(got.iter().any(|r| r.code == 421), "{got:?}");
+    assert!(
+        wait_until(10, || proxy
+            .log_text()
+            .contains("more than 10 logins in one session")),
+        "{}",
+        proxy.output()
+    );
+}
