@@ -492,10 +492,13 @@ impl<'a> Relay<'a> {
     // ----- the main loop ---------------------------------------------------
 
     fn serve(&mut self, greeting: &[u8]) -> Step {
+        self.send_client(greeting)?;
+        // A DestinationAddress name (not connected to before the jail): the
+        // lookup may wait for DNS, so it comes after the greeting, and the
+        // connection still overlaps the client's USER.
         if self.early.is_none() {
             self.early = connect_early(self.cfg, self.resolver, self.original_dst, self.local_addr);
         }
-        self.send_client(greeting)?;
         loop {
             while let Some(line) = self.next_client_line() {
                 self.handle(line)?;

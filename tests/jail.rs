@@ -517,3 +517,35 @@ fn user_and_group_missing_from_the_account_files_get_421_and_a_log_line() {
         assert!(log.contains(why), "log lacks {why:?}:\n{log}");
     }
 }
+
+#[test]
+fn a_user_without_group_runs_in_the_users_primary_group_not_root_s() {
+    if !root_and_nobody("a_user_without_group_runs_in_the_users_primary_group_not_root_s") {
+        return;
+    }
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    if !passwd
+        .lines()
+        .any(|l| l.starts_with("nobody:x:65534:65534:"))
+    {
+        eprintln!("SKIP: nobody's primary group is not 65534 here");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let jail = TempDir::new("jail");
+    // By name and by number: both take nobody's primary group (65534).
+    for user in ["nobody", "65534"] {
+        let proxy = Proxy::start_raw(&format!(
+            "DestinationAddress 127.0.0.1\n\
+             DestinationPort {}\n\
+             User {user}\n\
+             ServerRoot {}\n",
+            server.port,
+            jail.path().display()
+        ));
+        let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+        let pid = session_pid(&proxy);
+        check_confined(pid, jail.path(), &proxy);
+        c.cmd("QUIT");
+    }
+}

@@ -391,18 +391,30 @@ fn server_connection_is_opened_before_user_when_the_destination_is_fixed() {
         return;
     }
     let server = FtpServer::pyftpdlib();
-    let proxy = Proxy::start(server.port, "");
-    let mut c = Ctrl::connect(proxy.port);
-    assert_eq!(c.reply().code, 220);
-    assert!(
-        wait_until(5, || connections_to(server.port) == 1),
-        "no connection to the server before USER\n{}",
-        proxy.output()
-    );
-    assert_eq!(c.cmd("USER test").code, 331);
-    assert_eq!(c.cmd("PASS secret").code, 230, "{}", proxy.output());
-    assert_eq!(c.cmd("PWD").code, 257);
-    assert_eq!(c.cmd("QUIT").code, 221);
+    // An address (connected before the greeting) and a name from
+    // /etc/hosts (resolved and connected right after it).
+    for host in ["127.0.0.1", "localhost"] {
+        let proxy = Proxy::start_raw(&format!(
+            "DestinationAddress {host}\nDestinationPort {}\n",
+            server.port
+        ));
+        let mut c = Ctrl::connect(proxy.port);
+        assert_eq!(c.reply().code, 220);
+        assert!(
+            wait_until(5, || connections_to(server.port) == 1),
+            "no connection to the server before USER with {host}\n{}",
+            proxy.output()
+        );
+        assert_eq!(c.cmd("USER test").code, 331);
+        assert_eq!(c.cmd("PASS secret").code, 230, "{}", proxy.output());
+        assert_eq!(c.cmd("PWD").code, 257);
+        assert_eq!(c.cmd("QUIT").code, 221);
+        drop(c);
+        assert!(
+            wait_until(5, || connections_to(server.port) == 0),
+            "server connection left open after QUIT with {host}"
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,12 @@ pub fn user(name: &str) -> io::Result<Option<(u32, u32)>> {
     Ok(find_user(&read("/etc/passwd")?, name))
 }
 
+/// The primary gid of the account with user id `uid`, from /etc/passwd
+/// (None when no line has that id).
+pub fn primary_gid(uid: u32) -> io::Result<Option<u32>> {
+    Ok(find_primary_gid(&read("/etc/passwd")?, uid))
+}
+
 /// The gid of group `name`, from /etc/group.
 pub fn group(name: &str) -> io::Result<Option<u32>> {
     Ok(find_group(&read("/etc/group")?, name))
@@ -38,6 +44,17 @@ fn read(path: &str) -> io::Result<String> {
 /// entries and lines with a non-numeric id are skipped.
 fn find_user(passwd: &str, name: &str) -> Option<(u32, u32)> {
     fields(passwd, name).and_then(|f| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))
+}
+
+/// The gid field of the first usable passwd line whose uid is `uid`.
+fn find_primary_gid(passwd: &str, uid: u32) -> Option<u32> {
+    passwd
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4 && f[2].parse() == Ok(uid))
+        .find_map(|f| f[3].parse().ok())
 }
 
 /// `name:password:gid:members` lines, as [`find_user`].
@@ -93,6 +110,14 @@ broken:x:notanumber:1::/:
             assert_eq!(find_user(PASSWD, name), None, "{name:?}");
         }
         assert_eq!(find_user("", "root"), None);
+    }
+
+    #[test]
+    fn a_user_id_resolves_to_its_primary_group() {
+        assert_eq!(find_primary_gid(PASSWD, 65534), Some(65534));
+        assert_eq!(find_primary_gid(PASSWD, 999), Some(998));
+        assert_eq!(find_primary_gid(PASSWD, 4242), None);
+        assert_eq!(primary_gid(0).unwrap(), Some(0));
     }
 
     #[test]

@@ -42,20 +42,27 @@ pub struct Identity {
 /// Look up User and Group names (or numbers) and cache the name-resolution
 /// data while /etc is still reachable.
 pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
-    let uid = match user {
-        None => None,
-        Some(u) => Some(match u.parse::<u32>() {
-            Ok(n) => Uid::from_raw(n),
+    // The user's primary group from /etc/passwd, for a User without Group.
+    let (uid, primary) = match user {
+        None => (None, None),
+        Some(u) => match u.parse::<u32>() {
+            Ok(n) => {
+                let primary =
+                    accounts::primary_gid(n).with_context(|| format!("looking up user id {n}"))?;
+                (Some(Uid::from_raw(n)), primary)
+            }
             Err(_) => {
-                let (uid, _) = accounts::user(u)
+                let (uid, gid) = accounts::user(u)
                     .with_context(|| format!("looking up user '{u}'"))?
                     .with_context(|| format!("no such user '{u}' in /etc/passwd"))?;
-                Uid::from_raw(uid)
+                (Some(Uid::from_raw(uid)), Some(gid))
             }
-        }),
+        },
     };
     let gid = match group {
-        None => None,
+        // SECURITY: a User without Group does not keep root's group (as
+        // ftp-proxy did): it takes the account's primary group.
+        None => primary.map(Gid::from_raw),
         Some(g) => Some(match g.parse::<u32>() {
             Ok(n) => Gid::from_raw(n),
             Err(_) => Gid::from_raw(
