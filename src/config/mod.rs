@@ -719,9 +719,9 @@ impl Config {
 }
 
 /// The LDAP options, checked together: every one needs LDAPServer, and
-/// with LDAPServer the file has no user contexts (ftp-proxy would ignore
-/// them: a user in the directory gets the entry's values, a user not in it
-/// the global ones).
+/// with LDAPServer the file has no user contexts (one source of profiles:
+/// a user in the directory gets the entry's values, a user not in it the
+/// global ones).
 fn ldap_settings(
     global: &Context,
     users: &[Context],
