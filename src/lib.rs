@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod data;
 pub mod ftp;
+pub mod ldap;
 pub mod limits;
 pub mod log;
 pub mod policy;

@@ -73,3 +73,25 @@ pub const SPLICE_PIPE: usize = 1 << 20;
 /// so the control connections (ABOR, server replies) are looked at regularly
 /// even while both data sockets stay ready.
 pub const MAX_BYTES_PER_WAKEUP: u64 = 4 << 20;
+
+/// Largest LDAP message read from the directory, bytes. A user profile is
+/// a few hundred bytes; entries with photos or certificates stay well below.
+pub const MAX_LDAP_MESSAGE: usize = 256 * 1024;
+
+/// Seconds to wait for each read from the LDAP directory, and the most one
+/// directory exchange (bind, search, unbind) may take in all is twice that:
+/// a slow directory must not hold the login long.
+pub const LDAP_TIMEOUT_SECS: u64 = 10;
+
+/// Most entries a profile search may return: the identifier should be
+/// unique, so more than one is refused instead of picking one at random.
+pub const MAX_LDAP_ENTRIES: u32 = 1;
+
+/// Failed proxy authentications (UserAuthType ldap) before the session is
+/// closed, so one connection cannot try passwords without end.
+pub const MAX_AUTH_FAILURES: u32 = 3;
+
+/// Directory look-ups (one per USER with LDAPServer) in one session; each
+/// opens a connection to the directory, so a client repeating USER must
+/// not be able to keep the directory busy on its behalf.
+pub const MAX_DIRECTORY_LOOKUPS: u32 = 10;

@@ -6,6 +6,7 @@
 //! sockets, one thread, no busy-waiting: every wait is a `poll` with a
 //! time-out derived from TimeOut.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -15,19 +16,20 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::config::{Config, PortRange, UserSettings};
+use crate::config::{Config, LdapSettings, PortRange, UserSettings};
 use crate::data::{self, Pump};
 use crate::ftp::addr;
 use crate::ftp::command::{self, Command, Kind};
 use crate::ftp::escape;
 use crate::ftp::line::{Line, LineBuffer};
 use crate::ftp::reply::{self, Reply, ReplyParser};
+use crate::ldap::{self, Entry};
 use crate::limits;
 use crate::log::Log;
 use crate::policy::data::{check_client_port, check_data_peer, check_server_passive};
 use crate::policy::dest;
 use crate::policy::filter::Verdict;
-use crate::policy::user::{Login, split_magic};
+use crate::policy::user::{AuthMagic, Login, split_auth, split_auth_pass, split_magic};
 use crate::session::{self, Direction, Side};
 use crate::sys::jail::Jailed;
 use crate::sys::net::{self, Ports, canonical};
@@ -48,6 +50,12 @@ pub enum End {
     Timeout,
     /// Writing to the client failed.
     ClientError(String),
+    /// The LDAP directory (LDAPServer) could not be used.
+    Directory(String),
+    /// Too many failed proxy authentications (UserAuthType ldap).
+    AuthFailures,
+    /// Too many USER commands looked up in the directory.
+    TooManyLookups,
 }
 
 impl End {
@@ -65,6 +73,9 @@ impl std::fmt::Display for End {
             End::Unreachable(why) => write!(f, "server unreachable: {why}"),
             End::Timeout => f.write_str("idle timeout"),
             End::ClientError(why) => write!(f, "client connection error: {why}"),
+            End::Directory(why) => write!(f, "LDAP directory unusable: {why}"),
+            End::AuthFailures => f.write_str("too many failed authentications"),
+            End::TooManyLookups => f.write_str("too many directory look-ups"),
         }
     }
 }
@@ -123,6 +134,22 @@ impl std::fmt::Display for Greeting {
     }
 }
 
+/// A login the proxy itself authenticates (UserAuthType ldap): what USER
+/// said and the directory found, kept until PASS.
+struct Pending {
+    /// The FTP login name.
+    user: Vec<u8>,
+    /// The name the directory knows: the FTP login name, or the proxy
+    /// login of UserAuthMagic.
+    auth_user: Vec<u8>,
+    host: Option<Vec<u8>>,
+    port: Option<u16>,
+    /// The user's settings (from the profile entry, or global).
+    settings: UserSettings,
+    /// The user's entry under LDAPAuthDN, if any.
+    entry: Option<Entry>,
+}
+
 /// Totals for the end-of-session line.
 #[derive(Default)]
 struct Totals {
@@ -135,7 +162,9 @@ pub struct Relay<'a> {
     cfg: &'a Config,
     /// Name resolution from data cached before the jail.
     resolver: &'a Resolver,
-    settings: &'a UserSettings,
+    /// The settings of the logged-in user: a context of the file, or
+    /// built from the user's LDAP entry.
+    settings: Cow<'a, UserSettings>,
     log: &'a mut Log,
     client: TcpStream,
     client_addr: SocketAddr,
@@ -150,6 +179,12 @@ pub struct Relay<'a> {
     /// a connection to the server begun before USER (see `connect_early`)
     early: Option<(SocketAddr, TcpStream)>,
     user: Option<Vec<u8>>,
+    /// USER answered by the proxy, waiting for PASS (UserAuthType ldap).
+    pending: Option<Pending>,
+    /// Failed proxy authentications so far.
+    auth_failures: u32,
+    /// Directory look-ups so far.
+    lookups: u32,
     pasv: Option<TcpListener>,
     port: Option<SocketAddr>,
     /// which of `pasv`/`port` the client chose last
@@ -170,7 +205,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
     let mut relay = Relay {
         cfg,
         resolver: jailed.resolver(),
-        settings: &cfg.global,
+        settings: Cow::Borrowed(&cfg.global),
         log,
         client: start.client,
         client_addr: canonical(start.client_addr),
@@ -183,6 +218,9 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         server: None,
         early: start.early,
         user: None,
+        pending: None,
+        auth_failures: 0,
+        lookups: 0,
         pasv: None,
         port: None,
         client_side: None,
@@ -621,6 +659,7 @@ impl<'a> Relay<'a> {
                 let r = session::features(None, self.settings.valid_commands.as_ref());
                 self.send_client(&r)
             }
+            Kind::Pass if self.pending.is_some() => self.authenticate(cmd.arg),
             Kind::Pass => self.reply(reply::BAD_SEQUENCE, "Login with USER first."),
             _ => self.reply(reply::NOT_LOGGED_IN, "Please login with USER and PASS."),
         }
@@ -631,7 +670,32 @@ impl<'a> Relay<'a> {
     fn login(&mut self, arg: &[u8]) -> Step {
         let cfg = self.cfg;
         let magic = cfg.allow_magic_user || cfg.force_magic_user;
-        let login = if magic {
+        let auth_magic = cfg
+            .ldap
+            .as_ref()
+            .and_then(|l| l.auth.as_ref())
+            .and_then(|a| a.magic);
+        let mut auth_user = None;
+        let login = if let Some(mode) = auth_magic {
+            match split_auth(arg, mode, magic.then_some(cfg.user_magic_char)) {
+                Ok(a) => {
+                    auth_user = Some(a.auth_user);
+                    a.login
+                }
+                Err(e) => {
+                    self.log
+                        .wrn(&format!("bad proxy login '{}': {e}", escape(arg)));
+                    let form = match mode {
+                        AuthMagic::AuthLast => "ftpuser@authuser",
+                        AuthMagic::AuthFirst => "authuser@ftpuser",
+                    };
+                    return self.reply(
+                        reply::NOT_LOGGED_IN,
+                        &format!("Bad login: {e}; log in as {form}."),
+                    );
+                }
+            }
+        } else if magic {
             match split_magic(arg, cfg.user_magic_char) {
                 Ok(l) => l,
                 Err(e) => {
@@ -655,15 +719,57 @@ impl<'a> Relay<'a> {
         }
         // SECURITY: UserNameRule keeps odd names out of the context lookup and
         // away from the server.
-        if !cfg.user_name_rule.is_match(login.user) {
-            self.log.wrn(&format!(
-                "user name refused by UserNameRule: '{}'",
-                escape(login.user)
-            ));
-            return self.reply(reply::NOT_LOGGED_IN, "Invalid user name.");
+        for name in [Some(login.user), auth_user].into_iter().flatten() {
+            if !cfg.user_name_rule.is_match(name) {
+                self.log.wrn(&format!(
+                    "user name refused by UserNameRule: '{}'",
+                    escape(name)
+                ));
+                return self.reply(reply::NOT_LOGGED_IN, "Invalid user name.");
+            }
         }
-        let settings = cfg.for_user(login.user);
-        let dest = match self.destination(settings, &login) {
+        let settings = match &cfg.ldap {
+            None => Cow::Borrowed(cfg.for_user(login.user)),
+            Some(directory) => {
+                // With UserAuthMagic the proxy login names the profile too.
+                let directory_user = auth_user.unwrap_or(login.user);
+                let (settings, entry) = match self.look_up(directory, directory_user)? {
+                    Some(found) => found,
+                    None => return Ok(()),
+                };
+                if directory.auth.is_some() {
+                    // SECURITY: nothing reaches the server before the proxy
+                    // has authenticated the user at PASS.
+                    self.pending = Some(Pending {
+                        user: login.user.to_vec(),
+                        auth_user: directory_user.to_vec(),
+                        host: login.host.map(<[u8]>::to_vec),
+                        port: login.port,
+                        settings,
+                        entry,
+                    });
+                    return self.reply(
+                        reply::NEED_PASSWORD,
+                        "Password required for proxy authentication.",
+                    );
+                }
+                Cow::Owned(settings)
+            }
+        };
+        self.pending = None;
+        self.open_session(settings, &login, None)
+    }
+
+    /// Connect to the login's server with `settings` and send USER; with
+    /// `password` (the proxy has authenticated the user already), send
+    /// PASS too when the server asks for it.
+    fn open_session(
+        &mut self,
+        settings: Cow<'a, UserSettings>,
+        login: &Login<'_>,
+        password: Option<&[u8]>,
+    ) -> Step {
+        let dest = match self.destination(&settings, login) {
             Ok(d) => d,
             Err(why) => {
                 self.log
@@ -682,7 +788,185 @@ impl<'a> Relay<'a> {
         line.extend_from_slice(login.user);
         self.send_server(&line)?;
         self.user = Some(login.user.to_vec());
+        let Some(password) = password else {
+            return self.relay_replies().map(|_| ());
+        };
+        // The client has had its 331 from the proxy already: only the
+        // server's final answer to USER matters here.
+        let mut r = self.server_reply(self.timeout())?;
+        while r.is_preliminary() {
+            r = self.server_reply(self.timeout())?;
+        }
+        if r.code != reply::NEED_PASSWORD {
+            return self.send_client(&r.to_wire());
+        }
+        let mut line = b"PASS ".to_vec();
+        line.extend_from_slice(password);
+        self.send_server(&line)?;
         self.relay_replies().map(|_| ())
+    }
+
+    /// SPEC 7: look the login up in the directory. Ok(Some) with the
+    /// user's settings (the profile entry's attributes over the global
+    /// values; global values alone for a user not in the directory) and
+    /// the entry for authentication; Ok(None) when the profile is invalid
+    /// (530 sent); Err with 421 sent when the directory is unusable.
+    fn look_up(
+        &mut self,
+        directory: &LdapSettings,
+        user: &[u8],
+    ) -> Step<Option<(UserSettings, Option<Entry>)>> {
+        self.lookups += 1;
+        // SECURITY: one session cannot make the proxy query the directory
+        // without end.
+        if self.lookups > limits::MAX_DIRECTORY_LOOKUPS {
+            self.log.wrn(&format!(
+                "more than {} logins in one session",
+                limits::MAX_DIRECTORY_LOOKUPS
+            ));
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Too many logins; closing connection.",
+            );
+            return Err(End::TooManyLookups);
+        }
+        let found = resolve(self.resolver, &directory.host, directory.port)
+            .map_err(ldap::LdapError::Connect)
+            .and_then(|addrs| ldap::lookup(directory, &addrs, user));
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => return Err(self.directory_unusable(directory, &e)),
+        };
+        let Some(entry) = found.profile else {
+            self.log.inf(&format!(
+                "user '{}' not in the directory ({}): global values apply",
+                escape(user),
+                ldap::filter_text(directory, user)
+            ));
+            return Ok(Some((self.cfg.global.clone(), found.auth)));
+        };
+        let settings = ldap::option_attributes(&entry)
+            .and_then(|attrs| self.cfg.settings_from_attributes(&attrs));
+        match settings {
+            Ok(s) => {
+                self.log.inf(&format!(
+                    "user '{}' found in the directory: {}",
+                    escape(user),
+                    escape(&entry.dn)
+                ));
+                Ok(Some((s, found.auth)))
+            }
+            Err(why) => {
+                // SECURITY: a profile that does not parse is refused, never
+                // replaced by the (possibly wider) global values.
+                self.log.err(&format!(
+                    "user '{}': invalid profile in the directory entry {}: {why}",
+                    escape(user),
+                    escape(&entry.dn)
+                ));
+                self.reply(reply::NOT_LOGGED_IN, "Login refused: invalid user profile.")?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Log why the directory cannot be used, say 421 and end the session.
+    fn directory_unusable(&mut self, directory: &LdapSettings, e: &ldap::LdapError) -> End {
+        self.log.err(&format!(
+            "LDAP directory {}:{} unusable: {e}",
+            directory.host, directory.port
+        ));
+        let _ = self.reply(
+            reply::SERVICE_NOT_AVAILABLE,
+            "Directory service not available; closing connection.",
+        );
+        End::Directory(e.to_string())
+    }
+
+    /// PASS after a USER the proxy answered (UserAuthType ldap): check the
+    /// password against the directory; only then connect to the server
+    /// and log in there with the same USER and PASS.
+    fn authenticate(&mut self, password: &[u8]) -> Step {
+        let (Some(pending), Some(directory)) = (self.pending.take(), self.cfg.ldap.as_ref()) else {
+            return self.reply(reply::BAD_SEQUENCE, "Login with USER first.");
+        };
+        let Some(auth) = directory.auth.as_ref() else {
+            return self.reply(reply::BAD_SEQUENCE, "Login with USER first.");
+        };
+        // UserAuthMagic: PASS carries the FTP password and the proxy's.
+        let (ftp_password, password) = match auth.magic {
+            None => (Some(password), password),
+            Some(mode) => match split_auth_pass(password, mode) {
+                Some((ftp, proxy)) => (Some(ftp), proxy),
+                None => (None, password),
+            },
+        };
+        let verdict = match (&pending.entry, ftp_password) {
+            (_, None) => Err(ldap::auth::Denied::NoAuthPassword),
+            (None, _) => Err(ldap::auth::Denied::NoEntry),
+            (Some(entry), Some(_)) => match ldap::auth::check_flag(entry, auth.ok_flag.as_ref()) {
+                Err(d) => Err(d),
+                Ok(()) => match &auth.pw_attr {
+                    Some(attr) => ldap::auth::check_password(
+                        entry,
+                        attr,
+                        auth.pw_scheme,
+                        auth.pw_min_len,
+                        password,
+                    ),
+                    // SECURITY: an empty simple bind is an unauthenticated
+                    // bind, which many directories accept: never sent.
+                    None if password.is_empty() => Err(ldap::auth::Denied::EmptyPassword),
+                    None => {
+                        let bound = resolve(self.resolver, &directory.host, directory.port)
+                            .map_err(ldap::LdapError::Connect)
+                            .and_then(|addrs| {
+                                ldap::bind_as(directory, &addrs, &entry.dn, password)
+                            });
+                        match bound {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(r)) => {
+                                self.log.dbg(&format!(
+                                    "bind as {} refused: result {}",
+                                    escape(&entry.dn),
+                                    r.code
+                                ));
+                                Err(ldap::auth::Denied::WrongPassword)
+                            }
+                            Err(e) => return Err(self.directory_unusable(directory, &e)),
+                        }
+                    }
+                },
+            },
+        };
+        if let Err(why) = verdict {
+            self.auth_failures += 1;
+            // SECURITY: the password is never logged; the client learns
+            // nothing about why (no user-name probing).
+            self.log.wrn(&format!(
+                "authentication failed for user '{}': {why}",
+                escape(&pending.auth_user)
+            ));
+            if self.auth_failures >= limits::MAX_AUTH_FAILURES {
+                let _ = self.reply(
+                    reply::SERVICE_NOT_AVAILABLE,
+                    "Login incorrect; too many failures, closing connection.",
+                );
+                return Err(End::AuthFailures);
+            }
+            return self.reply(reply::NOT_LOGGED_IN, "Login incorrect.");
+        }
+        self.log.inf(&format!(
+            "user '{}' authenticated by the directory",
+            escape(&pending.auth_user)
+        ));
+        let login = Login {
+            user: &pending.user,
+            host: pending.host.as_deref(),
+            port: pending.port,
+        };
+        let ftp_password = ftp_password.unwrap_or_default();
+        self.open_session(Cow::Owned(pending.settings), &login, Some(ftp_password))
     }
 
     /// Where this login goes (see [`destination`]).

@@ -120,6 +120,45 @@ pub struct UserSettings {
     pub timeout: u64,
 }
 
+/// LDAP directory settings (SPEC 7), present when LDAPServer is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapSettings {
+    /// LDAPServer's host (a name or an address literal) and port (default 389).
+    pub host: String,
+    pub port: u16,
+    /// LDAPBaseDN; default empty.
+    pub base_dn: String,
+    /// LDAPBindDN (may hold one `%s`); empty means the anonymous bind.
+    pub bind_dn: String,
+    /// LDAPBindPW; empty with an empty bind_dn.
+    pub bind_pw: String,
+    /// LDAPIdentifier; default `CN`.
+    pub identifier: String,
+    /// LDAPObjectClass; without it the filter is the identifier alone.
+    pub object_class: Option<String>,
+    /// LDAPVersion as sent in the bind: 2 or 3 (0 means 3).
+    pub version: u8,
+    /// UserAuthType ldap.
+    pub auth: Option<LdapAuth>,
+}
+
+/// How users authenticate to the proxy (UserAuthType ldap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapAuth {
+    /// LDAPAuthDN, default LDAPBaseDN: where the user's entry is searched.
+    pub base_dn: String,
+    /// LDAPAuthPWAttr: compare the password with this attribute; without
+    /// it the proxy binds as the user's entry with the password.
+    pub pw_attr: Option<String>,
+    /// LDAPAuthPWType: scheme and minimum length.
+    pub pw_scheme: options::PwScheme,
+    pub pw_min_len: usize,
+    /// LDAPAuthOKFlag: (attribute, value) the entry must have.
+    pub ok_flag: Option<(String, String)>,
+    /// UserAuthMagic: a proxy login separate from the FTP login.
+    pub magic: Option<crate::policy::user::AuthMagic>,
+}
+
 /// One `[name]` or `[name*]` context.
 #[derive(Debug, Clone)]
 pub struct UserContext {
@@ -164,6 +203,11 @@ pub struct Config {
     pub max_recv_buf_size: Option<usize>,
     pub global: UserSettings,
     pub users: Vec<UserContext>,
+    /// LDAPServer and friends; None without LDAPServer.
+    pub ldap: Option<LdapSettings>,
+    /// The global context as given, for user settings built from LDAP
+    /// attributes exactly as a `[user]` context would be.
+    global_context: Context,
     /// (context display name, canonical option name, raw value) for `-c`, in file order.
     pub entries: Vec<(String, String, String)>,
 }
@@ -180,7 +224,7 @@ struct Setting {
 }
 
 /// The settings given in one context, before types are resolved.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Context {
     /// lower-case, without `*`; empty for the global context
     name: String,
@@ -420,10 +464,7 @@ impl Config {
                     // SECURITY: global-only options (User, ServerRoot,
                     // AllowMagicUser, ...) in a user context would look as if
                     // they restricted that user while doing nothing.
-                    if current.is_some()
-                        && def.scope == options::Scope::Global
-                        && def.kind != options::Kind::Unsupported
-                    {
+                    if current.is_some() && def.scope == options::Scope::Global {
                         errors.push((
                             entry.line,
                             format!("{} is allowed in the global context only", def.name),
@@ -457,6 +498,7 @@ impl Config {
             ));
         }
 
+        let ldap = ldap_settings(&global, &users, &mut errors);
         let g = Layers {
             layers: vec![&global],
         };
@@ -549,6 +591,8 @@ impl Config {
                 .and_then(|n| usize::try_from(n).ok()),
             global: global_settings,
             users: user_contexts,
+            ldap,
+            global_context: global,
             entries: raw_entries,
         };
         Ok(config)
@@ -574,11 +618,58 @@ impl Config {
             .map_or(&self.global, |c| &c.settings)
     }
 
+    /// The settings of a user whose LDAP entry has `attributes`: the global
+    /// values with every attribute named like a user-context option
+    /// (case-insensitively) applied on top, converted and checked exactly as
+    /// the same lines in a `[user]` context would be. Other attributes
+    /// (cn, objectClass, ...) are not options and are left alone; a
+    /// multi-valued ValidCommands or AllowedDestinations is the values
+    /// joined by spaces, any other option given more than once is an error.
+    /// The error names the attribute and what is wrong with it.
+    pub fn settings_from_attributes(
+        &self,
+        attributes: &[(&str, Vec<&str>)],
+    ) -> Result<UserSettings, String> {
+        let mut own = Context::default();
+        for (name, values) in attributes {
+            let Some(def) = options::lookup(name) else {
+                continue;
+            };
+            if def.scope != options::Scope::User {
+                continue;
+            }
+            let raw = match (def.kind, values.as_slice()) {
+                (_, []) => continue,
+                (_, [one]) => (*one).to_string(),
+                (options::Kind::Filter | options::Kind::Destinations, many) => many.join(" "),
+                _ => return Err(format!("{}: more than one value", def.name)),
+            };
+            let value = options::convert(def, &raw)?;
+            own.set(Setting {
+                name: def.name,
+                value,
+                line: 0,
+            });
+        }
+        let mut errors = Vec::new();
+        let settings = Layers {
+            layers: vec![&own, &self.global_context],
+        }
+        .user_settings(&mut errors);
+        match errors.into_iter().next() {
+            Some((_, why)) => Err(why),
+            None => Ok(settings),
+        }
+    }
+
     /// Whether some user context sends its logins elsewhere than the global
     /// settings do (DestinationAddress, DestinationPort, DestinationMinPort
-    /// and MaxPort, AllowedDestinations): then the server is known only
-    /// once USER names the user.
+    /// and MaxPort, AllowedDestinations), or an LDAP entry may: then the
+    /// server is known only once USER names the user.
     pub fn destination_varies_by_user(&self) -> bool {
+        if self.ldap.is_some() {
+            return true;
+        }
         let g = &self.global;
         self.users.iter().any(|c| {
             let u = &c.settings;
@@ -625,6 +716,120 @@ impl Config {
         }
         out
     }
+}
+
+/// The LDAP options, checked together: every one needs LDAPServer, and
+/// with LDAPServer the file has no user contexts (one source of profiles:
+/// a user in the directory gets the entry's values, a user not in it the
+/// global ones).
+fn ldap_settings(
+    global: &Context,
+    users: &[Context],
+    errors: &mut Vec<(usize, String)>,
+) -> Option<LdapSettings> {
+    const LDAP_OPTIONS: &[&str] = &[
+        "LDAPAuthDN",
+        "LDAPAuthOKFlag",
+        "LDAPAuthPWAttr",
+        "LDAPAuthPWType",
+        "LDAPBaseDN",
+        "LDAPBindDN",
+        "LDAPBindPW",
+        "LDAPIdentifier",
+        "LDAPObjectClass",
+        "LDAPVersion",
+        "UserAuthMagic",
+        "UserAuthType",
+    ];
+    let text = |name: &str| match global.get(name).map(|s| &s.value) {
+        Some(options::Value::Text(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let Some(server) = global.get("LDAPServer") else {
+        // SECURITY: UserAuthType ldap without a directory would be an
+        // authentication requirement that is silently not enforced.
+        for name in LDAP_OPTIONS {
+            if let Some(s) = global.get(name) {
+                errors.push((s.line, format!("{name} has no effect without LDAPServer")));
+            }
+        }
+        return None;
+    };
+    let server_line = server.line;
+    for c in users {
+        errors.push((
+            server_line,
+            format!(
+                "user context [{}] cannot be combined with LDAPServer: user profiles come from the directory",
+                c.display()
+            ),
+        ));
+    }
+    let (host, port) = match text("LDAPServer").map(|raw| options::parse_host_port(&raw)) {
+        Some(Ok(hp)) => hp,
+        _ => return None,
+    };
+    let bind_dn = text("LDAPBindDN").unwrap_or_default();
+    let bind_pw = text("LDAPBindPW").unwrap_or_default();
+    if bind_dn.is_empty() && !bind_pw.is_empty() {
+        let line = global.get("LDAPBindPW").map_or(0, |s| s.line);
+        errors.push((
+            line,
+            "LDAPBindPW is given but LDAPBindDN is not".to_string(),
+        ));
+    }
+    let base_dn = text("LDAPBaseDN").unwrap_or_default();
+    let auth = if text("UserAuthType").is_some() {
+        let pw_type = text("LDAPAuthPWType").unwrap_or_else(|| "plain".to_string());
+        let (pw_scheme, pw_min_len) =
+            options::parse_pw_type(&pw_type).unwrap_or((options::PwScheme::Plain, 5));
+        let pw_attr = text("LDAPAuthPWAttr");
+        Some(LdapAuth {
+            base_dn: text("LDAPAuthDN").unwrap_or_else(|| base_dn.clone()),
+            pw_attr,
+            pw_scheme,
+            pw_min_len,
+            magic: match text("UserAuthMagic").as_deref() {
+                Some("@auth") => Some(crate::policy::user::AuthMagic::AuthLast),
+                Some("auth@") => Some(crate::policy::user::AuthMagic::AuthFirst),
+                _ => None,
+            },
+            ok_flag: text("LDAPAuthOKFlag").and_then(|f| {
+                f.split_once('=')
+                    .map(|(a, v)| (a.trim().to_string(), v.trim().to_string()))
+            }),
+        })
+    } else {
+        for name in [
+            "LDAPAuthDN",
+            "LDAPAuthOKFlag",
+            "LDAPAuthPWAttr",
+            "LDAPAuthPWType",
+            "UserAuthMagic",
+        ] {
+            if let Some(s) = global.get(name) {
+                errors.push((
+                    s.line,
+                    format!("{name} has no effect without UserAuthType ldap"),
+                ));
+            }
+        }
+        None
+    };
+    Some(LdapSettings {
+        host,
+        port,
+        base_dn,
+        bind_dn,
+        bind_pw,
+        identifier: text("LDAPIdentifier").unwrap_or_else(|| "CN".to_string()),
+        object_class: text("LDAPObjectClass"),
+        version: match global.get("LDAPVersion").map(|s| &s.value) {
+            Some(options::Value::Int(2)) => 2,
+            _ => 3,
+        },
+        auth,
+    })
 }
 
 fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
@@ -907,13 +1112,124 @@ mod tests {
         assert_eq!(messages[3], "User is allowed in the global context only");
         assert_eq!(
             messages[4],
-            "LDAPServer: LDAP support is not available in this version of ftpgate"
+            "LDAPServer is allowed in the global context only"
         );
-        assert_eq!(
-            messages[6],
-            "UserAuthType: LDAP support is not available in this version of ftpgate"
-        );
+        assert_eq!(messages[6], "UserAuthType has no effect without LDAPServer");
         assert!(messages[7].starts_with("UserNameRule: bad regular expression"));
+    }
+
+    const LDAP: &str = "DestinationAddress ftp.example.org\n\
+                        DestinationPort 21\n\
+                        LDAPServer 127.0.0.1:3389\n\
+                        LDAPBaseDN ou=ftp,dc=example\n\
+                        LDAPObjectClass FTPProxyUser\n";
+
+    #[test]
+    fn ldap_options_build_the_directory_settings() {
+        let c = ok(&format!(
+            "{LDAP}LDAPBindDN cn=%s,dc=example\nLDAPBindPW secret\nLDAPVersion 0\n\
+             UserAuthType ldap\nLDAPAuthPWAttr userPassword\nLDAPAuthOKFlag ftpEnabled = yes\n\
+             LDAPAuthPWType plain7\n"
+        ));
+        let l = c.ldap.clone().unwrap();
+        assert_eq!((l.host.as_str(), l.port), ("127.0.0.1", 3389));
+        assert_eq!(l.base_dn, "ou=ftp,dc=example");
+        assert_eq!(l.identifier, "CN");
+        assert_eq!(l.object_class.as_deref(), Some("FTPProxyUser"));
+        assert_eq!(l.version, 3);
+        let a = l.auth.unwrap();
+        assert_eq!(a.base_dn, "ou=ftp,dc=example");
+        assert_eq!(a.pw_attr.as_deref(), Some("userPassword"));
+        assert_eq!(a.pw_min_len, 7);
+        assert_eq!(a.ok_flag, Some(("ftpEnabled".into(), "yes".into())));
+        assert!(c.destination_varies_by_user());
+        assert!(ok("DestinationAddress a").ldap.is_none());
+        let c = ok("DestinationAddress a\nLDAPServer ldap.example.org\n");
+        assert_eq!(c.ldap.unwrap().port, 389);
+    }
+
+    #[test]
+    fn ldap_options_without_their_prerequisites_are_errors() {
+        let got = errors("DestinationAddress a\nLDAPBaseDN dc=x\nUserAuthType ldap\n");
+        assert_eq!(
+            got,
+            vec![
+                (2, "LDAPBaseDN has no effect without LDAPServer".to_string()),
+                (
+                    3,
+                    "UserAuthType has no effect without LDAPServer".to_string()
+                ),
+            ]
+        );
+        let got = errors(&format!("{LDAP}LDAPAuthPWAttr userPassword\n"));
+        assert_eq!(
+            got,
+            vec![(
+                6,
+                "LDAPAuthPWAttr has no effect without UserAuthType ldap".to_string()
+            )]
+        );
+        let got = errors(&format!("{LDAP}[bob]\nTimeOut 5\n"));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 3);
+        assert!(got[0].1.contains("[bob]"), "{got:?}");
+        let got = errors(&format!("{LDAP}LDAPBindPW x\n"));
+        assert_eq!(got[0].0, 6);
+        let got = errors(&format!("{LDAP}UserAuthMagic @auth\n"));
+        assert_eq!(
+            got,
+            vec![(
+                6,
+                "UserAuthMagic has no effect without UserAuthType ldap".to_string()
+            )]
+        );
+        let c = ok(&format!("{LDAP}UserAuthType ldap\nUserAuthMagic auth@\n"));
+        assert_eq!(
+            c.ldap.unwrap().auth.unwrap().magic,
+            Some(crate::policy::user::AuthMagic::AuthFirst)
+        );
+    }
+
+    #[test]
+    fn ldap_attributes_override_the_global_values_like_a_user_context() {
+        let c = ok(&format!(
+            "{LDAP}TimeOut 60\nPassiveMinDataPort 40000\nPassiveMaxDataPort 40100\n"
+        ));
+        let s = c
+            .settings_from_attributes(&[
+                ("cn", vec!["bob"]),
+                ("objectClass", vec!["top", "FTPProxyUser"]),
+                ("destinationport", vec!["2121"]),
+                ("ValidCommands", vec!["USER,PASS", "QUIT LIST"]),
+                ("PassiveMaxDataPort", vec!["40010"]),
+                ("Port", vec!["99"]),
+            ])
+            .unwrap();
+        assert_eq!(s.destination_port, 2121);
+        assert_eq!(s.timeout, 60);
+        assert_eq!(
+            s.passive_ports,
+            Some(PortRange {
+                min: 40000,
+                max: 40010
+            })
+        );
+        let f = s.valid_commands.unwrap();
+        assert!(f.allows(b"LIST") && f.allows(b"QUIT") && !f.allows(b"STOR"));
+        assert_eq!(
+            c.settings_from_attributes(&[]).unwrap().destination_port,
+            21
+        );
+        let bad = [
+            vec![("DestinationPort", vec!["0"])],
+            vec![("TimeOut", vec!["5", "6"])],
+            vec![("ValidCommands", vec!["FOO"])],
+            vec![("PassiveMinDataPort", vec!["40200"])],
+            vec![("SameAddress", vec!["perhaps"])],
+        ];
+        for attrs in bad {
+            assert!(c.settings_from_attributes(&attrs).is_err(), "{attrs:?}");
+        }
     }
 
     #[test]

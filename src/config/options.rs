@@ -51,8 +51,22 @@ pub enum Kind {
     Filter,
     /// AllowedDestinations.
     Destinations,
-    /// Recognised but not built in this version (the LDAP family).
-    Unsupported,
+    /// LDAPServer: `host` or `host:port` (`[v6]:port`).
+    HostPort,
+    /// An LDAP attribute or object class name (RFC 4512 `descr` or OID).
+    LdapName,
+    /// LDAPBindDN: a DN with at most one `%s`.
+    BindDn,
+    /// LDAPAuthOKFlag: `attribute=value`.
+    AttrValue,
+    /// LDAPVersion: 0 (library default, which is 3 here), 2 or 3.
+    LdapVersion,
+    /// LDAPAuthPWType: `plain` or `crypt` or `{crypt}`, then a digit.
+    PwType,
+    /// UserAuthType: `ldap`.
+    AuthType,
+    /// UserAuthMagic: `@auth` or `auth@`.
+    AuthMagic,
 }
 
 /// One option of the table.
@@ -114,17 +128,17 @@ pub static OPTIONS: &[OptionDef] = &[
         Some("40"),
     ),
     def("Group", G, K::Text, None),
-    def("LDAPAuthDN", G, K::Unsupported, None),
-    def("LDAPAuthOKFlag", G, K::Unsupported, None),
-    def("LDAPAuthPWAttr", G, K::Unsupported, None),
-    def("LDAPAuthPWType", G, K::Unsupported, None),
-    def("LDAPBaseDN", G, K::Unsupported, None),
-    def("LDAPBindDN", G, K::Unsupported, None),
-    def("LDAPBindPW", G, K::Unsupported, None),
-    def("LDAPIdentifier", G, K::Unsupported, None),
-    def("LDAPObjectClass", G, K::Unsupported, None),
-    def("LDAPServer", G, K::Unsupported, None),
-    def("LDAPVersion", G, K::Unsupported, None),
+    def("LDAPAuthDN", G, K::Text, None),
+    def("LDAPAuthOKFlag", G, K::AttrValue, None),
+    def("LDAPAuthPWAttr", G, K::LdapName, None),
+    def("LDAPAuthPWType", G, K::PwType, Some("plain")),
+    def("LDAPBaseDN", G, K::Text, None),
+    def("LDAPBindDN", G, K::BindDn, None),
+    def("LDAPBindPW", G, K::Text, None),
+    def("LDAPIdentifier", G, K::LdapName, Some("CN")),
+    def("LDAPObjectClass", G, K::LdapName, None),
+    def("LDAPServer", G, K::HostPort, None),
+    def("LDAPVersion", G, K::LdapVersion, Some("3")),
     def("Listen", G, K::Text, None),
     def("LogDestination", G, K::LogDestination, Some("daemon")),
     def("LogLevel", G, K::Level, Some("INF")),
@@ -167,8 +181,8 @@ pub static OPTIONS: &[OptionDef] = &[
     ),
     def("TranslatedAddress", G, K::Text, None),
     def("User", G, K::Text, None),
-    def("UserAuthMagic", G, K::Unsupported, None),
-    def("UserAuthType", G, K::Unsupported, None),
+    def("UserAuthMagic", G, K::AuthMagic, None),
+    def("UserAuthType", G, K::AuthType, None),
     def("UserMagicChar", G, K::Char, Some("@")),
     def("UserNameRule", G, K::Regex, Some(user::DEFAULT_RULE)),
     def("ValidCommands", U, K::Filter, None),
@@ -297,11 +311,132 @@ pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
         K::Destinations => dest::parse_allowed(raw)
             .map(Value::Destinations)
             .map_err(|why| format!("{name}: {why}")),
-        // SECURITY: an LDAP setting ignored silently could leave a proxy
-        // open that its administrator believes requires authentication.
-        K::Unsupported => Err(format!(
-            "{name}: LDAP support is not available in this version of ftpgate"
-        )),
+        K::HostPort => parse_host_port(raw)
+            .map(|_| Value::Text(raw.to_string()))
+            .map_err(|why| format!("{name}: {why}")),
+        K::LdapName => {
+            if is_ldap_name(raw) {
+                Ok(Value::Text(raw.to_string()))
+            } else {
+                Err(format!(
+                    "{name}: expected an LDAP attribute name (letters, digits, '-') or OID, not '{raw}'"
+                ))
+            }
+        }
+        K::BindDn => {
+            // SECURITY: only one %s, and no other % code, so the login name
+            // lands in exactly one (escaped) place of the DN.
+            let rest = raw.replacen("%s", "", 1);
+            if rest.contains('%') {
+                Err(format!(
+                    "{name}: at most one %s and no other % code allowed, not '{raw}'"
+                ))
+            } else {
+                Ok(Value::Text(raw.to_string()))
+            }
+        }
+        K::AttrValue => match raw.split_once('=') {
+            Some((attr, value)) if is_ldap_name(attr.trim()) && !value.trim().is_empty() => {
+                Ok(Value::Text(raw.to_string()))
+            }
+            _ => Err(format!("{name}: expected attribute=value, not '{raw}'")),
+        },
+        K::LdapVersion => match raw {
+            "0" | "3" => Ok(Value::Int(3)),
+            "2" => Ok(Value::Int(2)),
+            _ => Err(format!("{name}: expected 0, 2 or 3, not '{raw}'")),
+        },
+        K::PwType => parse_pw_type(raw)
+            .map(|_| Value::Text(raw.to_string()))
+            .ok_or_else(|| {
+                format!("{name}: expected plain, crypt or {{crypt}}, optionally followed by a digit (minimum length), not '{raw}'")
+            }),
+        K::AuthType => {
+            if raw.eq_ignore_ascii_case("ldap") {
+                Ok(Value::Text("ldap".to_string()))
+            } else {
+                Err(format!("{name}: expected ldap, not '{raw}'"))
+            }
+        }
+        K::AuthMagic => match raw {
+            "@auth" | "auth@" => Ok(Value::Text(raw.to_string())),
+            _ => Err(format!("{name}: expected @auth or auth@, not '{raw}'")),
+        },
+    }
+}
+
+/// How LDAPAuthPWAttr's value is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PwScheme {
+    /// The password itself.
+    Plain,
+    /// A crypt(3) hash, without a scheme prefix.
+    Crypt,
+    /// A crypt(3) hash after a `{crypt}` prefix (any case).
+    PrefixedCrypt,
+}
+
+/// LDAPAuthPWType: the scheme and the minimum password length (default 5,
+/// as ftp-proxy.conf(5) says).
+pub fn parse_pw_type(raw: &str) -> Option<(PwScheme, usize)> {
+    let lower = raw.to_ascii_lowercase();
+    let (scheme, rest) = if let Some(rest) = lower.strip_prefix("plain") {
+        (PwScheme::Plain, rest)
+    } else if let Some(rest) = lower.strip_prefix("{crypt}") {
+        (PwScheme::PrefixedCrypt, rest)
+    } else if let Some(rest) = lower.strip_prefix("crypt") {
+        (PwScheme::Crypt, rest)
+    } else {
+        return None;
+    };
+    match rest.as_bytes() {
+        [] => Some((scheme, 5)),
+        [d] if d.is_ascii_digit() => Some((scheme, usize::from(d - b'0'))),
+        _ => None,
+    }
+}
+
+/// LDAPServer: `host`, `host:port`, `[v6]` or `[v6]:port`; port default 389.
+pub fn parse_host_port(raw: &str) -> Result<(String, u16), String> {
+    let bad = || format!("expected host or host:port, not '{raw}'");
+    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match raw.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (raw, None),
+        }
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    {
+        return Err(bad());
+    }
+    let port = match port {
+        None => 389,
+        Some(p) => parse_port(p).ok_or_else(bad)?,
+    };
+    Ok((host.to_string(), port))
+}
+
+/// An RFC 4512 attribute description without options: `descr`
+/// (letter, then letters, digits, '-') or a numeric OID.
+pub fn is_ldap_name(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphabetic() => bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-'),
+        Some(b) if b.is_ascii_digit() => {
+            bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.') && !raw.ends_with('.')
+        }
+        _ => false,
     }
 }
 
@@ -407,6 +542,19 @@ mod tests {
             ("MaxRecvBufSize", "512"),
             ("PidFile", "/run/ftpgate.pid"),
             ("UserNameRule", "^[a-z]+$"),
+            ("LDAPServer", "ldap.example.com"),
+            ("LDAPServer", "127.0.0.1:3389"),
+            ("LDAPServer", "[::1]:389"),
+            ("LDAPBindDN", "cn=%s,ou=people,dc=example"),
+            ("LDAPIdentifier", "uid"),
+            ("LDAPIdentifier", "2.5.4.3"),
+            ("LDAPAuthOKFlag", "userEnabled=yes"),
+            ("LDAPAuthPWType", "{crypt}7"),
+            ("LDAPAuthPWType", "plain9"),
+            ("LDAPVersion", "0"),
+            ("UserAuthType", "LDAP"),
+            ("UserAuthMagic", "@auth"),
+            ("UserAuthMagic", "auth@"),
         ];
         for (name, raw) in cases {
             assert!(convert(opt(name), raw).is_ok(), "{name} {raw}");
@@ -436,7 +584,19 @@ mod tests {
             ("PidFile", "ftpgate.pid"),
             ("UserNameRule", "(unclosed"),
             ("LDAPServer", "ldap://localhost"),
-            ("UserAuthType", "ldap"),
+            ("LDAPServer", "host:0"),
+            ("LDAPServer", ""),
+            ("LDAPBindDN", "cn=%s,%s"),
+            ("LDAPBindDN", "cn=%u"),
+            ("LDAPIdentifier", "cn)(uid"),
+            ("LDAPIdentifier", "1cn"),
+            ("LDAPAuthOKFlag", "userEnabled"),
+            ("LDAPAuthOKFlag", "=yes"),
+            ("LDAPAuthPWType", "md5"),
+            ("LDAPAuthPWType", "plain10"),
+            ("LDAPVersion", "1"),
+            ("UserAuthType", "pam"),
+            ("UserAuthMagic", "auth"),
         ];
         for (name, raw) in cases {
             match convert(opt(name), raw) {

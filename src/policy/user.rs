@@ -41,6 +41,8 @@ pub enum UserError {
     BadPort,
     /// `[...]` that is not an IPv6 address, or no closing `]`.
     BadHost,
+    /// UserAuthMagic is on but USER holds no `@` (no proxy login).
+    NoAuthUser,
 }
 
 impl std::fmt::Display for UserError {
@@ -50,6 +52,7 @@ impl std::fmt::Display for UserError {
             UserError::EmptyHost => "empty host name",
             UserError::BadPort => "bad port number",
             UserError::BadHost => "bad host name",
+            UserError::NoAuthUser => "no proxy login name (UserAuthMagic)",
         })
     }
 }
@@ -140,11 +143,143 @@ pub fn split_magic(arg: &[u8], magic: u8) -> Result<Login<'_>, UserError> {
     })
 }
 
+/// UserAuthMagic: where the proxy login (authuser/authpass) sits in USER
+/// and PASS. The separator is always `@` (ftp-proxy.conf(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMagic {
+    /// `@auth`: `USER ftpuser@authuser[@host[:port]]`, `PASS ftppass@authpass`.
+    AuthLast,
+    /// `auth@`: `USER authuser@ftpuser[@host[:port]]`, `PASS authpass@ftppass`.
+    AuthFirst,
+}
+
+/// A USER argument under UserAuthMagic: the FTP login (with the magic-user
+/// destination, if any) and the proxy login name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthLogin<'a> {
+    pub login: Login<'a>,
+    pub auth_user: &'a [u8],
+}
+
+/// Splits a USER argument under UserAuthMagic `mode` at its first `@`; the
+/// part after it may carry a magic-user destination (split with
+/// [`split_magic`] when `magic` is Some, i.e. AllowMagicUser). Grammar:
+///
+/// ```text
+/// @auth: ftpuser "@" authuser [ magic dest ]
+/// auth@: authuser "@" ftpuser [ magic dest ]
+/// ```
+///
+/// Neither name may be empty. Never panics, for any input.
+pub fn split_auth(
+    arg: &[u8],
+    mode: AuthMagic,
+    magic: Option<u8>,
+) -> Result<AuthLogin<'_>, UserError> {
+    let at = arg
+        .iter()
+        .position(|&b| b == b'@')
+        .ok_or(UserError::NoAuthUser)?;
+    let (first, rest) = (
+        arg.get(..at).unwrap_or_default(),
+        arg.get(at + 1..).unwrap_or_default(),
+    );
+    let second = match magic {
+        Some(m) => split_magic(rest, m)?,
+        None => Login {
+            user: rest,
+            host: None,
+            port: None,
+        },
+    };
+    if first.is_empty() || second.user.is_empty() {
+        return Err(UserError::EmptyUser);
+    }
+    Ok(match mode {
+        AuthMagic::AuthLast => AuthLogin {
+            login: Login {
+                user: first,
+                ..second
+            },
+            auth_user: second.user,
+        },
+        AuthMagic::AuthFirst => AuthLogin {
+            login: second,
+            auth_user: first,
+        },
+    })
+}
+
+/// Splits a PASS argument under UserAuthMagic into (ftppass, authpass):
+/// for `@auth` at the LAST `@` (an anonymous FTP password is often an
+/// e-mail address), for `auth@` at the FIRST. None without an `@`.
+pub fn split_auth_pass(arg: &[u8], mode: AuthMagic) -> Option<(&[u8], &[u8])> {
+    match mode {
+        AuthMagic::AuthLast => {
+            let at = arg.iter().rposition(|&b| b == b'@')?;
+            Some((arg.get(..at)?, arg.get(at + 1..)?))
+        }
+        AuthMagic::AuthFirst => {
+            let at = arg.iter().position(|&b| b == b'@')?;
+            Some((arg.get(at + 1..)?, arg.get(..at)?))
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn auth_magic_users_split_at_the_first_at() {
+        let l = split_auth(b"ftp@auth", AuthMagic::AuthLast, None).unwrap();
+        assert_eq!((l.login.user, l.auth_user), (&b"ftp"[..], &b"auth"[..]));
+        let l = split_auth(b"auth@ftp", AuthMagic::AuthFirst, None).unwrap();
+        assert_eq!((l.login.user, l.auth_user), (&b"ftp"[..], &b"auth"[..]));
+        let l = split_auth(
+            b"ftp@auth@host.example:2121",
+            AuthMagic::AuthLast,
+            Some(b'@'),
+        )
+        .unwrap();
+        assert_eq!(l.login.user, b"ftp");
+        assert_eq!(l.auth_user, b"auth");
+        assert_eq!(l.login.host, Some(&b"host.example"[..]));
+        assert_eq!(l.login.port, Some(2121));
+        let l = split_auth(b"auth@ftp@host", AuthMagic::AuthFirst, Some(b'@')).unwrap();
+        assert_eq!(
+            (l.login.user, l.auth_user, l.login.host),
+            (&b"ftp"[..], &b"auth"[..], Some(&b"host"[..]))
+        );
+        // Without AllowMagicUser the rest is one name.
+        let l = split_auth(b"auth@ftp@host", AuthMagic::AuthFirst, None).unwrap();
+        assert_eq!(l.login.user, b"ftp@host");
+        for bad in [&b"nobody"[..], b"@auth", b"ftp@", b"ftp@@host"] {
+            assert!(
+                split_auth(bad, AuthMagic::AuthLast, Some(b'@')).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn auth_magic_passwords_split_where_an_email_address_survives() {
+        assert_eq!(
+            split_auth_pass(b"me@example.org@authpw", AuthMagic::AuthLast),
+            Some((&b"me@example.org"[..], &b"authpw"[..]))
+        );
+        assert_eq!(
+            split_auth_pass(b"authpw@me@example.org", AuthMagic::AuthFirst),
+            Some((&b"me@example.org"[..], &b"authpw"[..]))
+        );
+        assert_eq!(split_auth_pass(b"nosep", AuthMagic::AuthLast), None);
+        assert_eq!(
+            split_auth_pass(b"@", AuthMagic::AuthFirst),
+            Some((&b""[..], &b""[..]))
+        );
+    }
 
     #[test]
     fn default_rule_accepts_usual_names_and_refuses_odd_ones() {
