@@ -807,8 +807,9 @@ impl<'a> Relay<'a> {
     }
 
     /// SPEC 7: look the login up in the directory. Ok(Some) with the
-    /// user's settings (the profile entry's attributes over the global
-    /// values; global values alone for a user not in the directory) and
+    /// user's settings (the profile entry's attributes over the file's
+    /// values for the login; the file's values alone for a user not in the
+    /// directory) and
     /// the entry for authentication; Ok(None) when the profile is invalid
     /// (530 sent); Err with 421 sent when the directory is unusable.
     fn look_up(
@@ -839,14 +840,14 @@ impl<'a> Relay<'a> {
         };
         let Some(entry) = found.profile else {
             self.log.inf(&format!(
-                "user '{}' not in the directory ({}): global values apply",
+                "user '{}' not in the directory ({}): the file's values apply",
                 escape(user),
                 ldap::filter_text(directory, user)
             ));
-            return Ok(Some((self.cfg.global.clone(), found.auth)));
+            return Ok(Some((self.cfg.for_user(user).clone(), found.auth)));
         };
         let settings = ldap::option_attributes(&entry)
-            .and_then(|attrs| self.cfg.settings_from_attributes(&attrs));
+            .and_then(|attrs| self.cfg.settings_from_attributes(user, &attrs));
         match settings {
             Ok(s) => {
                 self.log.inf(&format!(

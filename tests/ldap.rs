@@ -204,7 +204,7 @@ fn an_unknown_user_gets_the_global_values() {
     c.cmd("QUIT");
     let log = proxy.log_text();
     assert!(
-        log.contains("user 'other' not in the directory ((&(objectClass=FTPProxyUser)(CN=other))): global values apply"),
+        log.contains("user 'other' not in the directory ((&(objectClass=FTPProxyUser)(CN=other))): the file's values apply"),
         "{log}"
     );
 }
@@ -664,4 +664,46 @@ fn a_session_may_look_up_only_so_many_names() {
         "{}",
         proxy.output()
     );
+}
+
+#[test]
+fn user_contexts_in_the_file_apply_under_the_directory_entry() {
+    if skip_unless_ftpgate("user_contexts_in_the_file_apply_under_the_directory_entry") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&profiles(server.port));
+    // As in ftp-proxy: the file's [test] context, then test's entry on top
+    // (its DestinationPort wins over the context's dead one; the context's
+    // ValidCommands, which the entry does not set, still holds). `other`
+    // has no profile: its [other*] context alone reaches the server.
+    let proxy = Proxy::start(
+        dead_port(),
+        &format!(
+            "{}[test]\nValidCommands USER,PASS,PWD,QUIT\nDestinationPort {}\n\
+             [other*]\nDestinationPort {}\n",
+            dir.conf(),
+            dead_port(),
+            server.port
+        ),
+    );
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
+    let r = c.cmd("MKD x");
+    assert_eq!(
+        r.code,
+        502,
+        "the file's ValidCommands: {r:?}\n{}",
+        proxy.output()
+    );
+    c.cmd("QUIT");
+    let mut c = greeted(proxy.port);
+    let r = user(&mut c, "other");
+    assert_eq!(
+        r.code,
+        331,
+        "the file's [other*] port: {r:?}\n{}",
+        proxy.output()
+    );
+    c.cmd("QUIT");
 }

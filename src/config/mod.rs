@@ -166,6 +166,8 @@ pub struct UserContext {
     pub name: String,
     pub wildcard: bool,
     pub settings: UserSettings,
+    /// the lines as given, for an LDAP entry layered on top
+    context: Context,
 }
 
 /// The whole configuration.
@@ -498,7 +500,7 @@ impl Config {
             ));
         }
 
-        let ldap = ldap_settings(&global, &users, &mut errors);
+        let ldap = ldap_settings(&global, &mut errors);
         let g = Layers {
             layers: vec![&global],
         };
@@ -512,6 +514,7 @@ impl Config {
                     layers: vec![c, &global],
                 }
                 .user_settings(&mut errors),
+                context: c.clone(),
             })
             .collect();
 
@@ -602,6 +605,12 @@ impl Config {
     /// case-insensitive), else the longest `[prefix*]` it starts with, else
     /// the global settings.
     pub fn for_user(&self, login: &[u8]) -> &UserSettings {
+        self.user_context(login)
+            .map_or(&self.global, |c| &c.settings)
+    }
+
+    /// The user context a login name falls in, if any (see [`Config::for_user`]).
+    fn user_context(&self, login: &[u8]) -> Option<&UserContext> {
         // SECURITY: the most specific context wins, so that a restriction
         // written for one user is never overridden by a broader wildcard.
         if let Some(exact) = self
@@ -609,25 +618,26 @@ impl Config {
             .iter()
             .find(|c| !c.wildcard && c.name.as_bytes().eq_ignore_ascii_case(login))
         {
-            return &exact.settings;
+            return Some(exact);
         }
         self.users
             .iter()
             .filter(|c| c.wildcard && starts_with_ignore_case(login, c.name.as_bytes()))
             .max_by_key(|c| c.name.len())
-            .map_or(&self.global, |c| &c.settings)
     }
 
-    /// The settings of a user whose LDAP entry has `attributes`: the global
-    /// values with every attribute named like a user-context option
-    /// (case-insensitively) applied on top, converted and checked exactly as
-    /// the same lines in a `[user]` context would be. Other attributes
+    /// The settings of `login` whose LDAP entry has `attributes`: as
+    /// ftp-proxy does, the file's values for the login (its user context
+    /// over the global context) with every attribute named like a
+    /// user-context option (case-insensitively) applied on top, converted
+    /// and checked exactly as the same lines in a `[user]` context would be. Other attributes
     /// (cn, objectClass, ...) are not options and are left alone; a
     /// multi-valued ValidCommands or AllowedDestinations is the values
     /// joined by spaces, any other option given more than once is an error.
     /// The error names the attribute and what is wrong with it.
     pub fn settings_from_attributes(
         &self,
+        login: &[u8],
         attributes: &[(&str, Vec<&str>)],
     ) -> Result<UserSettings, String> {
         let mut own = Context::default();
@@ -652,10 +662,10 @@ impl Config {
             });
         }
         let mut errors = Vec::new();
-        let settings = Layers {
-            layers: vec![&own, &self.global_context],
-        }
-        .user_settings(&mut errors);
+        let mut layers = vec![&own];
+        layers.extend(self.user_context(login).map(|c| &c.context));
+        layers.push(&self.global_context);
+        let settings = Layers { layers }.user_settings(&mut errors);
         match errors.into_iter().next() {
             Some((_, why)) => Err(why),
             None => Ok(settings),
@@ -718,15 +728,10 @@ impl Config {
     }
 }
 
-/// The LDAP options, checked together: every one needs LDAPServer, and
-/// with LDAPServer the file has no user contexts (one source of profiles:
-/// a user in the directory gets the entry's values, a user not in it the
-/// global ones).
-fn ldap_settings(
-    global: &Context,
-    users: &[Context],
-    errors: &mut Vec<(usize, String)>,
-) -> Option<LdapSettings> {
+/// The LDAP options, checked together: every one needs LDAPServer. User
+/// contexts in the file still apply, under a directory entry's values (as
+/// in ftp-proxy).
+fn ldap_settings(global: &Context, errors: &mut Vec<(usize, String)>) -> Option<LdapSettings> {
     const LDAP_OPTIONS: &[&str] = &[
         "LDAPAuthDN",
         "LDAPAuthOKFlag",
@@ -745,7 +750,7 @@ fn ldap_settings(
         Some(options::Value::Text(t)) => Some(t.clone()),
         _ => None,
     };
-    let Some(server) = global.get("LDAPServer") else {
+    if global.get("LDAPServer").is_none() {
         // SECURITY: UserAuthType ldap without a directory would be an
         // authentication requirement that is silently not enforced.
         for name in LDAP_OPTIONS {
@@ -754,16 +759,6 @@ fn ldap_settings(
             }
         }
         return None;
-    };
-    let server_line = server.line;
-    for c in users {
-        errors.push((
-            server_line,
-            format!(
-                "user context [{}] cannot be combined with LDAPServer: user profiles come from the directory",
-                c.display()
-            ),
-        ));
     }
     let (host, port) = match text("LDAPServer").map(|raw| options::parse_host_port(&raw)) {
         Some(Ok(hp)) => hp,
@@ -1169,10 +1164,19 @@ mod tests {
                 "LDAPAuthPWAttr has no effect without UserAuthType ldap".to_string()
             )]
         );
-        let got = errors(&format!("{LDAP}[bob]\nTimeOut 5\n"));
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].0, 3);
-        assert!(got[0].1.contains("[bob]"), "{got:?}");
+        // User contexts and a directory go together, as in ftp-proxy: the
+        // entry over the login's context over the global context.
+        let c = ok(&format!(
+            "{LDAP}TimeOut 9\n[bob]\nTimeOut 5\nSameAddress no\n"
+        ));
+        assert!(c.ldap.is_some());
+        assert_eq!(c.for_user(b"bob").timeout, 5);
+        let s = c
+            .settings_from_attributes(b"bob", &[("TimeOut", vec!["7"])])
+            .unwrap();
+        assert_eq!((s.timeout, s.same_address), (7, false));
+        let s = c.settings_from_attributes(b"alice", &[]).unwrap();
+        assert_eq!((s.timeout, s.same_address), (9, true));
         let got = errors(&format!("{LDAP}LDAPBindPW x\n"));
         assert_eq!(got[0].0, 6);
         let got = errors(&format!("{LDAP}UserAuthMagic @auth\n"));
@@ -1196,14 +1200,17 @@ mod tests {
             "{LDAP}TimeOut 60\nPassiveMinDataPort 40000\nPassiveMaxDataPort 40100\n"
         ));
         let s = c
-            .settings_from_attributes(&[
-                ("cn", vec!["bob"]),
-                ("objectClass", vec!["top", "FTPProxyUser"]),
-                ("destinationport", vec!["2121"]),
-                ("ValidCommands", vec!["USER,PASS", "QUIT LIST"]),
-                ("PassiveMaxDataPort", vec!["40010"]),
-                ("Port", vec!["99"]),
-            ])
+            .settings_from_attributes(
+                b"someone",
+                &[
+                    ("cn", vec!["bob"]),
+                    ("objectClass", vec!["top", "FTPProxyUser"]),
+                    ("destinationport", vec!["2121"]),
+                    ("ValidCommands", vec!["USER,PASS", "QUIT LIST"]),
+                    ("PassiveMaxDataPort", vec!["40010"]),
+                    ("Port", vec!["99"]),
+                ],
+            )
             .unwrap();
         assert_eq!(s.destination_port, 2121);
         assert_eq!(s.timeout, 60);
@@ -1217,7 +1224,9 @@ mod tests {
         let f = s.valid_commands.unwrap();
         assert!(f.allows(b"LIST") && f.allows(b"QUIT") && !f.allows(b"STOR"));
         assert_eq!(
-            c.settings_from_attributes(&[]).unwrap().destination_port,
+            c.settings_from_attributes(b"someone", &[])
+                .unwrap()
+                .destination_port,
             21
         );
         let bad = [
@@ -1228,7 +1237,10 @@ mod tests {
             vec![("SameAddress", vec!["perhaps"])],
         ];
         for attrs in bad {
-            assert!(c.settings_from_attributes(&attrs).is_err(), "{attrs:?}");
+            assert!(
+                c.settings_from_attributes(b"someone", &attrs).is_err(),
+                "{attrs:?}"
+            );
         }
     }
 
