@@ -234,13 +234,20 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
              use separate IPv4 and IPv6-only listeners for transparent proxying",
         );
     }
+    // SECURITY: the original destination is this host at the port the
+    // proxy answers on (e.g. a rule that also redirects the proxy's own
+    // port): connecting there would start another session of ourselves,
+    // and so on. Checked here, before the jail, because it needs the
+    // interface list; the other destination checks run at login.
+    let redirect_loop = original_dst
+        .filter(|&orig| cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr));
     // The server connection starts here, so that its handshake and the
-    // server's greeting overlap the rest of the start-up (address literals
-    // and transparent destinations; names wait for the resolver cache). A
+    // server's greeting overlap the rest of the start-up: address literals
+    // and transparent destinations; names wait for the resolver cache. A
     // session refused below (DenyMessage) just closes it again.
-    let early = match original_dst {
-        Some(orig) if cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr) => None,
-        _ => relay::connect_early(&cfg, &Resolver::default(), original_dst, local_addr),
+    let early = match redirect_loop {
+        Some(_) => None,
+        None => relay::connect_early(&cfg, &Resolver::default(), original_dst, local_addr),
     };
     let who = format!(
         "client {} on {}",
@@ -248,12 +255,7 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         net::canonical(local_addr)
     );
     match original_dst {
-        // SECURITY: the original destination is this host at the port the
-        // proxy answers on (e.g. a rule that also redirects the proxy's own
-        // port): connecting there would start another session of ourselves,
-        // and so on. Checked here, before the jail, because it needs the
-        // interface list; the other destination checks run at login.
-        Some(orig) if cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr) => {
+        Some(orig) if redirect_loop.is_some() => {
             log.wrn(&format!(
                 "session refused: {who}, redirected from {orig}: destination is the proxy itself (redirect loop)"
             ));

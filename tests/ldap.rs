@@ -108,13 +108,6 @@ impl Directory {
     }
 }
 
-/// A port on 127.0.0.1 where nothing listens.
-fn dead_port() -> u16 {
-    let p = free_port();
-    assert!(!is_listening(p));
-    p
-}
-
 /// USER, and the reply to it.
 fn user(c: &mut Ctrl, name: &str) -> Reply {
     c.cmd(&format!("USER {name}"))

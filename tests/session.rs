@@ -6,13 +6,6 @@ mod common;
 use common::*;
 use std::fs;
 
-/// A port on 127.0.0.1 where nothing listens.
-fn dead_port() -> u16 {
-    let p = free_port();
-    assert!(!is_listening(p));
-    p
-}
-
 #[test]
 fn unreachable_destination_answers_421_to_user_and_the_session_ends() {
     if skip_known_ftp_proxy_difference(

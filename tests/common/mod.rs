@@ -131,6 +131,18 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// A port on 127.0.0.1 where nothing listens (a connection is refused).
+/// Another test may take a port the moment `free_port` lets it go, so a
+/// port found listening is passed over rather than failing the test.
+pub fn dead_port() -> u16 {
+    loop {
+        let p = free_port();
+        if !is_listening(p) {
+            return p;
+        }
+    }
+}
+
 /// Parent PID of `pid`, from /proc.
 fn ppid_of(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
