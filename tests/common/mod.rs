@@ -223,20 +223,30 @@ impl Daemon {
         )
     }
 
-    /// Wait (bounded) until something listens on 127.0.0.1:port; panics
-    /// with the daemon's output if it exits or never listens.
+    /// Wait (bounded) until the daemon itself listens on 127.0.0.1:port;
+    /// panics with the daemon's output if it exits or never listens.
     pub fn wait_listening(&mut self, port: u16) {
+        if !self.try_wait_listening(port) {
+            panic!(
+                "{} exited before listening on 127.0.0.1:{port}\n{}",
+                self.name,
+                self.output()
+            );
+        }
+    }
+
+    /// Like `wait_listening`, but false when the daemon exited first (for
+    /// example because another test took the port in the meantime). Only a
+    /// listening socket that this daemon holds counts, never another
+    /// process's on the same port.
+    pub fn try_wait_listening(&mut self, port: u16) -> bool {
         let deadline = Instant::now() + Duration::from_secs(START_SECS);
         loop {
-            if is_listening(port) {
-                return;
+            if listening_in(self.child.id(), port) {
+                return true;
             }
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({st}) before listening\n{}",
-                    self.name,
-                    self.output()
-                );
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
             }
             if Instant::now() > deadline {
                 panic!(
@@ -248,6 +258,56 @@ impl Daemon {
             sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Start the daemon that `command(port)` builds on a free port of
+/// 127.0.0.1 and wait until it listens there. A port that another test
+/// takes between `free_port` and the daemon's bind makes the daemon exit:
+/// then it is started again on another port (three tries).
+pub fn spawn_on_free_port(
+    name: &str,
+    dir: &Path,
+    mut command: impl FnMut(u16) -> Command,
+) -> (u16, Daemon) {
+    for _ in 0..3 {
+        let port = free_port();
+        let mut daemon = Daemon::spawn(name, command(port), dir);
+        if daemon.try_wait_listening(port) {
+            return (port, daemon);
+        }
+    }
+    let port = free_port();
+    let mut daemon = Daemon::spawn(name, command(port), dir);
+    daemon.wait_listening(port);
+    (port, daemon)
+}
+
+/// Whether process `pid` (or one of its descendants) holds a socket in
+/// LISTEN state on 127.0.0.1:port or 0.0.0.0:port.
+fn listening_in(pid: u32, port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    let want_any = format!("00000000:{port:04X}");
+    let inodes: Vec<String> = fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && (f[1] == want || f[1] == want_any) && f[3] == "0A")
+                .then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    std::iter::once(pid).chain(descendants(pid)).any(|p| {
+        fs::read_dir(format!("/proc/{p}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .any(|link| inodes.iter().any(|i| link.as_os_str() == i.as_str()))
+    })
 }
 
 impl Drop for Daemon {
@@ -404,15 +464,15 @@ impl FtpServer {
         let dir = TempDir::new("pyftpd");
         let root = dir.join("root");
         fs::create_dir_all(&root).unwrap();
-        let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyftpd.py");
-        let mut cmd = Command::new(python());
-        cmd.arg(script).arg(port.to_string()).arg(&root);
-        if let Some(secs) = secs {
-            cmd.env("PYFTPD_IDLE_TIMEOUT", secs.to_string());
-        }
-        let mut daemon = Daemon::spawn("pyftpdlib", cmd, dir.path());
-        daemon.wait_listening(port);
+        let (port, daemon) = spawn_on_free_port("pyftpdlib", dir.path(), |port| {
+            let mut cmd = Command::new(python());
+            cmd.arg(&script).arg(port.to_string()).arg(&root);
+            if let Some(secs) = secs {
+                cmd.env("PYFTPD_IDLE_TIMEOUT", secs.to_string());
+            }
+            cmd
+        });
         FtpServer {
             kind: ServerKind::Pyftpdlib,
             port,
@@ -558,16 +618,16 @@ impl Proxy {
     fn start_with_conf(bin: &Path, dir: TempDir, body: &str, log: PathBuf) -> Proxy {
         let conf = dir.join("proxy.conf");
         fs::write(&conf, body).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new("socat");
-        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-            .arg(format!(
-                "EXEC:\"{} -i -f {}\",nofork",
-                bin.display(),
-                conf.display()
-            ));
-        let mut daemon = Daemon::spawn("socat", cmd, dir.path());
-        daemon.wait_listening(port);
+        let (port, daemon) = spawn_on_free_port("socat", dir.path(), |port| {
+            let mut cmd = Command::new("socat");
+            cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+                .arg(format!(
+                    "EXEC:\"{} -i -f {}\",nofork",
+                    bin.display(),
+                    conf.display()
+                ));
+            cmd
+        });
         Proxy {
             port,
             conf,
