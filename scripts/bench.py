@@ -512,38 +512,32 @@ def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
                "sys_retr": [], "sys_stor": []}
            for s in subjects}
     methods = set()
+
+    def measure(s, kind, size, transfer):
+        """One transfer of `size` bytes by subject `s`: throughput, machine
+        CPU, and for a proxy its session's CPU, peak RSS and wake-ups."""
+        busy = busy_seconds()
+        speed, anon = transfer(tport[s], timed[s]["pid"] if s in timed else None)
+        res[s][f"sys_{kind}"].append((busy_seconds() - busy) / (size / GIB))
+        res[s][kind].append(speed)
+        if anon is not None:
+            res[s]["anon"].append(anon)
+        if s in timed:
+            cpu, rss, wake, method = proxy_cost(timed[s], size)
+            res[s][f"cpu_{kind}"].append(cpu)
+            res[s]["rss"].append(rss)
+            if wake is not None:
+                res[s][f"wake_{kind}"].append(wake)
+                methods.add(method)
+
     n = 0
     for r in range(rounds):
         for s in subjects:
-            busy = busy_seconds()
-            speed, anon = retr(tport[s], retr_size, timed[s]["pid"] if s in timed else None)
-            res[s]["sys_retr"].append((busy_seconds() - busy) / (retr_size / GIB))
-            res[s]["retr"].append(speed)
-            if anon is not None:
-                res[s]["anon"].append(anon)
-            if s in timed:
-                cpu, rss, wake, method = proxy_cost(timed[s], retr_size)
-                res[s]["cpu_retr"].append(cpu)
-                res[s]["rss"].append(rss)
-                if wake is not None:
-                    res[s]["wake_retr"].append(wake)
-                    methods.add(method)
+            measure(s, "retr", retr_size, lambda port, watch: retr(port, retr_size, watch))
         for s in subjects:
             n += 1
-            busy = busy_seconds()
-            speed, anon = stor(tport[s], src, pub, stor_size, n,
-                               timed[s]["pid"] if s in timed else None)
-            res[s]["sys_stor"].append((busy_seconds() - busy) / (stor_size / GIB))
-            res[s]["stor"].append(speed)
-            if anon is not None:
-                res[s]["anon"].append(anon)
-            if s in timed:
-                cpu, rss, wake, method = proxy_cost(timed[s], stor_size)
-                res[s]["cpu_stor"].append(cpu)
-                res[s]["rss"].append(rss)
-                if wake is not None:
-                    res[s]["wake_stor"].append(wake)
-                    methods.add(method)
+            measure(s, "stor", stor_size,
+                    lambda port, watch: stor(port, src, pub, stor_size, n, watch))
         print(f"bench: round {r + 1}/{rounds} of transfers done", file=sys.stderr)
     for i in range(sessions):
         for s in subjects:

@@ -1006,7 +1006,6 @@ impl<'a> Relay<'a> {
             }
             self.server = None;
         }
-        self.early = None;
         let stream = match net::connect(
             dest,
             None,

@@ -48,11 +48,7 @@ fn find_user(passwd: &str, name: &str) -> Option<(u32, u32)> {
 
 /// The gid field of the first usable passwd line whose uid is `uid`.
 fn find_primary_gid(passwd: &str, uid: u32) -> Option<u32> {
-    passwd
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
+    entries(passwd)
         .filter(|f| f.len() >= 4 && f[2].parse() == Ok(uid))
         .find_map(|f| f[3].parse().ok())
 }
@@ -62,15 +58,21 @@ fn find_group(group: &str, name: &str) -> Option<u32> {
     fields(group, name).and_then(|f| f.get(2)?.parse().ok())
 }
 
+/// The first entry named `name` (see [`entries`]).
 fn fields<'a>(text: &'a str, name: &str) -> Option<Vec<&'a str>> {
     if name.is_empty() {
         return None;
     }
+    entries(text).find(|f| f.len() >= 3 && f[0] == name)
+}
+
+/// The colon-separated fields of each line, skipping comments and NIS
+/// `+`/`-` entries.
+fn entries(text: &str) -> impl Iterator<Item = Vec<&str>> {
     text.lines()
         .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 3 && f[0] == name)
+        .map(|l| l.split(':').collect())
 }
 
 #[cfg(test)]
