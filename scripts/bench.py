@@ -484,6 +484,12 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
 
+def libc_of(path):
+    """'glibc' or 'musl': which C library the static binary carries."""
+    with open(path, "rb") as f:
+        return "glibc" if b"GLIBC_TUNABLES" in f.read() else "musl"
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -558,6 +564,7 @@ def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods,
           f"{rounds} rounds, RETR {retr_size // MIB} MiB, STOR {stor_size // MIB} MiB, "
           f"{sessions} sessions per subject, {secs:.0f} s; ftpgate data path: "
           f"{', '.join(sorted(methods)) or 'unknown'}")
+    print(f"ftpgate binary: {args.ftpgate} (static, {libc_of(args.ftpgate)})")
     print(f"{os.cpu_count()} CPUs, kernel {os.uname().release}, load average "
           f"{load[0]} before, {load[1]} after")
     print("median (min–max)")

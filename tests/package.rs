@@ -29,6 +29,23 @@ fn dpkg_deb(args: &[&str], deb: &Path) -> String {
     ran.stdout
 }
 
+/// The Rust target the package is built for, as `scripts/release-build`
+/// chooses it: musl when installed, else the host's (None).
+fn release_target(manifest: &Path) -> Option<String> {
+    let mut cmd = Command::new(manifest.join("scripts/release-build"));
+    cmd.arg("--target");
+    let ran = run_bounded(cmd, 60);
+    assert!(
+        ran.ok(),
+        "scripts/release-build --target: {}",
+        ran.describe()
+    );
+    match ran.stdout.trim() {
+        "native" => None,
+        t => Some(t.to_string()),
+    }
+}
+
 #[test]
 fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
     if !have_cargo_deb() {
@@ -39,6 +56,7 @@ fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = TempDir::new("deb");
+    let target = release_target(manifest);
     let mut cmd = Command::new(env!("CARGO"));
     // A target directory of its own: the test runner may hold the lock on
     // the normal one, and the release build is kept between runs.
@@ -46,6 +64,9 @@ fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
         .env("CARGO_TARGET_DIR", manifest.join("target/deb-test"))
         .args(["deb", "--output"])
         .arg(out.path());
+    if let Some(t) = &target {
+        cmd.args(["--target", t]);
+    }
     let ran = run_bounded(cmd, BUILD_SECS);
     assert!(ran.ok(), "cargo deb: {}", ran.describe());
     let deb = std::fs::read_dir(out.path())
@@ -138,6 +159,15 @@ fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
         !has_interpreter(&image),
         "the packaged ftpgate is dynamically linked (see .cargo/config.toml)"
     );
+    // With Rust's musl target installed the package holds the musl build
+    // (scripts/release-build): no glibc start-up code in it.
+    if target.is_some() {
+        let needle = b"GLIBC_TUNABLES";
+        assert!(
+            !image.windows(needle.len()).any(|w| w == needle),
+            "the packaged ftpgate is linked against glibc, not musl"
+        );
+    }
 
     // The manual pages are the ones in man/, compressed.
     for (packed, source) in [

@@ -48,7 +48,7 @@ pub fn load_timezone() {
 pub fn now() -> LocalTime {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     // SAFETY: `tm` is plain old data, fully written by localtime_r on success;
     // both pointers are valid for the duration of the call.
