@@ -1659,16 +1659,18 @@ impl<'a> Relay<'a> {
 
     /// ABOR during a transfer: data connections are closed already; tell the
     /// server and relay its replies so the client sees what RFC 959 §4.1.3
-    /// promises: 426 then 226 (transfer cut), or a single 2xx (the
-    /// transfer had completed).
+    /// promises: one final reply for the transfer command and one for ABOR,
+    /// 426 then 226 (transfer cut) or 226 then 225/226 (the transfer had
+    /// completed).
     ///
     /// Closing the data connections races with the server: an upload cut
     /// short looks complete to it, so it may send 226 for the transfer and
     /// then 225/226 for the ABOR; a download may have finished just before.
-    /// A NOOP after the ABOR marks the end of the replies that belong to the
-    /// transfer and the ABOR, so none is left over to answer a later command
-    /// (its 200 is not relayed; a server that answers ABOR itself with 200
-    /// ends the collection early).
+    /// Both replies go to the client, which sent two commands and counts two
+    /// answers (tnftp, lftp). A NOOP after the ABOR marks the end of the
+    /// replies that belong to the transfer and the ABOR, so none is left over
+    /// to answer a later command (its 200 is not relayed; a server that
+    /// answers ABOR itself with 200 ends the collection early).
     fn abort_transfer(&mut self) -> Step {
         self.log.inf("command: ABOR (during transfer)");
         self.abort_answered = true;
@@ -1686,19 +1688,8 @@ impl<'a> Relay<'a> {
             }
             finals.push(r);
         }
-        let relay = match finals.first() {
-            Some(first) if first.is_positive() => 1,
-            _ => finals.len(),
-        };
-        for (i, r) in finals.iter().enumerate() {
-            if i < relay {
-                self.send_client(&r.to_wire())?;
-            } else {
-                self.log.dbg(&format!(
-                    "ABOR: not relayed after a completed transfer: {}",
-                    escape(&r.to_wire())
-                ));
-            }
+        for r in &finals {
+            self.send_client(&r.to_wire())?;
         }
         if finals.is_empty() {
             self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful.")?;
