@@ -337,6 +337,7 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     };
     let client = net::stream_from_stdin().context("taking the client socket")?;
     let _ = net::set_keepalive(&client);
+    let _ = net::set_nodelay(&client);
     let _ = net::set_oobinline(&client);
     let timeout = cfg.global.timeout.max(1);
     let _ = client.set_write_timeout(Some(Duration::from_secs(timeout)));

@@ -1071,6 +1071,7 @@ impl<'a> Relay<'a> {
         timeout: Duration,
     ) -> Result<(), Greeting> {
         let _ = net::set_keepalive(&stream);
+        let _ = net::set_nodelay(&stream);
         let _ = stream.set_write_timeout(Some(self.timeout()));
         let local = stream
             .local_addr()

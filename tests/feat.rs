@@ -206,6 +206,64 @@ fn both_control_connections_have_tcp_keepalive() {
     );
 }
 
+/// Prints "LOCALPORT PEERPORT NODELAY" for every TCP socket of process
+/// argv[1], read through duplicates taken with pidfd_getfd(2) (root).
+const SOCKETS_OF: &str = r#"
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid = int(sys.argv[1])
+pidfd = libc.syscall(434, pid, 0)  # pidfd_open
+assert pidfd >= 0, os.strerror(ctypes.get_errno())
+for name in os.listdir('/proc/%d/fd' % pid):
+    try:
+        if not os.readlink('/proc/%d/fd/%s' % (pid, name)).startswith('socket:'):
+            continue
+    except OSError:
+        continue
+    fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+    if fd < 0:
+        continue
+    s = socket.socket(fileno=fd)
+    try:
+        if s.type == socket.SOCK_STREAM and s.family in (socket.AF_INET, socket.AF_INET6):
+            nodelay = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            print(s.getsockname()[1], s.getpeername()[1], 1 if nodelay else 0)
+    except OSError:
+        pass
+    finally:
+        s.close()
+"#;
+
+/// A reply right after another (150 then 226) must not wait for the
+/// client's delayed ACK (Nagle): about 40 ms per transfer otherwise.
+#[test]
+fn both_control_connections_have_tcp_nodelay() {
+    if skip_unless_ftpgate("both_control_connections_have_tcp_nodelay") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    let pid = one_session(&proxy);
+    let ran = python_script(SOCKETS_OF, &[&pid.to_string()]);
+    assert!(ran.ok(), "{}", ran.describe());
+    let sockets: Vec<(u16, u16, bool)> = ran
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().map(|w| w.parse::<u16>().ok());
+            Some((w.next()??, w.next()??, w.next()?? == 1))
+        })
+        .collect();
+    let client_side = sockets.iter().find(|s| s.0 == proxy.port);
+    let server_side = sockets.iter().find(|s| s.1 == server.port);
+    assert!(
+        matches!(client_side, Some((_, _, true))) && matches!(server_side, Some((_, _, true))),
+        "control sockets (local, peer, nodelay) of session {pid}: {sockets:?}"
+    );
+    assert_eq!(c.cmd("QUIT").code, 221);
+}
+
 #[test]
 fn timeout_does_not_fire_during_a_slow_transfer() {
     // curl 7.88's --limit-rate does not throttle FTP downloads here, so a
