@@ -64,6 +64,47 @@ fn feat_drops_what_valid_commands_refuses() {
     }
 }
 
+/// lftp sends FEAT only before USER and uses MLSD only if that FEAT lists
+/// MLST: before login ftpgate asks the server when the server is fixed.
+#[test]
+fn feat_before_login_lists_the_servers_features_and_lftp_uses_mlsd() {
+    if skip_unless_ftpgate("feat_before_login_lists_the_servers_features_and_lftp_uses_mlsd") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    server.put("listed.txt", b"hello");
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    let feats = feat_lines(&mut c);
+    for want in ["SIZE", "MDTM", "MLST", "EPRT", "EPSV"] {
+        assert!(
+            feats.iter().any(|f| f.starts_with(want)),
+            "{want}: {feats:?}"
+        );
+    }
+    assert_eq!(c.cmd(&format!("USER {}", server.user())).code, 331);
+    assert_eq!(c.cmd(&format!("PASS {}", server.pass())).code, 230);
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    assert_eq!(c.cmd("SIZE listed.txt").text(), "213 5");
+    assert_eq!(c.cmd("QUIT").code, 221);
+
+    let ran = lftp(
+        proxy.port,
+        server.user(),
+        server.pass(),
+        ClientMode::Passive,
+        "cls -l",
+    );
+    assert!(ran.ok(), "{}\n{}", ran.describe(), proxy.output());
+    assert!(ran.stdout.contains("listed.txt"), "{}", ran.describe());
+    assert!(
+        proxy.log_text().contains("command: MLSD"),
+        "lftp did not use MLSD:\n{}",
+        proxy.output()
+    );
+}
+
 /// A fake server that logs in anyone, advertises TLS in FEAT, answers
 /// everything else with 200 and reports every line it received.
 fn recording_server() -> FakeServer {
