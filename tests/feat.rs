@@ -282,6 +282,15 @@ fn both_control_connections_have_tcp_nodelay() {
     if skip_unless_ftpgate("both_control_connections_have_tcp_nodelay") {
         return;
     }
+    // pidfd_getfd(2) on the session needs ptrace rights over it.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        eprintln!("SKIP both_control_connections_have_tcp_nodelay: needs root");
+        return;
+    }
     let server = FtpServer::pyftpdlib();
     let proxy = Proxy::start(server.port, "");
     let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
