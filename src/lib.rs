@@ -249,8 +249,25 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         Some(_) => None,
         None => relay::connect_early(&cfg, &Resolver::default(), original_dst, local_addr),
     };
+    // SPEC 8: the session start line names the destination as far as it
+    // is known now; a login that chooses another one logs it at USER.
+    let choosable =
+        cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user();
+    let server = match (&early, &cfg.global.destination_address) {
+        (Some((dest, _)), _) => format!("server {dest}"),
+        (None, Some(name)) => format!(
+            "server {name} port {}{}",
+            cfg.global.destination_port,
+            if choosable {
+                " unless the login chooses another"
+            } else {
+                ""
+            }
+        ),
+        (None, None) => "server chosen at login".to_string(),
+    };
     let who = format!(
-        "client {} on {}",
+        "client {} on {}, {server}",
         net::canonical(client_addr),
         net::canonical(local_addr)
     );
@@ -320,6 +337,7 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     };
     let client = net::stream_from_stdin().context("taking the client socket")?;
     let _ = net::set_keepalive(&client);
+    let _ = net::set_nodelay(&client);
     let _ = net::set_oobinline(&client);
     let timeout = cfg.global.timeout.max(1);
     let _ = client.set_write_timeout(Some(Duration::from_secs(timeout)));

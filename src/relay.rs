@@ -178,6 +178,8 @@ pub struct Relay<'a> {
     server: Option<Server>,
     /// a connection to the server begun before USER (see `connect_early`)
     early: Option<(SocketAddr, TcpStream)>,
+    /// that connection after its greeting, when FEAT before USER used it
+    greeted: Option<Server>,
     user: Option<Vec<u8>>,
     /// USER answered by the proxy, waiting for PASS (UserAuthType ldap).
     pending: Option<Pending>,
@@ -217,6 +219,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         queued: VecDeque::new(),
         server: None,
         early: start.early,
+        greeted: None,
         user: None,
         pending: None,
         auth_failures: 0,
@@ -655,10 +658,7 @@ impl<'a> Relay<'a> {
                 let _ = self.reply(reply::CLOSING, "Goodbye.");
                 Err(End::Quit)
             }
-            Kind::Feat => {
-                let r = session::features(None, self.settings.valid_commands.as_ref());
-                self.send_client(&r)
-            }
+            Kind::Feat => self.feat_before_login(),
             Kind::Pass if self.pending.is_some() => self.authenticate(cmd.arg),
             Kind::Pass => self.reply(reply::BAD_SEQUENCE, "Login with USER first."),
             _ => self.reply(reply::NOT_LOGGED_IN, "Please login with USER and PASS."),
@@ -993,6 +993,20 @@ impl<'a> Relay<'a> {
     fn connect_server(&mut self, dest: SocketAddr) -> Step {
         let timeout = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
         let same_ports = self.settings.destination_ports == self.cfg.global.destination_ports;
+        if let Some(greeted) = self
+            .greeted
+            .take()
+            .filter(|g| g.addr == canonical(dest) && same_ports)
+        {
+            self.server = Some(greeted);
+            match self.server_still_open() {
+                Ok(()) => return Ok(()),
+                Err(why) => self.log.dbg(&format!(
+                    "connection to server {dest} from FEAT unusable ({why}); connecting again"
+                )),
+            }
+            self.server = None;
+        }
         if let Some((_, stream)) = self.early.take().filter(|(a, _)| *a == dest && same_ports) {
             let greeted = net::finish_connect(stream, timeout)
                 .map_err(|e| e.to_string())
@@ -1071,6 +1085,7 @@ impl<'a> Relay<'a> {
         timeout: Duration,
     ) -> Result<(), Greeting> {
         let _ = net::set_keepalive(&stream);
+        let _ = net::set_nodelay(&stream);
         let _ = stream.set_write_timeout(Some(self.timeout()));
         let local = stream
             .local_addr()
@@ -1111,6 +1126,24 @@ impl<'a> Relay<'a> {
             reply::NOT_LOGGED_IN,
             "Cannot change user in this session: reconnect to log in as another user.",
         )
+    }
+
+    /// FEAT before USER. When no login can change the server (there is an
+    /// early connection), the server is asked, as after login: lftp sends
+    /// FEAT only before USER and uses MLSD, UTF8, ... only if listed. The
+    /// greeted connection is kept for USER. Otherwise only ftpgate's own.
+    fn feat_before_login(&mut self) -> Step {
+        match (self.greeted.take(), self.early.as_ref().map(|(a, _)| *a)) {
+            (Some(greeted), _) => self.server = Some(greeted),
+            (None, Some(dest)) => self.connect_server(dest)?,
+            (None, None) => {
+                let r = session::features(None, self.settings.valid_commands.as_ref());
+                return self.send_client(&r);
+            }
+        }
+        let result = self.feat();
+        self.greeted = self.server.take();
+        result
     }
 
     fn feat(&mut self) -> Step {
@@ -1659,16 +1692,18 @@ impl<'a> Relay<'a> {
 
     /// ABOR during a transfer: data connections are closed already; tell the
     /// server and relay its replies so the client sees what RFC 959 §4.1.3
-    /// promises: 426 then 226 (transfer cut), or a single 2xx (the
-    /// transfer had completed).
+    /// promises: one final reply for the transfer command and one for ABOR,
+    /// 426 then 226 (transfer cut) or 226 then 225/226 (the transfer had
+    /// completed).
     ///
     /// Closing the data connections races with the server: an upload cut
     /// short looks complete to it, so it may send 226 for the transfer and
     /// then 225/226 for the ABOR; a download may have finished just before.
-    /// A NOOP after the ABOR marks the end of the replies that belong to the
-    /// transfer and the ABOR, so none is left over to answer a later command
-    /// (its 200 is not relayed; a server that answers ABOR itself with 200
-    /// ends the collection early).
+    /// Both replies go to the client, which sent two commands and counts two
+    /// answers (tnftp, lftp). A NOOP after the ABOR marks the end of the
+    /// replies that belong to the transfer and the ABOR, so none is left over
+    /// to answer a later command (its 200 is not relayed; a server that
+    /// answers ABOR itself with 200 ends the collection early).
     fn abort_transfer(&mut self) -> Step {
         self.log.inf("command: ABOR (during transfer)");
         self.abort_answered = true;
@@ -1686,19 +1721,8 @@ impl<'a> Relay<'a> {
             }
             finals.push(r);
         }
-        let relay = match finals.first() {
-            Some(first) if first.is_positive() => 1,
-            _ => finals.len(),
-        };
-        for (i, r) in finals.iter().enumerate() {
-            if i < relay {
-                self.send_client(&r.to_wire())?;
-            } else {
-                self.log.dbg(&format!(
-                    "ABOR: not relayed after a completed transfer: {}",
-                    escape(&r.to_wire())
-                ));
-            }
+        for r in &finals {
+            self.send_client(&r.to_wire())?;
         }
         if finals.is_empty() {
             self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful.")?;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::TransferMode;
+use crate::ftp::command;
 use crate::ftp::reply::{self, Reply};
 use crate::policy::filter::CommandFilter;
 
@@ -65,8 +66,9 @@ fn feature_command(word: &[u8]) -> &[u8] {
 }
 
 /// Build the client's FEAT reply from the server's reply (None or not 211:
-/// the server has no FEAT): server features minus hidden ones and minus those
-/// the user's ValidCommands refuse, plus ftpgate's own.
+/// the server has no FEAT): server features minus hidden ones, minus those
+/// named after commands ftpgate does not relay, and minus those the user's
+/// ValidCommands refuse, plus ftpgate's own.
 pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u8> {
     let mut lines: Vec<Vec<u8>> = Vec::new();
     if let Some(r) = server.filter(|r| r.code == reply::SYSTEM_STATUS && r.lines.len() > 2) {
@@ -84,6 +86,11 @@ pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u
                 continue;
             }
             let cmd = feature_command(&word);
+            // A feature named after a command ftpgate does not know (PRET,
+            // ESTA, XCRC, ...) would be answered 500 by ftpgate itself.
+            if !cmd.is_empty() && command::kind(cmd).is_none() {
+                continue;
+            }
             if let (Some(f), false) = (filter, cmd.is_empty())
                 && !f.allows(cmd)
             {
@@ -104,6 +111,50 @@ pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn features_of_commands_ftpgate_does_not_know_are_not_advertised() {
+        // pure-ftpd's FEAT (abridged).
+        let lines = [
+            "211-Extensions supported:",
+            " UTF8",
+            " IDLE",
+            " MDTM",
+            " REST STREAM",
+            " MLSD",
+            " PRET",
+            " AUTH TLS",
+            " TVFS",
+            " ESTA",
+            " PASV",
+            " ESTP",
+            "211 End.",
+        ];
+        let server = Reply {
+            code: reply::SYSTEM_STATUS,
+            lines: lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
+        };
+        let out = features(Some(&server), None);
+        let text = String::from_utf8_lossy(&out);
+        for kept in [
+            "UTF8",
+            "MDTM",
+            "REST STREAM",
+            "MLSD",
+            "TVFS",
+            "PASV",
+            "EPRT",
+            "EPSV",
+        ] {
+            assert!(
+                text.contains(&format!(" {kept}\r\n")),
+                "{kept} missing: {text}"
+            );
+        }
+        for dropped in ["IDLE", "PRET", "AUTH", "ESTA", "ESTP"] {
+            assert!(!text.contains(dropped), "{dropped} advertised: {text}");
+        }
+    }
 
     #[test]
     fn uploads_and_downloads_are_told_apart() {

@@ -64,6 +64,47 @@ fn feat_drops_what_valid_commands_refuses() {
     }
 }
 
+/// lftp sends FEAT only before USER and uses MLSD only if that FEAT lists
+/// MLST: before login ftpgate asks the server when the server is fixed.
+#[test]
+fn feat_before_login_lists_the_servers_features_and_lftp_uses_mlsd() {
+    if skip_unless_ftpgate("feat_before_login_lists_the_servers_features_and_lftp_uses_mlsd") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    server.put("listed.txt", b"hello");
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    let feats = feat_lines(&mut c);
+    for want in ["SIZE", "MDTM", "MLST", "EPRT", "EPSV"] {
+        assert!(
+            feats.iter().any(|f| f.starts_with(want)),
+            "{want}: {feats:?}"
+        );
+    }
+    assert_eq!(c.cmd(&format!("USER {}", server.user())).code, 331);
+    assert_eq!(c.cmd(&format!("PASS {}", server.pass())).code, 230);
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    assert_eq!(c.cmd("SIZE listed.txt").text(), "213 5");
+    assert_eq!(c.cmd("QUIT").code, 221);
+
+    let ran = lftp(
+        proxy.port,
+        server.user(),
+        server.pass(),
+        ClientMode::Passive,
+        "cls -l",
+    );
+    assert!(ran.ok(), "{}\n{}", ran.describe(), proxy.output());
+    assert!(ran.stdout.contains("listed.txt"), "{}", ran.describe());
+    assert!(
+        proxy.log_text().contains("command: MLSD"),
+        "lftp did not use MLSD:\n{}",
+        proxy.output()
+    );
+}
+
 /// A fake server that logs in anyone, advertises TLS in FEAT, answers
 /// everything else with 200 and reports every line it received.
 fn recording_server() -> FakeServer {
@@ -204,6 +245,73 @@ fn both_control_connections_have_tcp_keepalive() {
         "keepalive timers not found for ports {} and {}:\n{out}",
         proxy.port, server.port
     );
+}
+
+/// Prints "LOCALPORT PEERPORT NODELAY" for every TCP socket of process
+/// argv[1], read through duplicates taken with pidfd_getfd(2) (root).
+const SOCKETS_OF: &str = r#"
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid = int(sys.argv[1])
+pidfd = libc.syscall(434, pid, 0)  # pidfd_open
+assert pidfd >= 0, os.strerror(ctypes.get_errno())
+for name in os.listdir('/proc/%d/fd' % pid):
+    try:
+        if not os.readlink('/proc/%d/fd/%s' % (pid, name)).startswith('socket:'):
+            continue
+    except OSError:
+        continue
+    fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+    if fd < 0:
+        continue
+    s = socket.socket(fileno=fd)
+    try:
+        if s.type == socket.SOCK_STREAM and s.family in (socket.AF_INET, socket.AF_INET6):
+            nodelay = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            print(s.getsockname()[1], s.getpeername()[1], 1 if nodelay else 0)
+    except OSError:
+        pass
+    finally:
+        s.close()
+"#;
+
+/// A reply right after another (150 then 226) must not wait for the
+/// client's delayed ACK (Nagle): about 40 ms per transfer otherwise.
+#[test]
+fn both_control_connections_have_tcp_nodelay() {
+    if skip_unless_ftpgate("both_control_connections_have_tcp_nodelay") {
+        return;
+    }
+    // pidfd_getfd(2) on the session needs ptrace rights over it.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        eprintln!("SKIP both_control_connections_have_tcp_nodelay: needs root");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    let pid = one_session(&proxy);
+    let ran = python_script(SOCKETS_OF, &[&pid.to_string()]);
+    assert!(ran.ok(), "{}", ran.describe());
+    let sockets: Vec<(u16, u16, bool)> = ran
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().map(|w| w.parse::<u16>().ok());
+            Some((w.next()??, w.next()??, w.next()?? == 1))
+        })
+        .collect();
+    let client_side = sockets.iter().find(|s| s.0 == proxy.port);
+    let server_side = sockets.iter().find(|s| s.1 == server.port);
+    assert!(
+        matches!(client_side, Some((_, _, true))) && matches!(server_side, Some((_, _, true))),
+        "control sockets (local, peer, nodelay) of session {pid}: {sockets:?}"
+    );
+    assert_eq!(c.cmd("QUIT").code, 221);
 }
 
 #[test]

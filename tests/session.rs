@@ -239,6 +239,31 @@ fn log_file_has_a_session_start_line_with_the_client_address() {
 }
 
 #[test]
+fn session_start_line_names_client_and_server() {
+    if skip_unless_ftpgate("session_start_line_names_client_and_server") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(
+        wait_until(10, || proxy.sessions().is_empty()),
+        "session did not end"
+    );
+    let log = proxy.log_text();
+    let start = log
+        .lines()
+        .find(|l| l.contains("session start"))
+        .unwrap_or_else(|| panic!("no session start line:\n{log}"));
+    assert!(
+        start.contains("client 127.0.0.1:")
+            && start.contains(&format!("server 127.0.0.1:{}", server.port)),
+        "session start line without client or server: {start}"
+    );
+}
+
+#[test]
 fn log_file_never_contains_the_password() {
     let log = session_log();
     assert!(
