@@ -134,3 +134,32 @@ fn broken_configuration_in_inetd_mode_answers_421() {
     );
     assert!(got.ends_with("\r\n"), "reply not CRLF-terminated: {got:?}");
 }
+
+#[test]
+fn check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line() {
+    let dir = TempDir::new("cli");
+    let conf = dir.join("latin1.conf");
+    fs::write(
+        &conf,
+        b"# Konfiguration f\xfcr den Proxy\nDestinationAddress 127.0.0.1\n   # Gr\xfc\xdfe\nTimeOut 60\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(r.ok(), "-c refused a Latin-1 comment: {}", r.describe());
+    assert!(r.stdout.contains("'60'"), "{}", r.describe());
+    if skip_known_ftp_proxy_difference(
+        "check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line",
+        "ftp-proxy passes Latin-1 values on as bytes",
+    ) {
+        return;
+    }
+    fs::write(
+        &conf,
+        b"# f\xfcr\nDestinationAddress 127.0.0.1\nWelcomeString Gr\xfc\xdf Gott\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted a Latin-1 value: {}", r.describe());
+    let where_ = format!("{}:3", conf.display());
+    assert!(r.stderr.contains(&where_), "{}", r.describe());
+}

@@ -402,19 +402,16 @@ impl Config {
                 crate::limits::MAX_CONFIG_SIZE
             )));
         }
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let before = e.as_bytes().get(..valid).unwrap_or_default();
-                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-                return Err(vec![ConfigError {
-                    file,
-                    line,
-                    message: "not valid UTF-8".to_string(),
-                }]);
-            }
-        };
+        let text = parse::decode(&bytes).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| ConfigError {
+                    file: file.clone(),
+                    line: e.line,
+                    message: e.message,
+                })
+                .collect::<Vec<_>>()
+        })?;
         Config::parse_str(&file, &text)
     }
 
@@ -1351,6 +1348,8 @@ mod tests {
         let loaded = Config::load(&path);
         assert!(std::fs::write(&path, b"DestinationAddress a\nWelcomeString \xff\n").is_ok());
         let bad = Config::load(&path);
+        assert!(std::fs::write(&path, b"# f\xfcr\nDestinationAddress a\n").is_ok());
+        let latin1_comment = Config::load(&path);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_dir(&dir);
         assert_eq!(loaded.map(|c| c.port).ok(), Some(2121));
@@ -1358,8 +1357,12 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert_eq!(
             (bad[0].line, bad[0].message.as_str()),
-            (2, "not valid UTF-8")
+            (
+                2,
+                "not valid UTF-8 (only comment lines may use another encoding)"
+            )
         );
+        assert!(latin1_comment.is_ok(), "{latin1_comment:?}");
         let missing = Config::load(Path::new("/nonexistent/ftpgate.conf"));
         let missing = missing.err().unwrap_or_default();
         assert_eq!(missing.len(), 1);
