@@ -1134,24 +1134,13 @@ impl<'a> Relay<'a> {
                     return self.reply(reply::COMMAND_OK, "EPSV ALL ok.");
                 }
                 Ok(addr::EpsvArg::V4) if !self.local_addr.is_ipv4() => {
-                    return self.reply(
-                        reply::EXT_PROTO_NOT_SUPPORTED,
-                        "Network protocol not supported, use (2).",
-                    );
+                    return self.unsupported_family();
                 }
                 Ok(addr::EpsvArg::V6) if !self.local_addr.is_ipv6() => {
-                    return self.reply(
-                        reply::EXT_PROTO_NOT_SUPPORTED,
-                        "Network protocol not supported, use (1).",
-                    );
+                    return self.unsupported_family();
                 }
                 Ok(_) => {}
-                Err(_) => {
-                    return self.reply(
-                        reply::EXT_PROTO_NOT_SUPPORTED,
-                        "Network protocol not supported, use (1,2).",
-                    );
-                }
+                Err(_) => return self.unsupported_family(),
             }
         } else if self.epsv_all {
             return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
@@ -1187,6 +1176,17 @@ impl<'a> Relay<'a> {
         }
     }
 
+    /// RFC 2428 522: the reply lists the families the client may use, and
+    /// ftpgate's data connections to the client use the control
+    /// connection's family only.
+    fn unsupported_family(&mut self) -> Step {
+        let family = if self.local_addr.is_ipv4() { 1 } else { 2 };
+        self.reply(
+            reply::EXT_PROTO_NOT_SUPPORTED,
+            &format!("Network protocol not supported, use ({family})."),
+        )
+    }
+
     fn client_active(&mut self, cmd: Command<'_>) -> Step {
         if self.epsv_all {
             return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
@@ -1198,12 +1198,7 @@ impl<'a> Relay<'a> {
         };
         let target = match parsed {
             Ok(a) => canonical(a),
-            Err(addr::AddrError::UnsupportedFamily) => {
-                return self.reply(
-                    reply::EXT_PROTO_NOT_SUPPORTED,
-                    "Network protocol not supported, use (1,2).",
-                );
-            }
+            Err(addr::AddrError::UnsupportedFamily) => return self.unsupported_family(),
             Err(e) => {
                 return self.reply(
                     reply::ARG_SYNTAX_ERROR,
@@ -1215,10 +1210,7 @@ impl<'a> Relay<'a> {
         // whatever the address; checked before SameAddress so the client
         // learns to switch families rather than being told it lied.
         if target.is_ipv4() != self.local_addr.is_ipv4() {
-            return self.reply(
-                reply::EXT_PROTO_NOT_SUPPORTED,
-                "Network protocol not supported on this connection.",
-            );
+            return self.unsupported_family();
         }
         if let Err(why) =
             check_client_port(target, self.client_addr.ip(), self.settings.same_address)
