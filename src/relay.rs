@@ -1626,10 +1626,11 @@ impl<'a> Relay<'a> {
                 }
                 while let Some(line) = self.client_in.next_line() {
                     if is_abort(&line) {
+                        let cut = !self.pump.finished();
                         drop(src);
                         drop(dst);
                         return self
-                            .abort_transfer()
+                            .abort_transfer(cut)
                             .map(|_| Some("aborted by client".to_string()));
                     }
                     self.queued.push_back(line);
@@ -1661,7 +1662,13 @@ impl<'a> Relay<'a> {
     /// transfer and the ABOR, so none is left over to answer a later command
     /// (its 200 is not relayed; a server that answers ABOR itself with 200
     /// ends the collection early).
-    fn abort_transfer(&mut self) -> Step {
+    ///
+    /// `cut`: ftpgate closed the data connections before every byte had
+    /// gone through. The server may still call the transfer complete (it
+    /// had sent or received everything it knew of); the client then gets
+    /// 426 and the server's answer to the ABOR (or 226), never a 226
+    /// claiming a complete transfer it did not get.
+    fn abort_transfer(&mut self, cut: bool) -> Step {
         self.log.inf("command: ABOR (during transfer)");
         self.abort_answered = true;
         self.send_server(b"ABOR")?;
@@ -1677,6 +1684,18 @@ impl<'a> Relay<'a> {
                 break;
             }
             finals.push(r);
+        }
+        if cut && finals.first().is_none_or(Reply::is_positive) {
+            self.log
+                .dbg("ABOR: transfer cut short by the proxy, 426 to the client");
+            self.reply(
+                reply::TRANSFER_ABORTED,
+                "Connection closed; transfer aborted.",
+            )?;
+            return match finals.pop().filter(Reply::is_positive) {
+                Some(r) => self.send_client(&r.to_wire()),
+                None => self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful."),
+            };
         }
         let relay = match finals.first() {
             Some(first) if first.is_positive() => 1,
