@@ -179,8 +179,13 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     let cfg = match Config::load(&opts.config) {
         Ok(c) => c,
         Err(errors) => {
-            let mut log = Log::open(&LogDestination::Syslog("daemon".into()), Level::Err)
-                .unwrap_or_else(|_| Log::stderr(Level::Err));
+            // The file's own LogDestination when that line is valid, so
+            // the reason is where the administrator looks; else syslog.
+            let syslog = LogDestination::Syslog("daemon".into());
+            let mut log = Config::salvage_log_destination(&opts.config)
+                .and_then(|d| Log::open(&d, Level::Err).ok())
+                .or_else(|| Log::open(&syslog, Level::Err).ok())
+                .unwrap_or_else(|| Log::stderr(Level::Err));
             for e in &errors {
                 log.err(&format!("configuration error: {e}"));
             }

@@ -133,6 +133,12 @@ fn broken_configuration_in_inetd_mode_answers_421() {
         "no 421 for a broken configuration: {got:?}"
     );
     assert!(got.ends_with("\r\n"), "reply not CRLF-terminated: {got:?}");
+    // The reason goes to the LogDestination the file names (its line is
+    // valid), with file and line.
+    let named = wait_until(START_SECS, || proxy.log_text().contains("NoSuchOption"));
+    let log = proxy.log_text();
+    assert!(named, "reason not in the file's log: {log:?}");
+    assert!(log.contains("proxy.conf:"), "no file and line: {log:?}");
 }
 
 #[test]

@@ -374,45 +374,81 @@ impl Layers<'_> {
     }
 }
 
-impl Config {
-    /// Reads and parses the file at `path`; the only I/O in this module.
-    /// The file is read whole before anything is decided, bounded by
-    /// `limits::MAX_CONFIG_SIZE`.
-    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        use std::io::Read;
-        let file = path.display().to_string();
-        let whole = |message: String| {
-            vec![ConfigError {
+/// Reads the file at `path` as text (see [`parse::decode`]), bounded by
+/// `limits::MAX_CONFIG_SIZE`; the only I/O in this module.
+fn read_text(path: &Path) -> Result<String, Vec<ConfigError>> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let whole = |message: String| {
+        vec![ConfigError {
+            file: file.clone(),
+            line: 0,
+            message,
+        }]
+    };
+    let handle = std::fs::File::open(path).map_err(|e| whole(format!("cannot open: {e}")))?;
+    let mut bytes = Vec::new();
+    // SECURITY: bounded read, so a huge or endless file (a FIFO,
+    // /dev/zero) cannot exhaust memory at start-up.
+    handle
+        .take(crate::limits::MAX_CONFIG_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| whole(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > crate::limits::MAX_CONFIG_SIZE {
+        return Err(whole(format!(
+            "file is larger than {} bytes",
+            crate::limits::MAX_CONFIG_SIZE
+        )));
+    }
+    let text = parse::decode(&bytes).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| ConfigError {
                 file: file.clone(),
-                line: 0,
-                message,
-            }]
-        };
-        let handle = std::fs::File::open(path).map_err(|e| whole(format!("cannot open: {e}")))?;
-        let mut bytes = Vec::new();
-        // SECURITY: bounded read, so a huge or endless file (a FIFO,
-        // /dev/zero) cannot exhaust memory at start-up.
-        handle
-            .take(crate::limits::MAX_CONFIG_SIZE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| whole(format!("cannot read: {e}")))?;
-        if bytes.len() as u64 > crate::limits::MAX_CONFIG_SIZE {
-            return Err(whole(format!(
-                "file is larger than {} bytes",
-                crate::limits::MAX_CONFIG_SIZE
-            )));
+                line: e.line,
+                message: e.message,
+            })
+            .collect::<Vec<_>>()
+    })?;
+    Ok(text)
+}
+
+/// The last valid LogDestination of the global context in `text`,
+/// whatever else is wrong with it. Pure.
+fn log_destination_of(text: &str) -> Option<LogDestination> {
+    let mut global = true;
+    let mut found = None;
+    for entry in parse::parse(text).0 {
+        match entry.item {
+            parse::Item::Global => global = true,
+            parse::Item::Section { .. } => global = false,
+            parse::Item::Setting { name, value } if global => {
+                let def = options::lookup(&name).filter(|d| d.name == "LogDestination");
+                if let Some(Ok(options::Value::LogDestination(d))) =
+                    def.map(|d| options::convert(d, &value))
+                {
+                    found = Some(d);
+                }
+            }
+            parse::Item::Setting { .. } => {}
         }
-        let text = parse::decode(&bytes).map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| ConfigError {
-                    file: file.clone(),
-                    line: e.line,
-                    message: e.message,
-                })
-                .collect::<Vec<_>>()
-        })?;
-        Config::parse_str(&file, &text)
+    }
+    found
+}
+
+impl Config {
+    /// Reads and parses the file at `path`, read whole before anything is
+    /// decided.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = read_text(path)?;
+        Config::parse_str(&path.display().to_string(), &text)
+    }
+
+    /// The global LogDestination of a file that does not load, when that
+    /// line itself is valid: where the errors of the rest belong, so the
+    /// administrator finds them in the log the file names.
+    pub fn salvage_log_destination(path: &Path) -> Option<LogDestination> {
+        log_destination_of(&read_text(path).ok()?)
     }
 
     /// Parses configuration text; `file` names it in errors and in `-c`.
@@ -1337,6 +1373,23 @@ mod tests {
                     Config:        TimeOut                  = '7'\n\
                     Config-Section ------ 'carol'\n";
         assert_eq!(c.normalised(), want);
+    }
+
+    #[test]
+    fn a_broken_file_still_names_its_log_destination() {
+        let text = "DestinationAddress a\nLogDestination /var/log/x.log\nTimeOut soon\n\
+                    [bob]\nLogDestination /tmp/bob.log\n";
+        assert!(Config::parse_str("f", text).is_err());
+        assert_eq!(
+            log_destination_of(text),
+            Some(LogDestination::File("/var/log/x.log".into()))
+        );
+        let text = "LogDestination local3\nLogDestination nowhere\nNoSuch 1\n";
+        assert_eq!(
+            log_destination_of(text),
+            Some(LogDestination::Syslog("local3".into()))
+        );
+        assert_eq!(log_destination_of("NoSuch 1\n"), None);
     }
 
     #[test]
