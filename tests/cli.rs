@@ -169,3 +169,25 @@ fn check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line
     let where_ = format!("{}:3", conf.display());
     assert!(r.stderr.contains(&where_), "{}", r.describe());
 }
+
+#[test]
+fn check_names_every_bad_valid_commands_entry() {
+    if skip_known_ftp_proxy_difference(
+        "check_names_every_bad_valid_commands_entry",
+        "ftp-proxy -c does not check ValidCommands",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("bad.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nValidCommands USER XYZ PASS RETR=( QUIT\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted bad entries: {}", r.describe());
+    for entry in ["'XYZ'", "'RETR=('", &format!("{}:2", conf.display())] {
+        assert!(r.stderr.contains(entry), "{entry}: {}", r.describe());
+    }
+}
