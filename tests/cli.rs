@@ -191,3 +191,26 @@ fn check_names_every_bad_valid_commands_entry() {
         assert!(r.stderr.contains(entry), "{entry}: {}", r.describe());
     }
 }
+
+#[test]
+fn check_refuses_host_values_that_can_never_resolve() {
+    if skip_known_ftp_proxy_difference(
+        "check_refuses_host_values_that_can_never_resolve",
+        "ftp-proxy -c does not check values",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("bad.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress ftp example com\nTranslatedAddress 2001:db8::1\nListen 0.0.0.0:21\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted them: {}", r.describe());
+    for line in 1..=3 {
+        let where_ = format!("{}:{line}:", conf.display());
+        assert!(r.stderr.contains(&where_), "{where_}: {}", r.describe());
+    }
+}

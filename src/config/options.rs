@@ -33,6 +33,11 @@ pub enum Kind {
     Port,
     /// Free text.
     Text,
+    /// A host name or an address literal (stored as text, resolved later).
+    Host,
+    /// TranslatedAddress: an IPv4 address, a host name, or an absolute
+    /// path to a file holding one (stored as text).
+    Translated,
     /// An absolute path.
     Path,
     /// `inetd` or `standalone`.
@@ -106,7 +111,7 @@ pub static OPTIONS: &[OptionDef] = &[
     def("AllowTransProxy", G, K::Bool, Some("no")),
     def("DenyMessage", G, K::Path, None),
     def("DenyString", G, K::Text, Some("Service not available")),
-    def("DestinationAddress", U, K::Text, None),
+    def("DestinationAddress", U, K::Host, None),
     def("DestinationMaxPort", U, K::Port, None),
     def("DestinationMinPort", U, K::Port, None),
     def("DestinationPort", U, K::Port, Some("21")),
@@ -139,7 +144,7 @@ pub static OPTIONS: &[OptionDef] = &[
     def("LDAPObjectClass", G, K::LdapName, None),
     def("LDAPServer", G, K::HostPort, None),
     def("LDAPVersion", G, K::LdapVersion, Some("3")),
-    def("Listen", G, K::Text, None),
+    def("Listen", G, K::Host, None),
     def("LogDestination", G, K::LogDestination, Some("daemon")),
     def("LogLevel", G, K::Level, Some("INF")),
     def("MaxClients", G, K::Int { min: 1, max: 512 }, Some("64")),
@@ -179,7 +184,7 @@ pub static OPTIONS: &[OptionDef] = &[
         },
         Some("900"),
     ),
-    def("TranslatedAddress", G, K::Text, None),
+    def("TranslatedAddress", G, K::Translated, None),
     def("User", G, K::Text, None),
     def("UserAuthMagic", G, K::AuthMagic, None),
     def("UserAuthType", G, K::AuthType, None),
@@ -263,6 +268,22 @@ pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
             format!("{name}: expected a port number (1-65535) or service name, not '{raw}'")
         }),
         K::Text => Ok(Value::Text(raw.to_string())),
+        K::Host if raw.parse::<std::net::IpAddr>().is_ok() || is_host_name(raw) => {
+            Ok(Value::Text(raw.to_string()))
+        }
+        K::Host => Err(format!(
+            "{name}: expected a host name or an IP address, not '{raw}'"
+        )),
+        K::Translated
+            if raw.starts_with('/')
+                || raw.parse::<std::net::Ipv4Addr>().is_ok()
+                || (raw.parse::<std::net::IpAddr>().is_err() && is_host_name(raw)) =>
+        {
+            Ok(Value::Text(raw.to_string()))
+        }
+        K::Translated => Err(format!(
+            "{name}: expected an IPv4 address, a host name or an absolute path, not '{raw}'"
+        )),
         K::Path => {
             // SECURITY: relative paths would depend on the working directory,
             // which changes at the chroot; only absolute paths are predictable.
@@ -425,6 +446,22 @@ pub fn parse_host_port(raw: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// A host name as ftpgate's resolver looks it up: at most 253 bytes
+/// (one trailing dot aside), labels of 1 to 63 letters, digits, '-' or
+/// '_'. Never panics, for any input.
+pub fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// An RFC 4512 attribute description without options: `descr`
 /// (letter, then letters, digits, '-') or a numeric OID.
 pub fn is_ldap_name(raw: &str) -> bool {
@@ -555,6 +592,14 @@ mod tests {
             ("UserAuthType", "LDAP"),
             ("UserAuthMagic", "@auth"),
             ("UserAuthMagic", "auth@"),
+            ("DestinationAddress", "ftp.example.com"),
+            ("DestinationAddress", "localhost."),
+            ("DestinationAddress", "2001:db8::1"),
+            ("DestinationAddress", "192.0.2.1"),
+            ("Listen", "::"),
+            ("TranslatedAddress", "192.0.2.1"),
+            ("TranslatedAddress", "fw.example.com"),
+            ("TranslatedAddress", "/etc/ftpgate/address"),
         ];
         for (name, raw) in cases {
             assert!(convert(opt(name), raw).is_ok(), "{name} {raw}");
@@ -597,6 +642,14 @@ mod tests {
             ("LDAPVersion", "1"),
             ("UserAuthType", "pam"),
             ("UserAuthMagic", "auth"),
+            // never resolvable: -c says so instead of every session failing
+            ("DestinationAddress", "ftp example com"),
+            ("DestinationAddress", "[192.0.2.1]"),
+            ("DestinationAddress", "ftp.example.com:21"),
+            ("DestinationAddress", "a..b"),
+            ("Listen", "0.0.0.0:21"),
+            ("TranslatedAddress", "2001:db8::1"),
+            ("TranslatedAddress", "etc/address"),
         ];
         for (name, raw) in cases {
             match convert(opt(name), raw) {
