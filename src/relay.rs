@@ -571,7 +571,7 @@ impl<'a> Relay<'a> {
             Err(e) => {
                 self.log.wrn(&format!(
                     "malformed command refused: {e}: {}",
-                    escape(&line)
+                    command::malformed_log_text(&line)
                 ));
                 return self.reply(reply::SYNTAX_ERROR, &format!("Syntax error: {e}."));
             }

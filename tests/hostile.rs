@@ -53,6 +53,40 @@ fn nul_bytes_are_refused_and_the_session_survives() {
 }
 
 #[test]
+fn a_malformed_pass_line_keeps_the_password_out_of_the_log() {
+    if skip_unless_ftpgate("a_malformed_pass_line_keeps_the_password_out_of_the_log") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    c.send_raw(format!("USER {}\r\n", server.user()).as_bytes());
+    assert_eq!(c.reply().code, 331);
+    // A password with a NUL, a bare CR or an 0xFF byte, or after a tab or
+    // a leading space: each line is malformed, and refused.
+    let lines: [&[u8]; 5] = [
+        b"PASS sEcReT1\0x\r\n",
+        b"PASS sEcReT2\rx\r\n",
+        b"pass sEcReT3\xff\xff\r\n",
+        b"PASS\tsEcReT4\r\n",
+        b" PASS sEcReT5\r\n",
+    ];
+    for line in lines {
+        c.send_raw(line);
+        assert_eq!(c.reply().code, 500, "{line:?}");
+    }
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(
+        wait_until(START_SECS, || proxy.sessions().is_empty()),
+        "session left behind"
+    );
+    let log = proxy.log_text();
+    assert!(log.contains("PASS ****"), "refusals not logged: {log}");
+    assert!(!log.contains("sEcReT"), "password in the log: {log}");
+}
+
+#[test]
 fn bare_lf_ends_a_line() {
     let (_s, _p, mut c) = logged_in();
     expect_codes(&mut c, b"NOOP\nNOOP\n", &[200, 200]);
