@@ -991,12 +991,17 @@ impl<'a> Relay<'a> {
     /// server may have given up on it while the client was silent);
     /// otherwise a new one is made.
     fn connect_server(&mut self, dest: SocketAddr) -> Step {
-        let timeout = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
+        // One deadline for the early connection and a new one together, and
+        // never past TimeOut: a silent server must not hold the client for
+        // twice the connect limit.
+        let limit = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS).min(self.timeout());
+        let deadline = Instant::now() + limit;
+        let left = move || deadline.saturating_duration_since(Instant::now());
         let same_ports = self.settings.destination_ports == self.cfg.global.destination_ports;
         if let Some((_, stream)) = self.early.take().filter(|(a, _)| *a == dest && same_ports) {
-            let greeted = net::finish_connect(stream, timeout)
+            let greeted = net::finish_connect(stream, left())
                 .map_err(|e| e.to_string())
-                .and_then(|s| self.greeting(s, dest, timeout).map_err(|e| e.to_string()))
+                .and_then(|s| self.greeting(s, dest, left()).map_err(|e| e.to_string()))
                 .and_then(|()| self.server_still_open());
             match greeted {
                 Ok(()) => return Ok(()),
@@ -1005,6 +1010,16 @@ impl<'a> Relay<'a> {
                 )),
             }
             self.server = None;
+        }
+        let timeout = left();
+        if timeout.is_zero() {
+            self.log
+                .err(&format!("no greeting from server {dest} in {limit:?}"));
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "The FTP server did not answer; closing connection.",
+            );
+            return Err(End::Unreachable("no greeting in time".into()));
         }
         let stream = match net::connect(
             dest,
@@ -1023,7 +1038,7 @@ impl<'a> Relay<'a> {
                 return Err(End::Unreachable(format!("{dest}: {e}")));
             }
         };
-        match self.greeting(stream, dest, timeout) {
+        match self.greeting(stream, dest, left()) {
             Ok(()) => Ok(()),
             Err(Greeting::Silent(e)) => {
                 self.log

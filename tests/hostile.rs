@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -249,6 +249,40 @@ fn an_endless_greeting_ends_the_session_with_421() {
     assert!(
         said.iter().any(|l| l.starts_with("proxy hung up")),
         "{said:?}"
+    );
+}
+
+#[test]
+fn a_server_that_never_greets_gets_the_client_a_421_within_timeout() {
+    if skip_unless_ftpgate("a_server_that_never_greets_gets_the_client_a_421_within_timeout") {
+        return;
+    }
+    // Accepts, says nothing, waits for the proxy to hang up.
+    let server = FakeServer::start(|mut s| {
+        let mut b = [0u8; 64];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        vec!["closed".into()]
+    });
+    let proxy = Proxy::start(server.port, "TimeOut 3");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    let started = Instant::now();
+    c.send_raw(b"USER u\r\n");
+    let replies = c
+        .replies_until_eof(60)
+        .expect("proxy kept the connection open");
+    let waited = started.elapsed();
+    assert!(
+        replies.last().is_some_and(|r| r.code == 421),
+        "{replies:?}\n{}",
+        proxy.output()
+    );
+    // TimeOut bounds the wait for the greeting; before, the early
+    // connection and a second one waited 10 s each.
+    assert!(
+        waited < Duration::from_secs(9),
+        "421 after {waited:?}\n{}",
+        proxy.output()
     );
 }
 
