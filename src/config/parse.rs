@@ -72,10 +72,13 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<SyntaxError>) {
 /// line must be UTF-8, since its value reaches the wire or a regular
 /// expression and a guessed encoding would change what it means: each such
 /// line is an error. A line continuing a previous one is content, as in
-/// [`parse`].
+/// [`parse`]. A leading UTF-8 byte order mark is dropped.
 ///
 /// Never panics, for any input.
 pub fn decode(bytes: &[u8]) -> Result<String, Vec<SyntaxError>> {
+    // A byte order mark (Windows editors write one) is not part of the
+    // first option's name.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let mut text = String::with_capacity(bytes.len());
     let mut errors = Vec::new();
     let mut continued = false;
@@ -324,6 +327,7 @@ mod tests {
         let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 4], "{errors:?}");
         assert_eq!(decode(b"Port 21\r\n").as_deref(), Ok("Port 21\r\n"));
+        assert_eq!(decode(b"\xef\xbb\xbfPort 21\n").as_deref(), Ok("Port 21\n"));
     }
 
     #[test]
