@@ -85,6 +85,19 @@ fn check(path: &Path) -> ExitStatus {
     match Config::load(path) {
         Ok(cfg) => {
             print!("{}", cfg.normalised());
+            // What parses but would make every session on this host fail
+            // at start-up: a warning, since the file may be meant for
+            // another host (the exit status is about the file).
+            if let Err(e) = sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
+                eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display());
+            }
+            if let Some(root) = cfg.server_root.as_deref().filter(|r| !r.is_dir()) {
+                eprintln!(
+                    "ftpgate: warning: {}: ServerRoot {} is not a directory on this host",
+                    path.display(),
+                    root.display()
+                );
+            }
             0
         }
         Err(errors) => {

@@ -229,3 +229,29 @@ fn check_refuses_host_values_that_can_never_resolve() {
         assert!(r.stderr.contains(&where_), "{where_}: {}", r.describe());
     }
 }
+
+#[test]
+fn check_warns_about_a_user_or_server_root_this_host_lacks_and_still_exits_0() {
+    if skip_unless_ftpgate(
+        "check_warns_about_a_user_or_server_root_this_host_lacks_and_still_exits_0",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("env.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nUser nosuchuser-ftpgate\nServerRoot /nonexistent/ftpgate-jail\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(r.ok(), "the file itself is fine: {}", r.describe());
+    assert!(r.stdout.contains("nosuchuser-ftpgate"), "{}", r.describe());
+    for what in ["nosuchuser-ftpgate", "/nonexistent/ftpgate-jail"] {
+        assert!(
+            r.stderr.contains("warning") && r.stderr.contains(what),
+            "no warning about {what}: {}",
+            r.describe()
+        );
+    }
+}
