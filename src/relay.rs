@@ -1496,6 +1496,9 @@ impl<'a> Relay<'a> {
             Direction::Upload => (client_stream, server_stream),
         };
         let outcome = self.pump(src, dst)?;
+        // The source did not end, or what came from it was not all
+        // delivered (idle timeout, a sink that broke or went away).
+        let cut = !self.pump.finished();
         let bytes = self.pump.bytes;
         let code = if std::mem::take(&mut self.abort_answered) {
             reply::TRANSFER_ABORTED
@@ -1504,8 +1507,23 @@ impl<'a> Relay<'a> {
                 Some(r) => r,
                 None => self.server_reply(self.timeout())?,
             };
-            self.send_client(&final_reply.to_wire())?;
-            final_reply.code
+            if cut && final_reply.is_positive() {
+                // The server may well have sent or stored everything; the
+                // client's side of the transfer is incomplete all the same,
+                // and a 226 would say otherwise.
+                self.log.wrn(&format!(
+                    "transfer cut short at the proxy, server said: {}",
+                    escape(&final_reply.to_wire())
+                ));
+                self.reply(
+                    reply::TRANSFER_ABORTED,
+                    "Connection closed; transfer aborted.",
+                )?;
+                reply::TRANSFER_ABORTED
+            } else {
+                self.send_client(&final_reply.to_wire())?;
+                final_reply.code
+            }
         };
         let secs = started.elapsed().as_secs_f64();
         match dir {

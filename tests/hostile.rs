@@ -330,6 +330,36 @@ fn a_client_that_stops_reading_mid_download_does_not_make_the_proxy_spin() {
 }
 
 #[test]
+fn a_download_cut_by_the_idle_timeout_is_426_even_if_the_server_says_226() {
+    if skip_unless_ftpgate("a_download_cut_by_the_idle_timeout_is_426_even_if_the_server_says_226")
+    {
+        return;
+    }
+    // Small enough for the server to hand it all to the proxy's buffers
+    // (and say 226), too big for the client's side, which never reads.
+    let server = FtpServer::pyftpdlib();
+    server.put("big.bin", &random_bytes(12 << 20, 6));
+    let proxy = Proxy::start(server.port, "TimeOut 3");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    c.send_raw(b"RETR big.bin\r\n");
+    let r = c.reply();
+    assert!(r.code == 150 || r.code == 125, "{r:?}");
+    let r = c.reply();
+    assert_eq!(
+        r.code,
+        426,
+        "a cut transfer was reported as {r:?}\n{}",
+        proxy.output()
+    );
+    assert_eq!(c.cmd("NOOP").code, 200);
+    drop(data);
+}
+
+#[test]
 fn a_server_that_stops_reading_mid_upload_does_not_make_the_proxy_spin() {
     if skip_unless_ftpgate("a_server_that_stops_reading_mid_upload_does_not_make_the_proxy_spin") {
         return;
