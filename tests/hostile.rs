@@ -286,6 +286,59 @@ fn a_server_that_never_greets_gets_the_client_a_421_within_timeout() {
     );
 }
 
+/// A fake server that logs in anyone and answers PWD with `answer`, then
+/// waits for the proxy to hang up.
+fn answers_pwd_with(answer: Vec<u8>) -> FakeServer {
+    FakeServer::start(move |mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            if line.is_empty() {
+                return vec!["eof".into()];
+            }
+            if verb == "PWD" {
+                let _ = s.write_all(&answer);
+                let mut b = [0u8; 64];
+                while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                return vec!["proxy hung up".into()];
+            }
+            let _ = s.write_all(match verb.as_str() {
+                "USER" => b"331 pass\r\n",
+                "PASS" => b"230 in\r\n",
+                _ => b"200 ok\r\n",
+            });
+        }
+    })
+}
+
+#[test]
+fn a_megabyte_reply_line_or_a_reply_without_line_end_gets_421_within_timeout() {
+    if skip_unless_ftpgate(
+        "a_megabyte_reply_line_or_a_reply_without_line_end_gets_421_within_timeout",
+    ) {
+        return;
+    }
+    let mut long = b"257 \"".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 1 << 20));
+    long.extend_from_slice(b"\"\r\n");
+    for answer in [long, b"257 \"/\"".to_vec()] {
+        let server = answers_pwd_with(answer);
+        let proxy = Proxy::start(server.port, "TimeOut 3");
+        let mut c = Ctrl::login(proxy.port, "u", "p");
+        c.send_raw(b"PWD\r\n");
+        let replies = c
+            .replies_until_eof(30)
+            .expect("proxy kept the connection open");
+        assert!(
+            replies.len() == 1 && replies[0].code == 421,
+            "{replies:?}\n{}",
+            proxy.output()
+        );
+        assert_eq!(server.join(), ["proxy hung up"]);
+    }
+}
+
 /// CPU ticks the session used over `secs` seconds.
 fn cpu_over(pid: u32, secs: u64) -> u64 {
     let before = cpu_ticks(pid).unwrap_or(0);
