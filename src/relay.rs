@@ -1503,9 +1503,14 @@ impl<'a> Relay<'a> {
         let code = if std::mem::take(&mut self.abort_answered) {
             reply::TRANSFER_ABORTED
         } else {
+            let limit = if cut {
+                Duration::from_secs(limits::REPLY_AFTER_CUT_SECS).min(self.timeout())
+            } else {
+                self.timeout()
+            };
             let final_reply = match self.take_final() {
                 Some(r) => r,
-                None => self.server_reply(self.timeout())?,
+                None => self.server_reply(limit)?,
             };
             if cut && final_reply.is_positive() {
                 // The server may well have sent or stored everything; the

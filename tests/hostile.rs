@@ -339,6 +339,70 @@ fn a_megabyte_reply_line_or_a_reply_without_line_end_gets_421_within_timeout() {
     }
 }
 
+#[test]
+fn a_server_that_says_150_and_then_nothing_is_ended_soon_after_timeout() {
+    if skip_unless_ftpgate("a_server_that_says_150_and_then_nothing_is_ended_soon_after_timeout") {
+        return;
+    }
+    // Offers a passive port (the kernel accepts the proxy's connection),
+    // says 150 to RETR, then neither sends data nor replies.
+    let server = FakeServer::start(|mut s| {
+        let data = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = data.local_addr().unwrap().port();
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return vec!["eof".into()];
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            let answer = match verb.as_str() {
+                "USER" => "331 pass\r\n".to_string(),
+                "PASS" => "230 in\r\n".to_string(),
+                "PASV" => format!(
+                    "227 Entering Passive Mode (127,0,0,1,{},{})\r\n",
+                    port >> 8,
+                    port & 255
+                ),
+                "RETR" => "150 here it comes\r\n".to_string(),
+                _ => "200 ok\r\n".to_string(),
+            };
+            let _ = s.write_all(answer.as_bytes());
+            if verb == "RETR" {
+                let mut b = [0u8; 64];
+                while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                drop(data);
+                return vec!["proxy hung up".into()];
+            }
+        }
+    });
+    let proxy = Proxy::start(server.port, "TimeOut 8\nDestinationTransferMode passive");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let started = Instant::now();
+    c.send_raw(b"RETR x\r\n");
+    let replies = c
+        .replies_until_eof(60)
+        .expect("proxy kept the connection open");
+    let waited = started.elapsed();
+    assert!(
+        replies.first().is_some_and(|r| r.code == 150)
+            && replies.last().is_some_and(|r| r.code == 421),
+        "{replies:?}\n{}",
+        proxy.output()
+    );
+    // TimeOut for the idle transfer, then a short wait for the server's
+    // reply (limits::REPLY_AFTER_CUT_SECS), not a second TimeOut.
+    assert!(
+        waited < Duration::from_secs(14),
+        "ended after {waited:?}\n{}",
+        proxy.output()
+    );
+    assert_eq!(server.join(), ["proxy hung up"]);
+}
+
 /// CPU ticks the session used over `secs` seconds.
 fn cpu_over(pid: u32, secs: u64) -> u64 {
     let before = cpu_ticks(pid).unwrap_or(0);
