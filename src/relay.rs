@@ -1572,7 +1572,8 @@ impl<'a> Relay<'a> {
         self.log.wrn("data connection could not be established");
         if self.take_final().is_none() {
             self.send_server(b"ABOR")?;
-            let limit = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
+            // The accept or connect has already waited its limit.
+            let limit = Duration::from_secs(limits::REPLY_AFTER_CUT_SECS).min(self.timeout());
             // The transfer's reply (426/425/226) and then ABOR's own reply.
             if let Ok(r) = self.server_reply(limit)
                 && !r.is_positive()

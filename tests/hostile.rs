@@ -403,6 +403,55 @@ fn a_server_that_says_150_and_then_nothing_is_ended_soon_after_timeout() {
     assert_eq!(server.join(), ["proxy hung up"]);
 }
 
+#[test]
+fn an_active_mode_server_that_says_150_and_never_connects_gets_425_soon_after_timeout() {
+    if skip_unless_ftpgate(
+        "an_active_mode_server_that_says_150_and_never_connects_gets_425_soon_after_timeout",
+    ) {
+        return;
+    }
+    // Takes PORT/EPRT, says 150 to RETR, then never connects nor replies.
+    let server = FakeServer::start(|mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return vec!["eof".into()];
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            let _ = s.write_all(match verb.as_str() {
+                "USER" => b"331 pass\r\n",
+                "PASS" => b"230 in\r\n",
+                "RETR" => b"150 here it comes\r\n",
+                _ => b"200 ok\r\n",
+            });
+            if verb == "RETR" {
+                let mut b = [0u8; 64];
+                while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                return vec!["proxy hung up".into()];
+            }
+        }
+    });
+    let proxy = Proxy::start(server.port, "TimeOut 8\nDestinationTransferMode active");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let started = Instant::now();
+    c.send_raw(b"RETR x\r\n");
+    assert_eq!(c.reply().code, 150);
+    let r = c.reply();
+    let waited = started.elapsed();
+    assert_eq!(r.code, 425, "{r:?}\n{}", proxy.output());
+    // TimeOut for the server's connection, then a short wait for its
+    // reply to ABOR; before, 10 s twice more.
+    assert!(
+        waited < Duration::from_secs(14),
+        "425 after {waited:?}\n{}",
+        proxy.output()
+    );
+}
+
 /// CPU ticks the session used over `secs` seconds.
 fn cpu_over(pid: u32, secs: u64) -> u64 {
     let before = cpu_ticks(pid).unwrap_or(0);
