@@ -255,3 +255,31 @@ fn check_warns_about_a_user_or_server_root_this_host_lacks_and_still_exits_0() {
         );
     }
 }
+
+#[test]
+fn double_dash_ends_the_options_and_a_stray_argument_is_a_usage_error() {
+    if skip_unless_ftpgate("double_dash_ends_the_options_and_a_stray_argument_is_a_usage_error") {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("ok.conf");
+    fs::write(&conf, "DestinationAddress 127.0.0.1\n").unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap(), "--"]);
+    assert!(r.ok(), "{}", r.describe());
+    for extra in [&["--", "-i"][..], &["stray"][..]] {
+        let mut args = vec!["-c", "-f", conf.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let r = run_proxy(&args);
+        assert_eq!(
+            r.status.and_then(|s| s.code()),
+            Some(2),
+            "{extra:?}: {}",
+            r.describe()
+        );
+        assert!(
+            r.stderr.starts_with("ftpgate: ") && r.stderr.contains("unexpected argument"),
+            "{extra:?}: {}",
+            r.describe()
+        );
+    }
+}
