@@ -283,3 +283,43 @@ fn double_dash_ends_the_options_and_a_stray_argument_is_a_usage_error() {
         );
     }
 }
+
+#[test]
+fn check_takes_port_names_from_etc_services_like_getservbyname() {
+    let services = fs::read_to_string("/etc/services").unwrap_or_default();
+    if !services
+        .lines()
+        .any(|l| l.starts_with("http-alt\t8080/tcp"))
+    {
+        eprintln!("SKIP: /etc/services without http-alt (package netbase)");
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("services.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nDestinationPort http-alt\nPort ftp\n[bob]\nDestinationPort http-alt\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(r.ok(), "{}", r.describe());
+    assert!(r.stdout.contains("'http-alt'"), "{}", r.describe());
+    if skip_known_ftp_proxy_difference(
+        "check_takes_port_names_from_etc_services_like_getservbyname",
+        "ftp-proxy -c does not check values",
+    ) {
+        return;
+    }
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nDestinationPort no-such-service-ftpgate\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "{}", r.describe());
+    assert!(
+        r.stderr.contains(&format!("{}:2:", conf.display())),
+        "{}",
+        r.describe()
+    );
+}

@@ -212,6 +212,9 @@ pub struct Config {
     global_context: Context,
     /// (context display name, canonical option name, raw value) for `-c`, in file order.
     pub entries: Vec<(String, String, String)>,
+    /// TCP service names read with the file (see `options::parse_services`),
+    /// for port values given by name in LDAP entries too.
+    services: Vec<(String, u16)>,
 }
 
 /// The display name of the global context in `-c` output.
@@ -375,7 +378,8 @@ impl Layers<'_> {
 }
 
 /// Reads the file at `path` as text (see [`parse::decode`]), bounded by
-/// `limits::MAX_CONFIG_SIZE`; the only I/O in this module.
+/// `limits::MAX_CONFIG_SIZE`; with [`read_services`] the only I/O in this
+/// module.
 fn read_text(path: &Path) -> Result<String, Vec<ConfigError>> {
     use std::io::Read;
     let file = path.display().to_string();
@@ -413,6 +417,22 @@ fn read_text(path: &Path) -> Result<String, Vec<ConfigError>> {
     Ok(text)
 }
 
+/// /etc/services, as ftp-proxy's getservbyname(3) would read it for port
+/// names; missing or unreadable, only the built-in names work. Bounded by
+/// `limits::MAX_RESOLVER_FILE`.
+fn read_services() -> Vec<(String, u16)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open("/etc/services").and_then(|f| {
+        f.take(crate::limits::MAX_RESOLVER_FILE as u64)
+            .read_to_end(&mut bytes)
+    });
+    match read {
+        Ok(_) => options::parse_services(&String::from_utf8_lossy(&bytes)),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The last valid LogDestination of the global context in `text`,
 /// whatever else is wrong with it. Pure.
 fn log_destination_of(text: &str) -> Option<LogDestination> {
@@ -441,7 +461,7 @@ impl Config {
     /// decided.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let text = read_text(path)?;
-        Config::parse_str(&path.display().to_string(), &text)
+        Config::parse_str_with(&path.display().to_string(), &text, read_services())
     }
 
     /// The global LogDestination of a file that does not load, when that
@@ -454,6 +474,16 @@ impl Config {
     /// Parses configuration text; `file` names it in errors and in `-c`.
     /// Pure; never panics, for any input. Returns every error, sorted by line.
     pub fn parse_str(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::parse_str_with(file, text, Vec::new())
+    }
+
+    /// [`Config::parse_str`] with port names from `services` (the built-in
+    /// names always work).
+    pub fn parse_str_with(
+        file: &str,
+        text: &str,
+        services: Vec<(String, u16)>,
+    ) -> Result<Config, Vec<ConfigError>> {
         let mut errors: Vec<(usize, String)> = Vec::new();
         let (entries, syntax) = parse::parse(text);
         errors.extend(syntax.into_iter().map(|e| (e.line, e.message)));
@@ -506,7 +536,7 @@ impl Config {
                         ));
                         continue;
                     }
-                    match options::convert(def, &value) {
+                    match options::convert_with(def, &value, &services) {
                         Ok(typed) => {
                             let display = if current.is_some() {
                                 context.display()
@@ -630,6 +660,7 @@ impl Config {
             ldap,
             global_context: global,
             entries: raw_entries,
+            services,
         };
         Ok(config)
     }
@@ -687,7 +718,7 @@ impl Config {
                 (options::Kind::Filter | options::Kind::Destinations, many) => many.join(" "),
                 _ => return Err(format!("{}: more than one value", def.name)),
             };
-            let value = options::convert(def, &raw)?;
+            let value = options::convert_with(def, &raw, &self.services)?;
             own.set(Setting {
                 name: def.name,
                 value,

@@ -212,9 +212,9 @@ pub fn lookup(name: &str) -> Option<&'static OptionDef> {
     OPTIONS.iter().find(|o| o.name.eq_ignore_ascii_case(name))
 }
 
-/// Well-known service names accepted where a port is expected. The file is
-/// parsed before anything else is available (and the jail has no
-/// /etc/services), so the table is built in.
+/// Well-known service names accepted where a port is expected, whatever
+/// /etc/services says or whether it exists (other names come from it, see
+/// [`parse_services`]).
 const SERVICES: &[(&str, u16)] = &[
     ("ftp-data", 20),
     ("ftp", 21),
@@ -253,6 +253,17 @@ pub enum Value {
 /// Converts `raw` to the option's type. The error says what is wrong,
 /// without the file and line (the caller adds them).
 pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
+    convert_with(option, raw, &[])
+}
+
+/// [`convert`], with `services` (from [`parse_services`]) consulted for a
+/// port name the built-in table lacks, as ftp-proxy's getservbyname(3)
+/// would.
+pub fn convert_with(
+    option: &OptionDef,
+    raw: &str,
+    services: &[(String, u16)],
+) -> Result<Value, String> {
     let name = option.name;
     match option.kind {
         K::Bool => parse_bool(raw)
@@ -264,7 +275,15 @@ pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
                 "{name}: expected a number from {min} to {max}, not '{raw}'"
             )),
         },
-        K::Port => parse_port(raw).map(Value::Port).ok_or_else(|| {
+        K::Port => parse_port(raw)
+            .or_else(|| {
+                services
+                    .iter()
+                    .find(|(service, _)| service.eq_ignore_ascii_case(raw))
+                    .map(|(_, port)| *port)
+            })
+            .map(Value::Port)
+            .ok_or_else(|| {
             format!("{name}: expected a port number (1-65535) or service name, not '{raw}'")
         }),
         K::Text => Ok(Value::Text(raw.to_string())),
@@ -446,6 +465,31 @@ pub fn parse_host_port(raw: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// The TCP services of an /etc/services text: every name and alias with
+/// its port (`name port/tcp [alias ...] [# comment]`); other lines are
+/// skipped. Pure; never panics, for any input.
+pub fn parse_services(text: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default();
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(port_proto)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(port) = port_proto
+            .strip_suffix("/tcp")
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        for n in std::iter::once(name).chain(words) {
+            out.push((n.to_string(), port));
+        }
+    }
+    out
+}
+
 /// A host name as ftpgate's resolver looks it up: at most 253 bytes
 /// (one trailing dot aside), labels of 1 to 63 letters, digits, '-' or
 /// '_'. Never panics, for any input.
@@ -604,6 +648,35 @@ mod tests {
         for (name, raw) in cases {
             assert!(convert(opt(name), raw).is_ok(), "{name} {raw}");
         }
+    }
+
+    #[test]
+    fn port_names_come_from_the_built_in_table_or_the_services_file() {
+        let services = parse_services(
+            "# comment\nhttp-alt\t8080/tcp\twebcache # WWW caching\n\
+             tftp 69/udp\nbroken x/tcp\nzero 0/tcp\n\nzope-ftp 8021/tcp\n",
+        );
+        assert_eq!(
+            services,
+            [
+                ("http-alt".to_string(), 8080),
+                ("webcache".to_string(), 8080),
+                ("zope-ftp".to_string(), 8021)
+            ]
+        );
+        let port = |raw: &str, services: &[(String, u16)]| match convert_with(
+            opt("DestinationPort"),
+            raw,
+            services,
+        ) {
+            Ok(Value::Port(p)) => Some(p),
+            _ => None,
+        };
+        assert_eq!(port("WebCache", &services), Some(8080));
+        assert_eq!(port("ftp", &services), Some(21));
+        assert_eq!(port("ftp", &[]), Some(21));
+        assert_eq!(port("webcache", &[]), None);
+        assert_eq!(port("tftp", &services), None);
     }
 
     #[test]
