@@ -43,6 +43,8 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CliError {
     UnknownFlag(String),
+    /// An argument that is not an option (ftpgate takes none).
+    Operand(String),
     MissingValue(&'static str),
     BadLevel(String),
     Conflict,
@@ -52,6 +54,7 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::UnknownFlag(s) => write!(f, "unknown option '{s}' (try --help)"),
+            CliError::Operand(s) => write!(f, "unexpected argument '{s}' (try --help)"),
             CliError::MissingValue(flag) => write!(f, "option {flag} needs a value"),
             CliError::BadLevel(s) => write!(f, "debug level '{s}' is not a number from 0 to 4"),
             CliError::Conflict => f.write_str("-d and -i exclude each other"),
@@ -95,6 +98,14 @@ where
         Ok(())
     };
     while let Some(arg) = args.next() {
+        // getopt's end of options; nothing may follow, as ftpgate takes
+        // no operands.
+        if arg == "--" {
+            if let Some(extra) = args.next() {
+                return Err(CliError::Operand(extra));
+            }
+            break;
+        }
         if let Some(long) = arg.strip_prefix("--") {
             let (name, inline) = match long.split_once('=') {
                 Some((n, v)) => (n, Some(v.to_string())),
@@ -125,7 +136,7 @@ where
             continue;
         }
         let Some(group) = arg.strip_prefix('-').filter(|g| !g.is_empty()) else {
-            return Err(CliError::UnknownFlag(arg));
+            return Err(CliError::Operand(arg));
         };
         let chars = group.char_indices();
         for (i, c) in chars {
@@ -221,6 +232,8 @@ mod tests {
         assert_eq!(p(&["-f"]), Err(CliError::MissingValue("-f")));
         assert_eq!(p(&["-v", "5"]), Err(CliError::BadLevel("5".into())));
         assert_eq!(p(&["-d", "-i"]), Err(CliError::Conflict));
-        assert!(p(&["stray"]).is_err());
+        assert_eq!(p(&["stray"]), Err(CliError::Operand("stray".into())));
+        assert_eq!(p(&["-c", "--", "-i"]), Err(CliError::Operand("-i".into())));
+        assert_eq!(p(&["-c", "--"]).unwrap().action, Action::Check);
     }
 }

@@ -85,6 +85,19 @@ fn check(path: &Path) -> ExitStatus {
     match Config::load(path) {
         Ok(cfg) => {
             print!("{}", cfg.normalised());
+            // What parses but would make every session on this host fail
+            // at start-up: a warning, since the file may be meant for
+            // another host (the exit status is about the file).
+            if let Err(e) = sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
+                eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display());
+            }
+            if let Some(root) = cfg.server_root.as_deref().filter(|r| !r.is_dir()) {
+                eprintln!(
+                    "ftpgate: warning: {}: ServerRoot {} is not a directory on this host",
+                    path.display(),
+                    root.display()
+                );
+            }
             0
         }
         Err(errors) => {
@@ -179,8 +192,13 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     let cfg = match Config::load(&opts.config) {
         Ok(c) => c,
         Err(errors) => {
-            let mut log = Log::open(&LogDestination::Syslog("daemon".into()), Level::Err)
-                .unwrap_or_else(|_| Log::stderr(Level::Err));
+            // The file's own LogDestination when that line is valid, so
+            // the reason is where the administrator looks; else syslog.
+            let syslog = LogDestination::Syslog("daemon".into());
+            let mut log = Config::salvage_log_destination(&opts.config)
+                .and_then(|d| Log::open(&d, Level::Err).ok())
+                .or_else(|| Log::open(&syslog, Level::Err).ok())
+                .unwrap_or_else(|| Log::stderr(Level::Err));
             for e in &errors {
                 log.err(&format!("configuration error: {e}"));
             }

@@ -29,6 +29,11 @@ pub const MAX_MESSAGE_LINES: usize = 100;
 /// server's greeting; an unreachable server must not hold the client long.
 pub const CONNECT_TIMEOUT_SECS: u64 = 10;
 
+/// Wait for the server's final reply after ftpgate cut a transfer short (or
+/// could not set up its data connection): a live server answers at once,
+/// and a silent one has just had TimeOut or the connect limit already.
+pub const REPLY_AFTER_CUT_SECS: u64 = 3;
+
 /// Size of each per-direction data relay buffer, bytes.
 pub const DATA_BUFFER: usize = 64 * 1024;
 

@@ -574,7 +574,7 @@ impl<'a> Relay<'a> {
             Err(e) => {
                 self.log.wrn(&format!(
                     "malformed command refused: {e}: {}",
-                    escape(&line)
+                    command::malformed_log_text(&line)
                 ));
                 return self.reply(reply::SYNTAX_ERROR, &format!("Syntax error: {e}."));
             }
@@ -991,7 +991,12 @@ impl<'a> Relay<'a> {
     /// server may have given up on it while the client was silent);
     /// otherwise a new one is made.
     fn connect_server(&mut self, dest: SocketAddr) -> Step {
-        let timeout = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
+        // One deadline for the early connection and a new one together, and
+        // never past TimeOut: a silent server must not hold the client for
+        // twice the connect limit.
+        let limit = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS).min(self.timeout());
+        let deadline = Instant::now() + limit;
+        let left = move || deadline.saturating_duration_since(Instant::now());
         let same_ports = self.settings.destination_ports == self.cfg.global.destination_ports;
         if let Some(greeted) = self
             .greeted
@@ -1008,9 +1013,9 @@ impl<'a> Relay<'a> {
             self.server = None;
         }
         if let Some((_, stream)) = self.early.take().filter(|(a, _)| *a == dest && same_ports) {
-            let greeted = net::finish_connect(stream, timeout)
+            let greeted = net::finish_connect(stream, left())
                 .map_err(|e| e.to_string())
-                .and_then(|s| self.greeting(s, dest, timeout).map_err(|e| e.to_string()))
+                .and_then(|s| self.greeting(s, dest, left()).map_err(|e| e.to_string()))
                 .and_then(|()| self.server_still_open());
             match greeted {
                 Ok(()) => return Ok(()),
@@ -1019,6 +1024,16 @@ impl<'a> Relay<'a> {
                 )),
             }
             self.server = None;
+        }
+        let timeout = left();
+        if timeout.is_zero() {
+            self.log
+                .err(&format!("no greeting from server {dest} in {limit:?}"));
+            let _ = self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "The FTP server did not answer; closing connection.",
+            );
+            return Err(End::Unreachable("no greeting in time".into()));
         }
         let stream = match net::connect(
             dest,
@@ -1037,7 +1052,7 @@ impl<'a> Relay<'a> {
                 return Err(End::Unreachable(format!("{dest}: {e}")));
             }
         };
-        match self.greeting(stream, dest, timeout) {
+        match self.greeting(stream, dest, left()) {
             Ok(()) => Ok(()),
             Err(Greeting::Silent(e)) => {
                 self.log
@@ -1167,24 +1182,13 @@ impl<'a> Relay<'a> {
                     return self.reply(reply::COMMAND_OK, "EPSV ALL ok.");
                 }
                 Ok(addr::EpsvArg::V4) if !self.local_addr.is_ipv4() => {
-                    return self.reply(
-                        reply::EXT_PROTO_NOT_SUPPORTED,
-                        "Network protocol not supported, use (2).",
-                    );
+                    return self.unsupported_family();
                 }
                 Ok(addr::EpsvArg::V6) if !self.local_addr.is_ipv6() => {
-                    return self.reply(
-                        reply::EXT_PROTO_NOT_SUPPORTED,
-                        "Network protocol not supported, use (1).",
-                    );
+                    return self.unsupported_family();
                 }
                 Ok(_) => {}
-                Err(_) => {
-                    return self.reply(
-                        reply::EXT_PROTO_NOT_SUPPORTED,
-                        "Network protocol not supported, use (1,2).",
-                    );
-                }
+                Err(_) => return self.unsupported_family(),
             }
         } else if self.epsv_all {
             return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
@@ -1220,6 +1224,17 @@ impl<'a> Relay<'a> {
         }
     }
 
+    /// RFC 2428 522: the reply lists the families the client may use, and
+    /// ftpgate's data connections to the client use the control
+    /// connection's family only.
+    fn unsupported_family(&mut self) -> Step {
+        let family = if self.local_addr.is_ipv4() { 1 } else { 2 };
+        self.reply(
+            reply::EXT_PROTO_NOT_SUPPORTED,
+            &format!("Network protocol not supported, use ({family})."),
+        )
+    }
+
     fn client_active(&mut self, cmd: Command<'_>) -> Step {
         if self.epsv_all {
             return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
@@ -1231,12 +1246,7 @@ impl<'a> Relay<'a> {
         };
         let target = match parsed {
             Ok(a) => canonical(a),
-            Err(addr::AddrError::UnsupportedFamily) => {
-                return self.reply(
-                    reply::EXT_PROTO_NOT_SUPPORTED,
-                    "Network protocol not supported, use (1,2).",
-                );
-            }
+            Err(addr::AddrError::UnsupportedFamily) => return self.unsupported_family(),
             Err(e) => {
                 return self.reply(
                     reply::ARG_SYNTAX_ERROR,
@@ -1248,10 +1258,7 @@ impl<'a> Relay<'a> {
         // whatever the address; checked before SameAddress so the client
         // learns to switch families rather than being told it lied.
         if target.is_ipv4() != self.local_addr.is_ipv4() {
-            return self.reply(
-                reply::EXT_PROTO_NOT_SUPPORTED,
-                "Network protocol not supported on this connection.",
-            );
+            return self.unsupported_family();
         }
         if let Err(why) =
             check_client_port(target, self.client_addr.ip(), self.settings.same_address)
@@ -1522,16 +1529,39 @@ impl<'a> Relay<'a> {
             Direction::Upload => (client_stream, server_stream),
         };
         let outcome = self.pump(src, dst)?;
+        // The source did not end, or what came from it was not all
+        // delivered (idle timeout, a sink that broke or went away).
+        let cut = !self.pump.finished();
         let bytes = self.pump.bytes;
         let code = if std::mem::take(&mut self.abort_answered) {
             reply::TRANSFER_ABORTED
         } else {
+            let limit = if cut {
+                Duration::from_secs(limits::REPLY_AFTER_CUT_SECS).min(self.timeout())
+            } else {
+                self.timeout()
+            };
             let final_reply = match self.take_final() {
                 Some(r) => r,
-                None => self.server_reply(self.timeout())?,
+                None => self.server_reply(limit)?,
             };
-            self.send_client(&final_reply.to_wire())?;
-            final_reply.code
+            if cut && final_reply.is_positive() {
+                // The server may well have sent or stored everything; the
+                // client's side of the transfer is incomplete all the same,
+                // and a 226 would say otherwise.
+                self.log.wrn(&format!(
+                    "transfer cut short at the proxy, server said: {}",
+                    escape(&final_reply.to_wire())
+                ));
+                self.reply(
+                    reply::TRANSFER_ABORTED,
+                    "Connection closed; transfer aborted.",
+                )?;
+                reply::TRANSFER_ABORTED
+            } else {
+                self.send_client(&final_reply.to_wire())?;
+                final_reply.code
+            }
         };
         let secs = started.elapsed().as_secs_f64();
         match dir {
@@ -1575,7 +1605,8 @@ impl<'a> Relay<'a> {
         self.log.wrn("data connection could not be established");
         if self.take_final().is_none() {
             self.send_server(b"ABOR")?;
-            let limit = Duration::from_secs(limits::CONNECT_TIMEOUT_SECS);
+            // The accept or connect has already waited its limit.
+            let limit = Duration::from_secs(limits::REPLY_AFTER_CUT_SECS).min(self.timeout());
             // The transfer's reply (426/425/226) and then ABOR's own reply.
             if let Ok(r) = self.server_reply(limit)
                 && !r.is_positive()
@@ -1667,10 +1698,11 @@ impl<'a> Relay<'a> {
                 }
                 while let Some(line) = self.client_in.next_line() {
                     if is_abort(&line) {
+                        let cut = !self.pump.finished();
                         drop(src);
                         drop(dst);
                         return self
-                            .abort_transfer()
+                            .abort_transfer(cut)
                             .map(|_| Some("aborted by client".to_string()));
                     }
                     self.queued.push_back(line);
@@ -1700,11 +1732,18 @@ impl<'a> Relay<'a> {
     /// short looks complete to it, so it may send 226 for the transfer and
     /// then 225/226 for the ABOR; a download may have finished just before.
     /// Both replies go to the client, which sent two commands and counts two
-    /// answers (tnftp, lftp). A NOOP after the ABOR marks the end of the
-    /// replies that belong to the transfer and the ABOR, so none is left over
-    /// to answer a later command (its 200 is not relayed; a server that
-    /// answers ABOR itself with 200 ends the collection early).
-    fn abort_transfer(&mut self) -> Step {
+    /// answers (tnftp, lftp); a server that gave fewer is made up for. A
+    /// NOOP after the ABOR marks the end of the replies that belong to the
+    /// transfer and the ABOR, so none is left over to answer a later command
+    /// (its 200 is not relayed; a server that answers ABOR itself with 200
+    /// ends the collection early).
+    ///
+    /// `cut`: ftpgate closed the data connections before every byte had
+    /// gone through. The server may still call the transfer complete (it
+    /// had sent or received everything it knew of); the client then gets
+    /// 426 and the server's answer to the ABOR (or 226), never a 226
+    /// claiming a complete transfer it did not get.
+    fn abort_transfer(&mut self, cut: bool) -> Step {
         self.log.inf("command: ABOR (during transfer)");
         self.abort_answered = true;
         self.send_server(b"ABOR")?;
@@ -1721,10 +1760,22 @@ impl<'a> Relay<'a> {
             }
             finals.push(r);
         }
+        if cut && finals.first().is_none_or(Reply::is_positive) {
+            self.log
+                .dbg("ABOR: transfer cut short by the proxy, 426 to the client");
+            self.reply(
+                reply::TRANSFER_ABORTED,
+                "Connection closed; transfer aborted.",
+            )?;
+            return match finals.pop().filter(Reply::is_positive) {
+                Some(r) => self.send_client(&r.to_wire()),
+                None => self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful."),
+            };
+        }
         for r in &finals {
             self.send_client(&r.to_wire())?;
         }
-        if finals.is_empty() {
+        for _ in finals.len()..2 {
             self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful.")?;
         }
         Ok(())

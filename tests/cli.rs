@@ -133,4 +133,193 @@ fn broken_configuration_in_inetd_mode_answers_421() {
         "no 421 for a broken configuration: {got:?}"
     );
     assert!(got.ends_with("\r\n"), "reply not CRLF-terminated: {got:?}");
+    // The reason goes to the LogDestination the file names (its line is
+    // valid), with file and line.
+    let named = wait_until(START_SECS, || proxy.log_text().contains("NoSuchOption"));
+    let log = proxy.log_text();
+    assert!(named, "reason not in the file's log: {log:?}");
+    assert!(log.contains("proxy.conf:"), "no file and line: {log:?}");
+}
+
+#[test]
+fn check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line() {
+    let dir = TempDir::new("cli");
+    let conf = dir.join("latin1.conf");
+    fs::write(
+        &conf,
+        b"# Konfiguration f\xfcr den Proxy\nDestinationAddress 127.0.0.1\n   # Gr\xfc\xdfe\nTimeOut 60\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(r.ok(), "-c refused a Latin-1 comment: {}", r.describe());
+    assert!(r.stdout.contains("'60'"), "{}", r.describe());
+    if skip_known_ftp_proxy_difference(
+        "check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line",
+        "ftp-proxy takes a byte order mark as part of the first option's name",
+    ) {
+        return;
+    }
+    // A byte order mark and CRLF line ends, as a Windows editor writes.
+    fs::write(
+        &conf,
+        b"\xef\xbb\xbfDestinationAddress 127.0.0.1\r\nTimeOut 60\r\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(r.ok(), "-c refused a BOM: {}", r.describe());
+    assert!(r.stdout.contains("'127.0.0.1'"), "{}", r.describe());
+    if skip_known_ftp_proxy_difference(
+        "check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line",
+        "ftp-proxy passes Latin-1 values on as bytes",
+    ) {
+        return;
+    }
+    fs::write(
+        &conf,
+        b"# f\xfcr\nDestinationAddress 127.0.0.1\nWelcomeString Gr\xfc\xdf Gott\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted a Latin-1 value: {}", r.describe());
+    let where_ = format!("{}:3", conf.display());
+    assert!(r.stderr.contains(&where_), "{}", r.describe());
+}
+
+#[test]
+fn check_names_every_bad_valid_commands_entry() {
+    if skip_known_ftp_proxy_difference(
+        "check_names_every_bad_valid_commands_entry",
+        "ftp-proxy -c does not check ValidCommands",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("bad.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nValidCommands USER XYZ PASS RETR=( QUIT\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted bad entries: {}", r.describe());
+    for entry in ["'XYZ'", "'RETR=('", &format!("{}:2", conf.display())] {
+        assert!(r.stderr.contains(entry), "{entry}: {}", r.describe());
+    }
+}
+
+#[test]
+fn check_refuses_host_values_that_can_never_resolve() {
+    if skip_known_ftp_proxy_difference(
+        "check_refuses_host_values_that_can_never_resolve",
+        "ftp-proxy -c does not check values",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("bad.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress ftp example com\nTranslatedAddress 2001:db8::1\nListen 0.0.0.0:21\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "-c accepted them: {}", r.describe());
+    for line in 1..=3 {
+        let where_ = format!("{}:{line}:", conf.display());
+        assert!(r.stderr.contains(&where_), "{where_}: {}", r.describe());
+    }
+}
+
+#[test]
+fn check_warns_about_a_user_or_server_root_this_host_lacks_and_still_exits_0() {
+    if skip_unless_ftpgate(
+        "check_warns_about_a_user_or_server_root_this_host_lacks_and_still_exits_0",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("env.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nUser nosuchuser-ftpgate\nServerRoot /nonexistent/ftpgate-jail\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(r.ok(), "the file itself is fine: {}", r.describe());
+    assert!(r.stdout.contains("nosuchuser-ftpgate"), "{}", r.describe());
+    for what in ["nosuchuser-ftpgate", "/nonexistent/ftpgate-jail"] {
+        assert!(
+            r.stderr.contains("warning") && r.stderr.contains(what),
+            "no warning about {what}: {}",
+            r.describe()
+        );
+    }
+}
+
+#[test]
+fn double_dash_ends_the_options_and_a_stray_argument_is_a_usage_error() {
+    if skip_unless_ftpgate("double_dash_ends_the_options_and_a_stray_argument_is_a_usage_error") {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("ok.conf");
+    fs::write(&conf, "DestinationAddress 127.0.0.1\n").unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap(), "--"]);
+    assert!(r.ok(), "{}", r.describe());
+    for extra in [&["--", "-i"][..], &["stray"][..]] {
+        let mut args = vec!["-c", "-f", conf.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let r = run_proxy(&args);
+        assert_eq!(
+            r.status.and_then(|s| s.code()),
+            Some(2),
+            "{extra:?}: {}",
+            r.describe()
+        );
+        assert!(
+            r.stderr.starts_with("ftpgate: ") && r.stderr.contains("unexpected argument"),
+            "{extra:?}: {}",
+            r.describe()
+        );
+    }
+}
+
+#[test]
+fn check_takes_port_names_from_etc_services_like_getservbyname() {
+    let services = fs::read_to_string("/etc/services").unwrap_or_default();
+    if !services
+        .lines()
+        .any(|l| l.starts_with("http-alt\t8080/tcp"))
+    {
+        eprintln!("SKIP: /etc/services without http-alt (package netbase)");
+        return;
+    }
+    let dir = TempDir::new("cli");
+    let conf = dir.join("services.conf");
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nDestinationPort http-alt\nPort ftp\n[bob]\nDestinationPort http-alt\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(r.ok(), "{}", r.describe());
+    assert!(r.stdout.contains("'http-alt'"), "{}", r.describe());
+    if skip_known_ftp_proxy_difference(
+        "check_takes_port_names_from_etc_services_like_getservbyname",
+        "ftp-proxy -c does not check values",
+    ) {
+        return;
+    }
+    fs::write(
+        &conf,
+        "DestinationAddress 127.0.0.1\nDestinationPort no-such-service-ftpgate\n",
+    )
+    .unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.ok(), "{}", r.describe());
+    assert!(
+        r.stderr.contains(&format!("{}:2:", conf.display())),
+        "{}",
+        r.describe()
+    );
 }

@@ -218,6 +218,11 @@ fn family_mismatches_are_refused_with_522() {
     ] {
         let r = c.cmd(cmd);
         assert_eq!(r.code, code, "{cmd}: {r:?}");
+        // RFC 2428: 522 lists what the client may use, and an IPv4
+        // control connection carries IPv4 data connections only.
+        if code == 522 {
+            assert!(r.text().ends_with("use (1)."), "{cmd}: {r:?}");
+        }
     }
     let r = c.cmd("EPSV 1");
     assert_eq!(r.code, 229, "{r:?}");

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -50,6 +50,40 @@ fn nul_bytes_are_refused_and_the_session_survives() {
     let (_s, _p, mut c) = logged_in();
     expect_codes(&mut c, b"NO\0OP\r\nNOOP\r\n", &[500, 200]);
     expect_codes(&mut c, b"CWD a\0b\r\nNOOP\r\n", &[500, 200]);
+}
+
+#[test]
+fn a_malformed_pass_line_keeps_the_password_out_of_the_log() {
+    if skip_unless_ftpgate("a_malformed_pass_line_keeps_the_password_out_of_the_log") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    c.send_raw(format!("USER {}\r\n", server.user()).as_bytes());
+    assert_eq!(c.reply().code, 331);
+    // A password with a NUL, a bare CR or an 0xFF byte, or after a tab or
+    // a leading space: each line is malformed, and refused.
+    let lines: [&[u8]; 5] = [
+        b"PASS sEcReT1\0x\r\n",
+        b"PASS sEcReT2\rx\r\n",
+        b"pass sEcReT3\xff\xff\r\n",
+        b"PASS\tsEcReT4\r\n",
+        b" PASS sEcReT5\r\n",
+    ];
+    for line in lines {
+        c.send_raw(line);
+        assert_eq!(c.reply().code, 500, "{line:?}");
+    }
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(
+        wait_until(START_SECS, || proxy.sessions().is_empty()),
+        "session left behind"
+    );
+    let log = proxy.log_text();
+    assert!(log.contains("PASS ****"), "refusals not logged: {log}");
+    assert!(!log.contains("sEcReT"), "password in the log: {log}");
 }
 
 #[test]
@@ -218,6 +252,206 @@ fn an_endless_greeting_ends_the_session_with_421() {
     );
 }
 
+#[test]
+fn a_server_that_never_greets_gets_the_client_a_421_within_timeout() {
+    if skip_unless_ftpgate("a_server_that_never_greets_gets_the_client_a_421_within_timeout") {
+        return;
+    }
+    // Accepts, says nothing, waits for the proxy to hang up.
+    let server = FakeServer::start(|mut s| {
+        let mut b = [0u8; 64];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        vec!["closed".into()]
+    });
+    let proxy = Proxy::start(server.port, "TimeOut 3");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    let started = Instant::now();
+    c.send_raw(b"USER u\r\n");
+    let replies = c
+        .replies_until_eof(60)
+        .expect("proxy kept the connection open");
+    let waited = started.elapsed();
+    assert!(
+        replies.last().is_some_and(|r| r.code == 421),
+        "{replies:?}\n{}",
+        proxy.output()
+    );
+    // TimeOut bounds the wait for the greeting; before, the early
+    // connection and a second one waited 10 s each.
+    assert!(
+        waited < Duration::from_secs(9),
+        "421 after {waited:?}\n{}",
+        proxy.output()
+    );
+}
+
+/// A fake server that logs in anyone and answers PWD with `answer`, then
+/// waits for the proxy to hang up.
+fn answers_pwd_with(answer: Vec<u8>) -> FakeServer {
+    FakeServer::start(move |mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            if line.is_empty() {
+                return vec!["eof".into()];
+            }
+            if verb == "PWD" {
+                let _ = s.write_all(&answer);
+                let mut b = [0u8; 64];
+                while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                return vec!["proxy hung up".into()];
+            }
+            let _ = s.write_all(match verb.as_str() {
+                "USER" => b"331 pass\r\n",
+                "PASS" => b"230 in\r\n",
+                _ => b"200 ok\r\n",
+            });
+        }
+    })
+}
+
+#[test]
+fn a_megabyte_reply_line_or_a_reply_without_line_end_gets_421_within_timeout() {
+    if skip_unless_ftpgate(
+        "a_megabyte_reply_line_or_a_reply_without_line_end_gets_421_within_timeout",
+    ) {
+        return;
+    }
+    let mut long = b"257 \"".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 1 << 20));
+    long.extend_from_slice(b"\"\r\n");
+    for answer in [long, b"257 \"/\"".to_vec()] {
+        let server = answers_pwd_with(answer);
+        let proxy = Proxy::start(server.port, "TimeOut 3");
+        let mut c = Ctrl::login(proxy.port, "u", "p");
+        c.send_raw(b"PWD\r\n");
+        let replies = c
+            .replies_until_eof(30)
+            .expect("proxy kept the connection open");
+        assert!(
+            replies.len() == 1 && replies[0].code == 421,
+            "{replies:?}\n{}",
+            proxy.output()
+        );
+        assert_eq!(server.join(), ["proxy hung up"]);
+    }
+}
+
+#[test]
+fn a_server_that_says_150_and_then_nothing_is_ended_soon_after_timeout() {
+    if skip_unless_ftpgate("a_server_that_says_150_and_then_nothing_is_ended_soon_after_timeout") {
+        return;
+    }
+    // Offers a passive port (the kernel accepts the proxy's connection),
+    // says 150 to RETR, then neither sends data nor replies.
+    let server = FakeServer::start(|mut s| {
+        let data = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = data.local_addr().unwrap().port();
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return vec!["eof".into()];
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            let answer = match verb.as_str() {
+                "USER" => "331 pass\r\n".to_string(),
+                "PASS" => "230 in\r\n".to_string(),
+                "PASV" => format!(
+                    "227 Entering Passive Mode (127,0,0,1,{},{})\r\n",
+                    port >> 8,
+                    port & 255
+                ),
+                "RETR" => "150 here it comes\r\n".to_string(),
+                _ => "200 ok\r\n".to_string(),
+            };
+            let _ = s.write_all(answer.as_bytes());
+            if verb == "RETR" {
+                let mut b = [0u8; 64];
+                while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                drop(data);
+                return vec!["proxy hung up".into()];
+            }
+        }
+    });
+    let proxy = Proxy::start(server.port, "TimeOut 8\nDestinationTransferMode passive");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let started = Instant::now();
+    c.send_raw(b"RETR x\r\n");
+    let replies = c
+        .replies_until_eof(60)
+        .expect("proxy kept the connection open");
+    let waited = started.elapsed();
+    assert!(
+        replies.first().is_some_and(|r| r.code == 150)
+            && replies.last().is_some_and(|r| r.code == 421),
+        "{replies:?}\n{}",
+        proxy.output()
+    );
+    // TimeOut for the idle transfer, then a short wait for the server's
+    // reply (limits::REPLY_AFTER_CUT_SECS), not a second TimeOut.
+    assert!(
+        waited < Duration::from_secs(14),
+        "ended after {waited:?}\n{}",
+        proxy.output()
+    );
+    assert_eq!(server.join(), ["proxy hung up"]);
+}
+
+#[test]
+fn an_active_mode_server_that_says_150_and_never_connects_gets_425_soon_after_timeout() {
+    if skip_unless_ftpgate(
+        "an_active_mode_server_that_says_150_and_never_connects_gets_425_soon_after_timeout",
+    ) {
+        return;
+    }
+    // Takes PORT/EPRT, says 150 to RETR, then never connects nor replies.
+    let server = FakeServer::start(|mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return vec!["eof".into()];
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            let _ = s.write_all(match verb.as_str() {
+                "USER" => b"331 pass\r\n",
+                "PASS" => b"230 in\r\n",
+                "RETR" => b"150 here it comes\r\n",
+                _ => b"200 ok\r\n",
+            });
+            if verb == "RETR" {
+                let mut b = [0u8; 64];
+                while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                return vec!["proxy hung up".into()];
+            }
+        }
+    });
+    let proxy = Proxy::start(server.port, "TimeOut 8\nDestinationTransferMode active");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let started = Instant::now();
+    c.send_raw(b"RETR x\r\n");
+    assert_eq!(c.reply().code, 150);
+    let r = c.reply();
+    let waited = started.elapsed();
+    assert_eq!(r.code, 425, "{r:?}\n{}", proxy.output());
+    // TimeOut for the server's connection, then a short wait for its
+    // reply to ABOR; before, 10 s twice more.
+    assert!(
+        waited < Duration::from_secs(14),
+        "425 after {waited:?}\n{}",
+        proxy.output()
+    );
+}
+
 /// CPU ticks the session used over `secs` seconds.
 fn cpu_over(pid: u32, secs: u64) -> u64 {
     let before = cpu_ticks(pid).unwrap_or(0);
@@ -258,6 +492,36 @@ fn a_client_that_stops_reading_mid_download_does_not_make_the_proxy_spin() {
         "session still alive long after TimeOut\n{}",
         proxy.output()
     );
+    drop(data);
+}
+
+#[test]
+fn a_download_cut_by_the_idle_timeout_is_426_even_if_the_server_says_226() {
+    if skip_unless_ftpgate("a_download_cut_by_the_idle_timeout_is_426_even_if_the_server_says_226")
+    {
+        return;
+    }
+    // Small enough for the server to hand it all to the proxy's buffers
+    // (and say 226), too big for the client's side, which never reads.
+    let server = FtpServer::pyftpdlib();
+    server.put("big.bin", &random_bytes(12 << 20, 6));
+    let proxy = Proxy::start(server.port, "TimeOut 3");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    c.send_raw(b"RETR big.bin\r\n");
+    let r = c.reply();
+    assert!(r.code == 150 || r.code == 125, "{r:?}");
+    let r = c.reply();
+    assert_eq!(
+        r.code,
+        426,
+        "a cut transfer was reported as {r:?}\n{}",
+        proxy.output()
+    );
+    assert_eq!(c.cmd("NOOP").code, 200);
     drop(data);
 }
 

@@ -212,6 +212,9 @@ pub struct Config {
     global_context: Context,
     /// (context display name, canonical option name, raw value) for `-c`, in file order.
     pub entries: Vec<(String, String, String)>,
+    /// TCP service names read with the file (see `options::parse_services`),
+    /// for port values given by name in LDAP entries too.
+    services: Vec<(String, u16)>,
 }
 
 /// The display name of the global context in `-c` output.
@@ -374,53 +377,113 @@ impl Layers<'_> {
     }
 }
 
-impl Config {
-    /// Reads and parses the file at `path`; the only I/O in this module.
-    /// The file is read whole before anything is decided, bounded by
-    /// `limits::MAX_CONFIG_SIZE`.
-    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        use std::io::Read;
-        let file = path.display().to_string();
-        let whole = |message: String| {
-            vec![ConfigError {
+/// Reads the file at `path` as text (see [`parse::decode`]), bounded by
+/// `limits::MAX_CONFIG_SIZE`; with [`read_services`] the only I/O in this
+/// module.
+fn read_text(path: &Path) -> Result<String, Vec<ConfigError>> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let whole = |message: String| {
+        vec![ConfigError {
+            file: file.clone(),
+            line: 0,
+            message,
+        }]
+    };
+    let handle = std::fs::File::open(path).map_err(|e| whole(format!("cannot open: {e}")))?;
+    let mut bytes = Vec::new();
+    // SECURITY: bounded read, so a huge or endless file (a FIFO,
+    // /dev/zero) cannot exhaust memory at start-up.
+    handle
+        .take(crate::limits::MAX_CONFIG_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| whole(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > crate::limits::MAX_CONFIG_SIZE {
+        return Err(whole(format!(
+            "file is larger than {} bytes",
+            crate::limits::MAX_CONFIG_SIZE
+        )));
+    }
+    let text = parse::decode(&bytes).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| ConfigError {
                 file: file.clone(),
-                line: 0,
-                message,
-            }]
-        };
-        let handle = std::fs::File::open(path).map_err(|e| whole(format!("cannot open: {e}")))?;
-        let mut bytes = Vec::new();
-        // SECURITY: bounded read, so a huge or endless file (a FIFO,
-        // /dev/zero) cannot exhaust memory at start-up.
-        handle
-            .take(crate::limits::MAX_CONFIG_SIZE + 1)
+                line: e.line,
+                message: e.message,
+            })
+            .collect::<Vec<_>>()
+    })?;
+    Ok(text)
+}
+
+/// /etc/services, as ftp-proxy's getservbyname(3) would read it for port
+/// names; missing or unreadable, only the built-in names work. Bounded by
+/// `limits::MAX_RESOLVER_FILE`.
+fn read_services() -> Vec<(String, u16)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open("/etc/services").and_then(|f| {
+        f.take(crate::limits::MAX_RESOLVER_FILE as u64)
             .read_to_end(&mut bytes)
-            .map_err(|e| whole(format!("cannot read: {e}")))?;
-        if bytes.len() as u64 > crate::limits::MAX_CONFIG_SIZE {
-            return Err(whole(format!(
-                "file is larger than {} bytes",
-                crate::limits::MAX_CONFIG_SIZE
-            )));
-        }
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let before = e.as_bytes().get(..valid).unwrap_or_default();
-                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-                return Err(vec![ConfigError {
-                    file,
-                    line,
-                    message: "not valid UTF-8".to_string(),
-                }]);
+    });
+    match read {
+        Ok(_) => options::parse_services(&String::from_utf8_lossy(&bytes)),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The last valid LogDestination of the global context in `text`,
+/// whatever else is wrong with it. Pure.
+fn log_destination_of(text: &str) -> Option<LogDestination> {
+    let mut global = true;
+    let mut found = None;
+    for entry in parse::parse(text).0 {
+        match entry.item {
+            parse::Item::Global => global = true,
+            parse::Item::Section { .. } => global = false,
+            parse::Item::Setting { name, value } if global => {
+                let def = options::lookup(&name).filter(|d| d.name == "LogDestination");
+                if let Some(Ok(options::Value::LogDestination(d))) =
+                    def.map(|d| options::convert(d, &value))
+                {
+                    found = Some(d);
+                }
             }
-        };
-        Config::parse_str(&file, &text)
+            parse::Item::Setting { .. } => {}
+        }
+    }
+    found
+}
+
+impl Config {
+    /// Reads and parses the file at `path`, read whole before anything is
+    /// decided.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = read_text(path)?;
+        Config::parse_str_with(&path.display().to_string(), &text, read_services())
+    }
+
+    /// The global LogDestination of a file that does not load, when that
+    /// line itself is valid: where the errors of the rest belong, so the
+    /// administrator finds them in the log the file names.
+    pub fn salvage_log_destination(path: &Path) -> Option<LogDestination> {
+        log_destination_of(&read_text(path).ok()?)
     }
 
     /// Parses configuration text; `file` names it in errors and in `-c`.
     /// Pure; never panics, for any input. Returns every error, sorted by line.
     pub fn parse_str(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::parse_str_with(file, text, Vec::new())
+    }
+
+    /// [`Config::parse_str`] with port names from `services` (the built-in
+    /// names always work).
+    pub fn parse_str_with(
+        file: &str,
+        text: &str,
+        services: Vec<(String, u16)>,
+    ) -> Result<Config, Vec<ConfigError>> {
         let mut errors: Vec<(usize, String)> = Vec::new();
         let (entries, syntax) = parse::parse(text);
         errors.extend(syntax.into_iter().map(|e| (e.line, e.message)));
@@ -473,7 +536,7 @@ impl Config {
                         ));
                         continue;
                     }
-                    match options::convert(def, &value) {
+                    match options::convert_with(def, &value, &services) {
                         Ok(typed) => {
                             let display = if current.is_some() {
                                 context.display()
@@ -597,6 +660,7 @@ impl Config {
             ldap,
             global_context: global,
             entries: raw_entries,
+            services,
         };
         Ok(config)
     }
@@ -654,7 +718,7 @@ impl Config {
                 (options::Kind::Filter | options::Kind::Destinations, many) => many.join(" "),
                 _ => return Err(format!("{}: more than one value", def.name)),
             };
-            let value = options::convert(def, &raw)?;
+            let value = options::convert_with(def, &raw, &self.services)?;
             own.set(Setting {
                 name: def.name,
                 value,
@@ -1343,6 +1407,23 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_file_still_names_its_log_destination() {
+        let text = "DestinationAddress a\nLogDestination /var/log/x.log\nTimeOut soon\n\
+                    [bob]\nLogDestination /tmp/bob.log\n";
+        assert!(Config::parse_str("f", text).is_err());
+        assert_eq!(
+            log_destination_of(text),
+            Some(LogDestination::File("/var/log/x.log".into()))
+        );
+        let text = "LogDestination local3\nLogDestination nowhere\nNoSuch 1\n";
+        assert_eq!(
+            log_destination_of(text),
+            Some(LogDestination::Syslog("local3".into()))
+        );
+        assert_eq!(log_destination_of("NoSuch 1\n"), None);
+    }
+
+    #[test]
     fn load_reads_a_file_and_reports_a_missing_one() {
         let dir = std::env::temp_dir().join(format!("ftpgate-config-test-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
@@ -1351,6 +1432,8 @@ mod tests {
         let loaded = Config::load(&path);
         assert!(std::fs::write(&path, b"DestinationAddress a\nWelcomeString \xff\n").is_ok());
         let bad = Config::load(&path);
+        assert!(std::fs::write(&path, b"# f\xfcr\nDestinationAddress a\n").is_ok());
+        let latin1_comment = Config::load(&path);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_dir(&dir);
         assert_eq!(loaded.map(|c| c.port).ok(), Some(2121));
@@ -1358,8 +1441,12 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert_eq!(
             (bad[0].line, bad[0].message.as_str()),
-            (2, "not valid UTF-8")
+            (
+                2,
+                "not valid UTF-8 (only comment lines may use another encoding)"
+            )
         );
+        assert!(latin1_comment.is_ok(), "{latin1_comment:?}");
         let missing = Config::load(Path::new("/nonexistent/ftpgate.conf"));
         let missing = missing.err().unwrap_or_default();
         assert_eq!(missing.len(), 1);

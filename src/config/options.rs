@@ -33,6 +33,11 @@ pub enum Kind {
     Port,
     /// Free text.
     Text,
+    /// A host name or an address literal (stored as text, resolved later).
+    Host,
+    /// TranslatedAddress: an IPv4 address, a host name, or an absolute
+    /// path to a file holding one (stored as text).
+    Translated,
     /// An absolute path.
     Path,
     /// `inetd` or `standalone`.
@@ -106,7 +111,7 @@ pub static OPTIONS: &[OptionDef] = &[
     def("AllowTransProxy", G, K::Bool, Some("no")),
     def("DenyMessage", G, K::Path, None),
     def("DenyString", G, K::Text, Some("Service not available")),
-    def("DestinationAddress", U, K::Text, None),
+    def("DestinationAddress", U, K::Host, None),
     def("DestinationMaxPort", U, K::Port, None),
     def("DestinationMinPort", U, K::Port, None),
     def("DestinationPort", U, K::Port, Some("21")),
@@ -139,7 +144,7 @@ pub static OPTIONS: &[OptionDef] = &[
     def("LDAPObjectClass", G, K::LdapName, None),
     def("LDAPServer", G, K::HostPort, None),
     def("LDAPVersion", G, K::LdapVersion, Some("3")),
-    def("Listen", G, K::Text, None),
+    def("Listen", G, K::Host, None),
     def("LogDestination", G, K::LogDestination, Some("daemon")),
     def("LogLevel", G, K::Level, Some("INF")),
     def("MaxClients", G, K::Int { min: 1, max: 512 }, Some("64")),
@@ -179,7 +184,7 @@ pub static OPTIONS: &[OptionDef] = &[
         },
         Some("900"),
     ),
-    def("TranslatedAddress", G, K::Text, None),
+    def("TranslatedAddress", G, K::Translated, None),
     def("User", G, K::Text, None),
     def("UserAuthMagic", G, K::AuthMagic, None),
     def("UserAuthType", G, K::AuthType, None),
@@ -207,9 +212,9 @@ pub fn lookup(name: &str) -> Option<&'static OptionDef> {
     OPTIONS.iter().find(|o| o.name.eq_ignore_ascii_case(name))
 }
 
-/// Well-known service names accepted where a port is expected. The file is
-/// parsed before anything else is available (and the jail has no
-/// /etc/services), so the table is built in.
+/// Well-known service names accepted where a port is expected, whatever
+/// /etc/services says or whether it exists (other names come from it, see
+/// [`parse_services`]).
 const SERVICES: &[(&str, u16)] = &[
     ("ftp-data", 20),
     ("ftp", 21),
@@ -248,6 +253,17 @@ pub enum Value {
 /// Converts `raw` to the option's type. The error says what is wrong,
 /// without the file and line (the caller adds them).
 pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
+    convert_with(option, raw, &[])
+}
+
+/// [`convert`], with `services` (from [`parse_services`]) consulted for a
+/// port name the built-in table lacks, as ftp-proxy's getservbyname(3)
+/// would.
+pub fn convert_with(
+    option: &OptionDef,
+    raw: &str,
+    services: &[(String, u16)],
+) -> Result<Value, String> {
     let name = option.name;
     match option.kind {
         K::Bool => parse_bool(raw)
@@ -259,10 +275,34 @@ pub fn convert(option: &OptionDef, raw: &str) -> Result<Value, String> {
                 "{name}: expected a number from {min} to {max}, not '{raw}'"
             )),
         },
-        K::Port => parse_port(raw).map(Value::Port).ok_or_else(|| {
+        K::Port => parse_port(raw)
+            .or_else(|| {
+                services
+                    .iter()
+                    .find(|(service, _)| service.eq_ignore_ascii_case(raw))
+                    .map(|(_, port)| *port)
+            })
+            .map(Value::Port)
+            .ok_or_else(|| {
             format!("{name}: expected a port number (1-65535) or service name, not '{raw}'")
         }),
         K::Text => Ok(Value::Text(raw.to_string())),
+        K::Host if raw.parse::<std::net::IpAddr>().is_ok() || is_host_name(raw) => {
+            Ok(Value::Text(raw.to_string()))
+        }
+        K::Host => Err(format!(
+            "{name}: expected a host name or an IP address, not '{raw}'"
+        )),
+        K::Translated
+            if raw.starts_with('/')
+                || raw.parse::<std::net::Ipv4Addr>().is_ok()
+                || (raw.parse::<std::net::IpAddr>().is_err() && is_host_name(raw)) =>
+        {
+            Ok(Value::Text(raw.to_string()))
+        }
+        K::Translated => Err(format!(
+            "{name}: expected an IPv4 address, a host name or an absolute path, not '{raw}'"
+        )),
         K::Path => {
             // SECURITY: relative paths would depend on the working directory,
             // which changes at the chroot; only absolute paths are predictable.
@@ -425,6 +465,47 @@ pub fn parse_host_port(raw: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// The TCP services of an /etc/services text: every name and alias with
+/// its port (`name port/tcp [alias ...] [# comment]`); other lines are
+/// skipped. Pure; never panics, for any input.
+pub fn parse_services(text: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default();
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(port_proto)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(port) = port_proto
+            .strip_suffix("/tcp")
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        for n in std::iter::once(name).chain(words) {
+            out.push((n.to_string(), port));
+        }
+    }
+    out
+}
+
+/// A host name as ftpgate's resolver looks it up: at most 253 bytes
+/// (one trailing dot aside), labels of 1 to 63 letters, digits, '-' or
+/// '_'. Never panics, for any input.
+pub fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// An RFC 4512 attribute description without options: `descr`
 /// (letter, then letters, digits, '-') or a numeric OID.
 pub fn is_ldap_name(raw: &str) -> bool {
@@ -555,10 +636,47 @@ mod tests {
             ("UserAuthType", "LDAP"),
             ("UserAuthMagic", "@auth"),
             ("UserAuthMagic", "auth@"),
+            ("DestinationAddress", "ftp.example.com"),
+            ("DestinationAddress", "localhost."),
+            ("DestinationAddress", "2001:db8::1"),
+            ("DestinationAddress", "192.0.2.1"),
+            ("Listen", "::"),
+            ("TranslatedAddress", "192.0.2.1"),
+            ("TranslatedAddress", "fw.example.com"),
+            ("TranslatedAddress", "/etc/ftpgate/address"),
         ];
         for (name, raw) in cases {
             assert!(convert(opt(name), raw).is_ok(), "{name} {raw}");
         }
+    }
+
+    #[test]
+    fn port_names_come_from_the_built_in_table_or_the_services_file() {
+        let services = parse_services(
+            "# comment\nhttp-alt\t8080/tcp\twebcache # WWW caching\n\
+             tftp 69/udp\nbroken x/tcp\nzero 0/tcp\n\nzope-ftp 8021/tcp\n",
+        );
+        assert_eq!(
+            services,
+            [
+                ("http-alt".to_string(), 8080),
+                ("webcache".to_string(), 8080),
+                ("zope-ftp".to_string(), 8021)
+            ]
+        );
+        let port = |raw: &str, services: &[(String, u16)]| match convert_with(
+            opt("DestinationPort"),
+            raw,
+            services,
+        ) {
+            Ok(Value::Port(p)) => Some(p),
+            _ => None,
+        };
+        assert_eq!(port("WebCache", &services), Some(8080));
+        assert_eq!(port("ftp", &services), Some(21));
+        assert_eq!(port("ftp", &[]), Some(21));
+        assert_eq!(port("webcache", &[]), None);
+        assert_eq!(port("tftp", &services), None);
     }
 
     #[test]
@@ -597,6 +715,14 @@ mod tests {
             ("LDAPVersion", "1"),
             ("UserAuthType", "pam"),
             ("UserAuthMagic", "auth"),
+            // never resolvable: -c says so instead of every session failing
+            ("DestinationAddress", "ftp example com"),
+            ("DestinationAddress", "[192.0.2.1]"),
+            ("DestinationAddress", "ftp.example.com:21"),
+            ("DestinationAddress", "a..b"),
+            ("Listen", "0.0.0.0:21"),
+            ("TranslatedAddress", "2001:db8::1"),
+            ("TranslatedAddress", "etc/address"),
         ];
         for (name, raw) in cases {
             match convert(opt(name), raw) {

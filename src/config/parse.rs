@@ -66,6 +66,45 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<SyntaxError>) {
     (entries, errors)
 }
 
+/// Turns the file's bytes into text. Comment lines may be in any
+/// encoding (old ftp-proxy files carry Latin-1 comments, which ftp-proxy
+/// never looks at); their undecodable bytes become U+FFFD. Every other
+/// line must be UTF-8, since its value reaches the wire or a regular
+/// expression and a guessed encoding would change what it means: each such
+/// line is an error. A line continuing a previous one is content, as in
+/// [`parse`]. A leading UTF-8 byte order mark is dropped.
+///
+/// Never panics, for any input.
+pub fn decode(bytes: &[u8]) -> Result<String, Vec<SyntaxError>> {
+    // A byte order mark (Windows editors write one) is not part of the
+    // first option's name.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut text = String::with_capacity(bytes.len());
+    let mut errors = Vec::new();
+    let mut continued = false;
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        if index > 0 {
+            text.push('\n');
+        }
+        let comment = !continued && raw.trim_ascii_start().starts_with(b"#");
+        continued = !comment && raw.trim_ascii_end().ends_with(b"\\");
+        match std::str::from_utf8(raw) {
+            Ok(line) => text.push_str(line),
+            Err(_) if comment => text.push_str(&String::from_utf8_lossy(raw)),
+            Err(_) => errors.push(SyntaxError {
+                line: index + 1,
+                message: "not valid UTF-8 (only comment lines may use another encoding)"
+                    .to_string(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(text)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Joins continued lines. Comment lines are dropped here, before joining,
 /// so a comment ending in `\` does not swallow the next line; a line that
 /// continues a previous one is content even if it starts with `#`.
@@ -278,6 +317,17 @@ mod tests {
         for (text, item) in cases {
             assert_eq!(only_entry(text), Entry { line: 1, item }, "{text:?}");
         }
+    }
+
+    #[test]
+    fn comment_lines_in_latin1_are_accepted_and_other_lines_are_errors() {
+        let text = decode(b"# f\xfcr den Proxy\n  #\xe9\r\nPort 21\n").expect("decodes");
+        assert_eq!(parse(&text).0, vec![setting(3, "Port", "21")]);
+        let errors = decode(b"# ok \xfc\nWelcomeString Gr\xfc\xdf\nA b\\\n#\xfc\n").unwrap_err();
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 4], "{errors:?}");
+        assert_eq!(decode(b"Port 21\r\n").as_deref(), Ok("Port 21\r\n"));
+        assert_eq!(decode(b"\xef\xbb\xbfPort 21\n").as_deref(), Ok("Port 21\n"));
     }
 
     #[test]

@@ -313,6 +313,27 @@ impl<'a> Command<'a> {
     }
 }
 
+/// A line that did not parse, as text for a log line: escaped, except that
+/// a line that starts like PASS, ACCT or ADAT (any case, after white
+/// space) shows only that word and `****`. Never panics, for any input.
+pub fn malformed_log_text(line: &[u8]) -> String {
+    let start = line
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    let head = line.get(start..start + 4).unwrap_or_default();
+    // SECURITY: a password with a NUL, a bare CR or an 0xFF byte, or sent
+    // after a tab, makes the line malformed; it must not reach the log
+    // either (SPEC §6).
+    if [&b"PASS"[..], b"ACCT", b"ADAT"]
+        .iter()
+        .any(|secret| head.eq_ignore_ascii_case(secret))
+    {
+        return format!("{} ****", escape(line.get(..start + 4).unwrap_or_default()));
+    }
+    escape(line)
+}
+
 /// The kind of a known verb (any case), `None` for an unknown one.
 pub fn kind(verb: &[u8]) -> Option<Kind> {
     KNOWN
@@ -472,6 +493,25 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(Command::parse(line).unwrap().log_text(), *want);
+        }
+    }
+
+    #[test]
+    fn malformed_lines_hide_what_follows_a_secret_verb() {
+        let cases: &[(&[u8], &str)] = &[
+            (b" PASS secret", " PASS ****"),
+            (b"PASS\tsecret", "PASS ****"),
+            (b"pass secret\x00x", "pass ****"),
+            (b"PASS se\rcret", "PASS ****"),
+            (b"PASSsecret", "PASS ****"),
+            (b"acct a\xff", "acct ****"),
+            (b"ADAT", "ADAT ****"),
+            (b"PAS", "PAS"),
+            (b"RETR a\x00b", "RETR a\\x00b"),
+            (b"", ""),
+        ];
+        for (line, want) in cases {
+            assert_eq!(malformed_log_text(line), *want, "{line:?}");
         }
     }
 

@@ -68,11 +68,18 @@ impl Verdict {
 pub struct FilterError {
     pub entry: String,
     pub reason: String,
+    /// The bad entries after this one, so that one look at the error (as
+    /// `-c` prints it) shows them all.
+    pub also: Vec<FilterError>,
 }
 
 impl std::fmt::Display for FilterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ValidCommands entry '{}': {}", self.entry, self.reason)
+        write!(f, "ValidCommands entry '{}': {}", self.entry, self.reason)?;
+        for e in &self.also {
+            write!(f, "; entry '{}': {}", e.entry, e.reason)?;
+        }
+        Ok(())
     }
 }
 
@@ -91,40 +98,26 @@ pub struct CommandFilter {
 
 impl CommandFilter {
     /// Parses and compiles a ValidCommands value (see the module grammar).
-    /// The first bad entry is the error.
+    /// The error is the first bad entry, carrying every later one.
     pub fn parse(value: &str) -> Result<CommandFilter, FilterError> {
         let mut rules = Vec::new();
+        let mut errors = Vec::new();
         for entry in split_entries(value) {
-            let error = |reason: String| FilterError {
-                entry: entry.to_string(),
-                reason,
-            };
-            let (name, pattern) = match entry.split_once('=') {
-                Some((name, pattern)) => (name, Some(pattern)),
-                None => (entry, None),
-            };
-            if name.is_empty() {
-                return Err(error("missing command name before '='".to_string()));
+            match parse_rule(entry) {
+                Ok(rule) => rules.push(rule),
+                Err(reason) => errors.push(FilterError {
+                    entry: entry.to_string(),
+                    reason,
+                    also: Vec::new(),
+                }),
             }
-            let verb = Verb::new(name.as_bytes())
-                .ok_or_else(|| error("a command name is 1 to 4 letters".to_string()))?;
-            if kind(verb.as_bytes()).is_none() {
-                return Err(error(format!("unknown command {verb}")));
-            }
-            let pattern = match pattern {
-                None => None,
-                Some("") => {
-                    return Err(error(
-                        "empty pattern (write the command alone to allow any argument, \
-                         or VERB=^$ to allow none)"
-                            .to_string(),
-                    ));
-                }
-                Some(p) => Some(compile_pattern(p).map_err(error)?),
-            };
-            rules.push(Rule { verb, pattern });
         }
-        Ok(CommandFilter { rules })
+        if errors.is_empty() {
+            return Ok(CommandFilter { rules });
+        }
+        let mut first = errors.remove(0);
+        first.also = errors;
+        Err(first)
     }
 
     /// The verdict for `verb` (any case) with argument `arg`.
@@ -157,6 +150,34 @@ impl CommandFilter {
             .iter()
             .any(|r| r.verb.as_bytes().eq_ignore_ascii_case(verb))
     }
+}
+
+/// One ValidCommands entry as a rule; the error is the reason.
+fn parse_rule(entry: &str) -> Result<Rule, String> {
+    let (name, pattern) = match entry.split_once('=') {
+        Some((name, pattern)) => (name, Some(pattern)),
+        None => (entry, None),
+    };
+    if name.is_empty() {
+        return Err("missing command name before '='".to_string());
+    }
+    let verb =
+        Verb::new(name.as_bytes()).ok_or_else(|| "a command name is 1 to 4 letters".to_string())?;
+    if kind(verb.as_bytes()).is_none() {
+        return Err(format!("unknown command {verb}"));
+    }
+    let pattern = match pattern {
+        None => None,
+        Some("") => {
+            return Err(
+                "empty pattern (write the command alone to allow any argument, \
+                 or VERB=^$ to allow none)"
+                    .to_string(),
+            );
+        }
+        Some(p) => Some(compile_pattern(p)?),
+    };
+    Ok(Rule { verb, pattern })
 }
 
 /// Splits a ValidCommands value into entries (see the module docs for how a
@@ -509,6 +530,19 @@ mod tests {
         assert!(f.allows(b"RETR"));
         assert!(f.allows(b"stor"));
         assert!(!f.allows(b"LIST"));
+    }
+
+    #[test]
+    fn every_bad_entry_is_named_in_one_error() {
+        let e = CommandFilter::parse("USER XSEM RETR=( QUIT FOO").unwrap_err();
+        assert_eq!(e.entry, "XSEM");
+        let also: Vec<&str> = e.also.iter().map(|a| a.entry.as_str()).collect();
+        assert_eq!(also, ["RETR=(", "FOO"]);
+        let text = e.to_string();
+        assert!(
+            text.contains("'RETR=('") && text.ends_with("unknown command FOO"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -250,19 +250,12 @@ const CLASS_IN: u16 = 1;
 /// A name in DNS wire format: labels of 1..=63 bytes of letters, digits,
 /// `-` and `_`, at most 255 bytes in all. None when the name is not valid.
 fn encode_name(name: &str) -> Option<Vec<u8>> {
-    if name.is_empty() || name.len() > 253 {
+    // The one rule for names, also checked when the configuration loads.
+    if name.ends_with('.') || !crate::config::options::is_host_name(name) {
         return None;
     }
     let mut out = Vec::with_capacity(name.len() + 2);
     for label in name.split('.') {
-        if label.is_empty()
-            || label.len() > 63
-            || !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return None;
-        }
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
     }
