@@ -461,7 +461,15 @@ impl Config {
     /// decided.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let text = read_text(path)?;
-        Config::parse_str_with(&path.display().to_string(), &text, read_services())
+        let file = path.display().to_string();
+        // /etc/services (13 KB) is read only when the file needs it: a
+        // port named beyond the built-in names, or an LDAP directory whose
+        // entries may name ports after the chroot. Every session loads
+        // the file, and most give numbers.
+        match Config::parse_str(&file, &text) {
+            Ok(config) if config.ldap.is_none() => Ok(config),
+            _ => Config::parse_str_with(&file, &text, read_services()),
+        }
     }
 
     /// The global LogDestination of a file that does not load, when that
