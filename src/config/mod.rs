@@ -500,6 +500,9 @@ impl Config {
         let mut users: Vec<Context> = Vec::new();
         let mut current: Option<usize> = None;
         let mut raw_entries = Vec::new();
+        // A DestinationAddress line in the global context, valid or not
+        // (a bad one has its own error; "required" would mislead).
+        let mut destination_given = false;
         for entry in entries {
             match entry.item {
                 parse::Item::Global => current = None,
@@ -544,6 +547,7 @@ impl Config {
                         ));
                         continue;
                     }
+                    destination_given |= current.is_none() && def.name == "DestinationAddress";
                     match options::convert_with(def, &value, &services) {
                         Ok(typed) => {
                             let display = if current.is_some() {
@@ -564,7 +568,7 @@ impl Config {
             }
         }
 
-        if global.get("DestinationAddress").is_none() {
+        if !destination_given {
             errors.push((
                 0,
                 "DestinationAddress is required in the global context".to_string(),
@@ -1377,6 +1381,14 @@ mod tests {
                 )]
             );
         }
+        // A bad DestinationAddress is reported once, at its line.
+        assert_eq!(
+            errors("DestinationAddress a b\n"),
+            vec![(
+                1,
+                "DestinationAddress: expected a host name or an IP address, not 'a b'".to_string()
+            )]
+        );
         let e = Config::parse_str("f.conf", "Port 1\nFoo 1\n")
             .err()
             .unwrap_or_default();
