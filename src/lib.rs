@@ -259,13 +259,22 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     // interface list; the other destination checks run at login.
     let redirect_loop = original_dst
         .filter(|&orig| cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr));
+    // SECURITY: a client-chosen destination (magic user, transparent) is
+    // never the proxy itself; through a listener on 0.0.0.0 that is any of
+    // this host's addresses at our port, so the interface list is read
+    // here, before the jail.
+    let proxy_self = if cfg.allow_magic_user || cfg.force_magic_user || cfg.allow_trans_proxy {
+        sys::transparent::proxy_self(local_addr)
+    } else {
+        vec![net::canonical(local_addr)]
+    };
     // The server connection starts here, so that its handshake and the
     // server's greeting overlap the rest of the start-up: address literals
     // and transparent destinations; names wait for the resolver cache. A
     // session refused below (DenyMessage) just closes it again.
     let early = match redirect_loop {
         Some(_) => None,
-        None => relay::connect_early(&cfg, &Resolver::default(), original_dst, local_addr),
+        None => relay::connect_early(&cfg, &Resolver::default(), original_dst, &proxy_self),
     };
     // SPEC 8: the session start line names the destination as far as it
     // is known now; a login that chooses another one logs it at USER.
@@ -383,6 +392,7 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         translated,
         greeting,
         original_dst,
+        proxy_self,
         early,
     };
     let end = relay::run(&jailed, start, &mut log);

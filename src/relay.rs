@@ -97,6 +97,9 @@ pub struct Start<'a> {
     pub greeting: Vec<u8>,
     /// Where the client originally connected, when netfilter redirected it.
     pub original_dst: Option<SocketAddr>,
+    /// What a client-chosen destination may not be: the proxy itself
+    /// ([`crate::sys::transparent::proxy_self`]).
+    pub proxy_self: Vec<SocketAddr>,
     /// A server connection begun by [`connect_early`], if any.
     pub early: Option<(SocketAddr, TcpStream)>,
 }
@@ -171,6 +174,7 @@ pub struct Relay<'a> {
     local_addr: SocketAddr,
     translated: Option<Ipv4Addr>,
     original_dst: Option<SocketAddr>,
+    proxy_self: Vec<SocketAddr>,
     client_in: LineBuffer,
     client_eof: bool,
     /// client lines read during a transfer, handled after it
@@ -214,6 +218,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         local_addr: canonical(start.local_addr),
         translated: start.translated,
         original_dst: start.original_dst,
+        proxy_self: start.proxy_self,
         client_in: LineBuffer::new(),
         client_eof: false,
         queued: VecDeque::new(),
@@ -248,7 +253,7 @@ fn destination(
     settings: &UserSettings,
     login: &Login<'_>,
     original_dst: Option<SocketAddr>,
-    local_addr: SocketAddr,
+    proxy_self: &[SocketAddr],
 ) -> Result<SocketAddr, String> {
     let candidates = match (login.host, original_dst) {
         (Some(host), _) => {
@@ -280,11 +285,7 @@ fn destination(
     // that passes is used, never one that did not.
     let mut refusal = None;
     for addr in candidates {
-        match dest::check(
-            addr,
-            settings.allowed_destinations.as_deref(),
-            &[local_addr],
-        ) {
+        match dest::check(addr, settings.allowed_destinations.as_deref(), proxy_self) {
             Ok(()) => return Ok(addr),
             Err(r) => {
                 refusal.get_or_insert(format!("{addr}: {r}"));
@@ -305,7 +306,7 @@ pub fn connect_early(
     cfg: &Config,
     resolver: &Resolver,
     original_dst: Option<SocketAddr>,
-    local_addr: SocketAddr,
+    proxy_self: &[SocketAddr],
 ) -> Option<(SocketAddr, TcpStream)> {
     if cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user() {
         return None;
@@ -315,14 +316,13 @@ pub fn connect_early(
         host: None,
         port: None,
     };
-    let local_addr = canonical(local_addr);
     let dest = destination(
         cfg,
         resolver,
         &cfg.global,
         &anyone,
         original_dst,
-        local_addr,
+        proxy_self,
     )
     .ok()?;
     let ports = ports(cfg.global.destination_ports, cfg.sock_bind_rand);
@@ -500,7 +500,8 @@ impl<'a> Relay<'a> {
         // lookup may wait for DNS, so it comes after the greeting, and the
         // connection still overlaps the client's USER.
         if self.early.is_none() {
-            self.early = connect_early(self.cfg, self.resolver, self.original_dst, self.local_addr);
+            self.early =
+                connect_early(self.cfg, self.resolver, self.original_dst, &self.proxy_self);
         }
         loop {
             while let Some(line) = self.next_client_line() {
@@ -982,7 +983,7 @@ impl<'a> Relay<'a> {
             settings,
             login,
             self.original_dst,
-            self.local_addr,
+            &self.proxy_self,
         )
     }
 

@@ -357,6 +357,37 @@ fn magic_user_naming_the_proxy_itself_is_refused() {
     );
 }
 
+/// A proxy listening on 0.0.0.0 answers on every address of the host: a
+/// magic user naming another of the host's addresses (here 127.0.0.2, also
+/// local) at the proxy's port is the proxy itself, refused with 530 and a
+/// log line, never connected to.
+#[test]
+fn magic_user_naming_another_own_address_at_the_proxy_port_is_refused() {
+    if skip_unless_ftpgate("magic_user_naming_another_own_address_at_the_proxy_port_is_refused") {
+        return;
+    }
+    let proxy = Proxy::start(
+        dead_port(),
+        "AllowMagicUser yes\nAllowedDestinations 127.0.0.0/8",
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    c.send_raw(format!("USER test@127.0.0.2:{}\r\n", proxy.port).as_bytes());
+    let r = match c.try_reply() {
+        Ok(Some(r)) => r,
+        other => panic!("no reply to a magic user naming the proxy: {other:?}"),
+    };
+    assert_eq!(r.code, 530, "{r:?}\n{}", proxy.output());
+    assert!(r.text().contains("proxy itself"), "{r:?}");
+    assert!(
+        wait_until(5, || proxy
+            .log_text()
+            .contains("destination is the proxy itself")),
+        "no log line:\n{}",
+        proxy.log_text()
+    );
+}
+
 /// Compatibility: the same scripted session through Debian's ftp-proxy and
 /// through the binary under test gives the same reply codes.
 #[test]

@@ -51,6 +51,29 @@ pub fn is_own_address(ip: IpAddr) -> bool {
         .any(|a| a.ip().to_canonical() == ip)
 }
 
+/// The addresses a client-chosen destination must not name at the
+/// proxy's port `local`: `local` itself, and, because a listener on
+/// 0.0.0.0 or [::] answers on every address of the host, the unspecified
+/// addresses (which `policy::dest` reads as loopback too) and every
+/// interface address at the same port. Read before the jail.
+pub fn proxy_self(local: SocketAddr) -> Vec<SocketAddr> {
+    let port = local.port();
+    let mut own = vec![
+        super::net::canonical(local),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+    ];
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        own.extend(
+            addrs
+                .filter_map(|ifa| ifa.address)
+                .filter_map(|a| super::net::to_std(&a))
+                .map(|a| SocketAddr::new(a.ip().to_canonical(), port)),
+        );
+    }
+    own
+}
+
 /// A redirect loop: the original destination is this host at the port the
 /// proxy was reached on, so connecting there would reach the proxy again.
 pub fn is_loop(orig: SocketAddr, local: SocketAddr) -> bool {
