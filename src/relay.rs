@@ -1211,7 +1211,12 @@ impl<'a> Relay<'a> {
             Ok(l) => l,
             Err(e) => {
                 self.log.err(&format!("cannot open passive listener: {e}"));
-                return self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+                let text = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    "Cannot open data connection: no free port in the passive port range."
+                } else {
+                    "Cannot open data connection."
+                };
+                return self.reply(reply::CANT_OPEN_DATA, text);
             }
         };
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);

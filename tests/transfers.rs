@@ -350,3 +350,54 @@ fn several_transfers_in_one_ftplib_session_through_pyftpdlib_all_succeed() {
 fn several_transfers_in_one_ftplib_session_through_vsftpd_all_succeed() {
     several_transfers_in_one_session(Vsftpd);
 }
+
+/// Two sessions at once with a small DestinationMinPort/MaxPort range:
+/// each control and data connection to the server takes its own port of
+/// the range. (SO_REUSEADDR let the second session bind the first one's
+/// port and then fail to connect with "Cannot assign requested address".)
+/// With the passive range of one port taken by the first session, the
+/// second gets a 425 that says why.
+const TWO_SESSIONS: &str = r#"
+import ftplib, sys
+port, user, pw, sub = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+a = ftplib.FTP(); a.connect("127.0.0.1", port, timeout=10); a.login(user, pw)
+b = ftplib.FTP(); b.connect("127.0.0.1", port, timeout=10); b.login(user, pw)
+print("A", a.nlst(sub))
+print("B", b.nlst(sub))
+print("PASV-A", a.sendcmd("PASV"))
+try:
+    print("PASV-B", b.sendcmd("PASV"))
+except ftplib.all_errors as e:
+    print("PASV-B", e)
+a.quit(); b.quit()
+"#;
+
+#[test]
+fn concurrent_sessions_share_small_destination_and_passive_port_ranges() {
+    let server = FtpServer::pyftpdlib();
+    server.put("x.txt", b"x\n");
+    let dest = free_port();
+    let pasv = free_port();
+    let proxy = Proxy::start(
+        server.port,
+        &format!(
+            "DestinationMinPort {dest}\nDestinationMaxPort {}\n\
+             PassiveMinDataPort {pasv}\nPassiveMaxDataPort {pasv}\n\
+             DestinationTransferMode passive",
+            dest + 3
+        ),
+    );
+    let port = proxy.port.to_string();
+    let r = python_script(
+        TWO_SESSIONS,
+        &[&port, server.user(), server.pass(), server.sub],
+    );
+    assert!(r.ok(), "{}\n{}", r.describe(), proxy.output());
+    assert!(r.stdout.contains("A ['"), "first session: {}", r.stdout);
+    assert!(r.stdout.contains("B ['"), "second session: {}", r.stdout);
+    assert!(
+        r.stdout.contains("PASV-B 425") && r.stdout.contains("passive port range"),
+        "exhausted passive range: {}",
+        r.stdout
+    );
+}

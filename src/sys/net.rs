@@ -99,30 +99,39 @@ fn family_of(ip: IpAddr) -> AddressFamily {
     }
 }
 
-/// Bind `fd` to `ip` and a port from `ports` (any port when None).
-fn bind_in_range(fd: &OwnedFd, ip: IpAddr, ports: Option<Ports>) -> io::Result<()> {
-    let Some(p) = ports else {
-        socket::bind(fd.as_raw_fd(), &sockaddr(SocketAddr::new(ip, 0)))?;
-        return Ok(());
-    };
+/// The ports of `p` in the order to try them: from `min` up, or from a
+/// random one on (SockBindRand), each once.
+fn port_order(p: Ports) -> impl Iterator<Item = u16> {
     let span = u32::from(p.max - p.min) + 1;
     let start = if p.random {
         super::random_u32() % span
     } else {
         0
     };
-    for i in 0..span {
-        let port = p.min as u32 + (start + i) % span;
-        match socket::bind(fd.as_raw_fd(), &sockaddr(SocketAddr::new(ip, port as u16))) {
+    (0..span).map(move |i| (u32::from(p.min) + (start + i) % span) as u16)
+}
+
+fn no_free_port(p: Ports) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no free local port in {}-{}", p.min, p.max),
+    )
+}
+
+/// Bind `fd` to `ip` and a port from `ports` (any port when None).
+fn bind_in_range(fd: &OwnedFd, ip: IpAddr, ports: Option<Ports>) -> io::Result<()> {
+    let Some(p) = ports else {
+        socket::bind(fd.as_raw_fd(), &sockaddr(SocketAddr::new(ip, 0)))?;
+        return Ok(());
+    };
+    for port in port_order(p) {
+        match socket::bind(fd.as_raw_fd(), &sockaddr(SocketAddr::new(ip, port))) {
             Ok(()) => return Ok(()),
             Err(Errno::EADDRINUSE) | Err(Errno::EACCES) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::AddrInUse,
-        format!("no free local port in {}-{}", p.min, p.max),
-    ))
+    Err(no_free_port(p))
 }
 
 /// Connect to `dest`, from `bind_ip` and a port of `ports` when given,
@@ -144,19 +153,42 @@ pub fn start_connect(
     bind_ip: Option<IpAddr>,
     ports: Option<Ports>,
 ) -> io::Result<TcpStream> {
+    let ip = bind_ip.unwrap_or(match dest {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    });
+    let Some(p) = ports else {
+        let from = bind_ip.map(|ip| SocketAddr::new(ip, 0));
+        return connect_from(dest, from)?.ok_or_else(|| Errno::EADDRINUSE.into());
+    };
+    for port in port_order(p) {
+        if let Some(stream) = connect_from(dest, Some(SocketAddr::new(ip, port)))? {
+            return Ok(stream);
+        }
+    }
+    Err(no_free_port(p))
+}
+
+/// One non-blocking connection attempt to `dest`, bound to `from` first
+/// when given (with SO_REUSEADDR, so that a port in TIME_WAIT can be
+/// used again). None when that local port is taken: bind() refused it, or
+/// (SO_REUSEADDR lets bind() share a port with another connection)
+/// connect() found a connection from it to the same place.
+fn connect_from(dest: SocketAddr, from: Option<SocketAddr>) -> io::Result<Option<TcpStream>> {
     let fd = new_socket(family_of(dest.ip()))?;
-    if ports.is_some() || bind_ip.is_some() {
+    if let Some(from) = from {
         socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-        let ip = bind_ip.unwrap_or(match dest {
-            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        });
-        bind_in_range(&fd, ip, ports)?;
+        match socket::bind(fd.as_raw_fd(), &sockaddr(from)) {
+            Ok(()) => {}
+            Err(Errno::EADDRINUSE | Errno::EACCES) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
     }
     let stream = TcpStream::from(fd);
     stream.set_nonblocking(true)?;
     match socket::connect(stream.as_raw_fd(), &sockaddr(dest)) {
-        Ok(()) | Err(Errno::EINPROGRESS) => Ok(stream),
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(Some(stream)),
+        Err(Errno::EADDRNOTAVAIL) if from.is_some_and(|f| f.port() != 0) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
