@@ -11,7 +11,8 @@
 //! ```text
 //! value   = *sep [ entry *( 1*sep entry ) ] *sep
 //! sep     = SP / HTAB / ","
-//! entry   = v4 [ "/" len ] [ ":" ports ]
+//! entry   = ":" ports                      ; any address not refused by default
+//!         / v4 [ "/" len ] [ ":" ports ]
 //!         / "[" v6 "]" [ "/" len ] [ ":" ports ]
 //!         / v6 [ "/" len ]                  ; without brackets: no ports
 //! len     = 1*3DIGIT                        ; 0..=32 (v4), 0..=128 (v6); absent = host
@@ -35,13 +36,17 @@
 //!   an administrator who needs that tightness lists AllowedDestinations.
 //! - With AllowedDestinations, exactly what a rule matches is allowed, the
 //!   special addresses above included (`127.0.0.0/8` allows loopback; note
-//!   that `0.0.0.0/0` allows it too).
+//!   that `0.0.0.0/0` allows it too). An entry of ports alone (`:21`,
+//!   `:2100-2199`) restricts the port only: any address, IPv4 or IPv6,
+//!   that is allowed without AllowedDestinations.
 //! - The proxy's own addresses (`proxy_self`) are refused always. An
 //!   unspecified own address (a listener on `0.0.0.0` or `[::]`) stands for
 //!   every local address, so with its port it refuses loopback and
 //!   unspecified destinations. Callers pass the listening address and the
-//!   local address of the client's control connection; under TPROXY the
-//!   local address is the original destination, so pass the listener only.
+//!   local address of the client's control connection, and, as a listener
+//!   on 0.0.0.0 answers on all of them, every address of the host at that
+//!   port (`sys::transparent::proxy_self`); under TPROXY the local address
+//!   is the original destination, so pass the listener only.
 //!
 //! Never panics, for any input.
 
@@ -53,6 +58,9 @@ pub struct DestRule {
     pub net: IpAddr,
     pub prefix: u8,
     pub ports: (u16, u16),
+    /// An entry of ports alone: `net`/`prefix` are unused, and any address
+    /// not refused by default matches.
+    pub any_public: bool,
 }
 
 /// Why a destination is refused.
@@ -112,6 +120,14 @@ fn parse_ports(text: &str) -> Result<(u16, u16), String> {
 }
 
 fn parse_entry(entry: &str) -> Result<DestRule, String> {
+    if let Some(ports) = entry.strip_prefix(':') {
+        return Ok(DestRule {
+            net: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            prefix: 0,
+            ports: parse_ports(ports)?,
+            any_public: true,
+        });
+    }
     // Split into address, optional prefix, optional ports.
     let (addr, rest) = if let Some(inner) = entry.strip_prefix('[') {
         let (addr, rest) = inner
@@ -164,7 +180,12 @@ fn parse_entry(entry: &str) -> Result<DestRule, String> {
         ));
     }
     let (net, prefix) = canonical_block(addr, prefix);
-    Ok(DestRule { net, prefix, ports })
+    Ok(DestRule {
+        net,
+        prefix,
+        ports,
+        any_public: false,
+    })
 }
 
 /// An IPv4-mapped block (`::ffff:a.b.c.d/96+n`) as the IPv4 block
@@ -275,7 +296,12 @@ pub fn check(
             let port = dest.port();
             let ok = rules.iter().any(|r| {
                 let (net, prefix) = canonical_block(r.net, r.prefix);
-                in_block(ip, net, prefix) && r.ports.0 <= port && port <= r.ports.1
+                let addr_ok = if r.any_public {
+                    !is_special(ip)
+                } else {
+                    in_block(ip, net, prefix)
+                };
+                addr_ok && r.ports.0 <= port && port <= r.ports.1
             });
             if ok { Ok(()) } else { Err(Refusal::NotAllowed) }
         }
@@ -297,6 +323,7 @@ mod tests {
             net: net.parse().unwrap(),
             prefix,
             ports,
+            any_public: false,
         }
     }
 
@@ -331,6 +358,31 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(&parse_allowed(value).unwrap(), want, "value {value}");
         }
+    }
+
+    #[test]
+    fn ports_alone_allow_any_address_not_refused_by_default_at_those_ports() {
+        let rules = parse_allowed(":21 :2100-2199").unwrap();
+        assert!(rules.iter().all(|r| r.any_public));
+        let allowed = Some(rules.as_slice());
+        for ok in ["192.0.2.7:21", "[2001:db8::1]:2150", "10.1.2.3:2199"] {
+            assert_eq!(check(sa(ok), allowed, &[]), Ok(()), "{ok}");
+        }
+        for no in [
+            "192.0.2.7:22",
+            "127.0.0.1:21",
+            "[::ffff:127.0.0.1]:21",
+            "169.254.169.254:21",
+            "[::1]:2100",
+        ] {
+            assert_eq!(
+                check(sa(no), allowed, &[]),
+                Err(Refusal::NotAllowed),
+                "{no}"
+            );
+        }
+        assert!(parse_allowed(":").is_err());
+        assert!(parse_allowed(":0").is_err());
     }
 
     #[test]
