@@ -130,6 +130,28 @@ fn welcome_string_substitutes_a_double_percent_with_one() {
     );
 }
 
+/// `%d` `%t` `%n` in WelcomeString: date YYYY/MM/DD, time HH:MM:SS and a
+/// domain name; a host without a NIS domain (the kernel says "(none)")
+/// gets a name, not "(none)" (ftp-proxy: "[unknown network]").
+#[test]
+fn welcome_string_substitutes_date_time_and_domain() {
+    let proxy = Proxy::start(dead_port(), "WelcomeString <%d> <%t> <%n>");
+    let mut c = Ctrl::connect(proxy.port);
+    let g = c.reply().lines.join("\n");
+    let parts: Vec<&str> = g.split(['<', '>']).collect();
+    assert!(parts.len() >= 6, "greeting {g:?}");
+    let shape = |s: &str, sep: u8, lens: &[usize]| {
+        let f: Vec<&str> = s.split(sep as char).collect();
+        f.len() == lens.len()
+            && f.iter()
+                .zip(lens)
+                .all(|(x, &n)| x.len() == n && x.bytes().all(|b| b.is_ascii_digit()))
+    };
+    assert!(shape(parts[1], b'/', &[4, 2, 2]), "%d in {g:?}");
+    assert!(shape(parts[3], b':', &[2, 2, 2]), "%t in {g:?}");
+    assert!(!parts[5].is_empty() && parts[5] != "(none)", "%n in {g:?}");
+}
+
 #[test]
 fn welcome_message_file_lines_come_as_220_continuation_lines() {
     let dir = TempDir::new("welcome");

@@ -92,8 +92,22 @@ pub fn random_u32() -> u32 {
     }
 }
 
-/// Host and domain name for `%h` and `%n`.
+/// Host and domain name for `%h` and `%n`. The domain is the kernel's NIS
+/// domain name, else what follows the first dot of the host name, else
+/// `[unknown network]` as ftp-proxy says (never the kernel's `(none)`).
 pub fn host_and_domain() -> (String, String) {
+    let (host, domain) = host_and_kernel_domain();
+    let domain = if !domain.is_empty() && domain != "(none)" {
+        domain
+    } else if let Some((_, d)) = host.split_once('.').filter(|(_, d)| !d.is_empty()) {
+        d.to_string()
+    } else {
+        "[unknown network]".to_string()
+    };
+    (host, domain)
+}
+
+fn host_and_kernel_domain() -> (String, String) {
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
