@@ -208,3 +208,16 @@ fn user_context_valid_commands_override_the_global_ones() {
     assert_eq!(c.cmd("QUIT").code, 221);
     assert!(server.file("keep.txt").exists());
 }
+
+/// A ValidCommands list without USER and QUIT still lets a session log in
+/// and end (ftp-proxy never refuses them); PASS is filtered like any other
+/// command, and what the list omits is still refused.
+#[test]
+fn user_and_quit_pass_even_when_valid_commands_omits_them() {
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "ValidCommands PASS PWD");
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("PWD").code, 257);
+    assert!(refused(c.cmd("SYST").code), "SYST allowed");
+    assert_eq!(c.cmd("QUIT").code, 221, "{}", proxy.output());
+}

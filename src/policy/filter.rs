@@ -135,9 +135,14 @@ impl CommandFilter {
                 Some(_) => {}
             }
         }
-        // SECURITY: only what ValidCommands lists reaches the server.
+        // SECURITY: only what ValidCommands lists reaches the server, but
+        // for USER and QUIT when not listed at all: as in ftp-proxy, a list
+        // without them still lets a session log in (USER still meets
+        // UserNameRule) and end. Listed with a pattern, they must match it.
         if listed {
             Verdict::ArgumentRefused
+        } else if verb.eq_ignore_ascii_case(b"USER") || verb.eq_ignore_ascii_case(b"QUIT") {
+            Verdict::Allow
         } else {
             Verdict::CommandRefused
         }
@@ -507,6 +512,12 @@ mod tests {
             // unanchored patterns match anywhere, like regexec
             ("RETR=txt", b"RETR", b"a.txt.gz", Allow),
             ("", b"NOOP", b"", CommandRefused),
+            // USER and QUIT unlisted pass (as in ftp-proxy); listed, their
+            // patterns hold; PASS is not exempt
+            ("PWD", b"USER", b"bob", Allow),
+            ("PWD", b"quit", b"", Allow),
+            ("PWD", b"PASS", b"x", CommandRefused),
+            ("USER=^anonymous$", b"USER", b"bob", ArgumentRefused),
         ];
         for (value, verb, arg, want) in cases {
             assert_eq!(
