@@ -29,7 +29,8 @@
 //! - Without AllowedDestinations these are refused: loopback (127.0.0.0/8,
 //!   ::1), link-local (169.254.0.0/16, fe80::/10), multicast (224.0.0.0/4,
 //!   ff00::/8), unspecified and "this network" (0.0.0.0/8, ::), the
-//!   deprecated IPv4-compatible block ::/96, and broadcast 255.255.255.255.
+//!   deprecated IPv4-compatible block ::/96, and the reserved 240.0.0.0/4
+//!   with broadcast 255.255.255.255.
 //!   Private ranges (10/8, 192.168/16, fc00::/7, ...) are not refused: a
 //!   firewall proxy commonly serves internal servers. IPv4 embedded in
 //!   NAT64 (64:ff9b::/96) or 6to4 (2002::/16) addresses is not looked into;
@@ -75,7 +76,7 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Refusal::ProxyItself => "destination is the proxy itself",
-            Refusal::SpecialAddress => "destination address is not allowed (loopback, link-local, multicast or unspecified)",
+            Refusal::SpecialAddress => "destination address is not allowed (loopback, link-local, multicast, reserved or unspecified)",
             Refusal::NotAllowed => "destination is not in AllowedDestinations",
         })
     }
@@ -244,9 +245,10 @@ fn is_special(ip: IpAddr) -> bool {
             v4.is_loopback()
             // SECURITY: link-local holds cloud metadata (169.254.169.254).
                 || v4.is_link_local()
-            // SECURITY: multicast and broadcast are not one server.
+            // SECURITY: multicast and broadcast are not one server; the rest
+            // of 240.0.0.0/4 is reserved and never a server either.
                 || v4.is_multicast()
-                || v4.is_broadcast()
+                || v4.octets()[0] >= 240
             // SECURITY: 0.0.0.0/8 ("this network"); Linux connects 0.0.0.0 to
             // the local host.
                 || v4.octets()[0] == 0
@@ -431,12 +433,15 @@ mod tests {
             "[::]:21",
             "[::127.0.0.1]:21",
             "255.255.255.255:21",
+            "240.0.0.1:21",
+            "250.1.2.3:21",
         ];
         for d in refused {
             assert_eq!(check(sa(d), None, &[]), Err(Refusal::SpecialAddress), "{d}");
         }
         let allowed = [
             "192.0.2.1:21",
+            "223.255.255.254:21",
             "10.0.0.1:21",
             "[2001:db8::1]:21",
             "[fec0::1]:21",
