@@ -188,6 +188,7 @@ fn translated_address(value: &str) -> Result<Ipv4Addr> {
 
 /// One session with the client on stdin/stdout, in the order of SPEC §1.
 pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
+    net::keep_stderr_off_the_client();
     // 1. Configuration. A broken file still gets the client a clear 421.
     let cfg = match Config::load(&opts.config) {
         Ok(c) => c,
@@ -228,8 +229,15 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     let mut log = match Log::open(&cfg.log_destination, level) {
         Ok(l) => l,
         Err(e) => {
+            // The reason goes where an administrator looks (syslog, and
+            // stderr unless that is the client), never to the client.
+            let msg = format!("cannot open the log: {e:#}");
+            Log::open(&LogDestination::Syslog("daemon".into()), Level::Err)
+                .unwrap_or_else(|_| Log::stderr(Level::Err))
+                .err(&msg);
+            eprintln!("ftpgate: {msg}");
             refuse_stdout("Service not available: proxy log cannot be opened.");
-            return Err(e);
+            return Ok(1);
         }
     };
     // 3. Who is talking to whom.

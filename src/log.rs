@@ -4,10 +4,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::config::{Level, LogDestination};
@@ -71,14 +71,28 @@ impl Log {
                     Err(_) => Sink::Null,
                 }
             }
-            LogDestination::File(path) => Sink::File(
-                OpenOptions::new()
+            LogDestination::File(path) => {
+                let file = OpenOptions::new()
                     .append(true)
                     .create(true)
                     .mode(0o640)
                     .open(path)
-                    .with_context(|| format!("opening log file {}", path.display()))?,
-            ),
+                    .with_context(|| format!("opening log file {}", path.display()))?;
+                // SECURITY: anyone may write to a world-writable log file:
+                // forge lines, or empty it to hide a session. Refused, like
+                // a log file that cannot be opened (/dev/null is fine).
+                let meta = file
+                    .metadata()
+                    .with_context(|| format!("examining log file {}", path.display()))?;
+                if meta.is_file() && meta.permissions().mode() & 0o002 != 0 {
+                    bail!(
+                        "log file {} is world-writable (mode {:o}); remove write permission for others",
+                        path.display(),
+                        meta.permissions().mode() & 0o7777
+                    );
+                }
+                Sink::File(file)
+            }
             LogDestination::Pipe(command) => {
                 let mut child = Command::new("/bin/sh")
                     .arg("-c")

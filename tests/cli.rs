@@ -141,6 +141,41 @@ fn broken_configuration_in_inetd_mode_answers_421() {
     assert!(log.contains("proxy.conf:"), "no file and line: {log:?}");
 }
 
+/// SPEC 2: the log is never a world-writable file. An existing one is
+/// refused like a log that cannot be opened (421), and nothing is
+/// written to it; /dev/null (world-writable, not a file) stays usable.
+#[test]
+fn a_world_writable_log_file_is_refused_with_421_and_left_unwritten() {
+    let test = "a_world_writable_log_file_is_refused_with_421_and_left_unwritten";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    fs::write(&proxy.log, "").unwrap();
+    set_mode(&proxy.log, 0o666);
+    let mut c = Ctrl::connect(proxy.port);
+    let got = c.drain(15);
+    assert!(got.starts_with("421 "), "no 421: {got:?}");
+    assert_eq!(
+        fs::read(&proxy.log).unwrap(),
+        b"",
+        "ftpgate wrote to a world-writable log file"
+    );
+    // Fixed by the administrator: sessions work again.
+    set_mode(&proxy.log, 0o640);
+    let mut c = Ctrl::connect(proxy.port);
+    let greeting = c.reply();
+    assert_eq!(greeting.code, 220, "{}", proxy.output());
+    let body = format!(
+        "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination /dev/null\n",
+        server.port
+    );
+    let devnull = Proxy::start_raw(&body);
+    let mut c = Ctrl::connect(devnull.port);
+    assert_eq!(c.reply().code, 220, "LogDestination /dev/null refused");
+}
+
 #[test]
 fn check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line() {
     let dir = TempDir::new("cli");
