@@ -15,9 +15,10 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -143,7 +144,7 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         pending: None,
     };
     if let Some(p) = &pid_file
-        && let Err(e) = fs::write(p, format!("{}\n", std::process::id()))
+        && let Err(e) = write_pid_file(p)
     {
         d.log
             .err(&format!("cannot write PidFile {}: {e}", p.display()));
@@ -192,6 +193,23 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
             Err(e)
         }
     }
+}
+
+/// Write PidFile as a new file, mode 0644. A stale file is removed first,
+/// so that neither its mode (a world-writable PID file lets anyone aim an
+/// administrator's `kill $(cat ...)` at another process) nor a symbolic
+/// link left in its place carries over.
+fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes())
 }
 
 fn env_path(var: &str, default: &str) -> PathBuf {

@@ -522,3 +522,74 @@ fn deny_message_is_honoured_by_daemon_sessions() {
     let mut c = Ctrl::connect(d.port);
     assert_eq!(c.reply().code, 220);
 }
+
+/// PidFile is a fresh file, mode 0644, whatever the umask and whatever was
+/// left there: a stale world-writable file is replaced (not rewritten in
+/// place), a symbolic link is replaced and its target left alone.
+#[test]
+fn the_pid_file_is_never_world_writable_and_never_follows_a_link() {
+    let test = "the_pid_file_is_never_world_writable_and_never_follows_a_link";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("pidfile");
+    let pidfile = dir.join("ftpgate.pid");
+    let target = dir.join("target");
+    for stale in ["link", "world-writable"] {
+        let _ = fs::remove_file(&pidfile);
+        if stale == "link" {
+            fs::write(&target, "keep\n").unwrap();
+            std::os::unix::fs::symlink(&target, &pidfile).unwrap();
+        } else {
+            fs::write(&pidfile, "99999\n").unwrap();
+            set_mode(&pidfile, 0o666);
+        }
+        let port = free_port();
+        let log = dir.join("proxy.log");
+        let conf = dir.join("proxy.conf");
+        fs::write(
+            &conf,
+            base_conf(
+                server.port,
+                port,
+                &log,
+                &format!("PidFile {}", pidfile.display()),
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(proxy_bin());
+        cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+        // SAFETY: umask(2) in the child between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+        let mut d = Daemon::spawn("ftpgate", cmd, dir.path());
+        d.wait_listening(port);
+        let meta = fs::symlink_metadata(&pidfile).unwrap();
+        assert!(meta.is_file(), "{stale}: PidFile is not a plain file");
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o644,
+            "{stale}: PidFile mode"
+        );
+        assert_eq!(
+            fs::read_to_string(&pidfile).unwrap(),
+            format!("{}\n", d.pid())
+        );
+        if stale == "link" {
+            assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+        }
+        // SAFETY: kill(2) of the daemon this test started, by its PID.
+        unsafe {
+            libc::kill(d.pid() as libc::pid_t, libc::SIGTERM);
+        }
+        assert!(wait_until(15, || d.child.try_wait().unwrap().is_some()));
+        assert!(!pidfile.exists(), "{stale}: PidFile not removed");
+    }
+}
