@@ -124,6 +124,25 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     let ip = listen_address(cfg.listen.as_deref())?;
     let listener = os::listen(ip, cfg.port)
         .with_context(|| format!("listening on {}", SocketAddr::new(ip, cfg.port)))?;
+    serve(&opts, cfg, listener)
+}
+
+/// Standalone mode on a listening socket a launcher handed over as
+/// standard input (inetd "wait" style): in the foreground, on that socket
+/// instead of Listen/Port, otherwise exactly like `-d -n`.
+pub fn run_inherited(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatus> {
+    let mut opts = opts.clone();
+    opts.foreground = true;
+    opts.config = std::path::absolute(&opts.config)
+        .with_context(|| format!("locating {}", opts.config.display()))?;
+    serve(&opts, cfg, listener)
+}
+
+fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatus> {
+    let opts = opts.clone();
+    let local = listener
+        .local_addr()
+        .context("reading the listening address")?;
     crate::sys::load_timezone();
     let log = open_log(&cfg, &opts)?;
     if !opts.foreground {
@@ -152,7 +171,7 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     }
     d.log.inf(&format!(
         "daemon start: listening on {}, MaxClients {}, ForkLimit {}/min{}",
-        SocketAddr::new(ip, d.cfg.port),
+        net::canonical(local),
         d.cfg.max_clients,
         d.cfg.fork_limit,
         if d.cfg.tcp_wrapper {

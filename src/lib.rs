@@ -213,6 +213,12 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
             return Ok(1);
         }
     };
+    // An inetd "wait" style launcher (systemd-socket-activate --inetd
+    // without --accept, a socket unit with Accept=no) hands over the
+    // listening socket itself: serve it as the standalone daemon would.
+    if let Some(listener) = sys::daemon::inherited_listener() {
+        return daemon::run_inherited(opts, cfg, listener);
+    }
     serve_session(opts, cfg)
 }
 

@@ -271,6 +271,59 @@ fn systemd_socket_activate_inetd_runs_the_units_exec_start() {
     fetch_through("systemd-socket-activate", port, &server, &dir, &log, &out);
 }
 
+/// `systemd-socket-activate --inetd` WITHOUT `--accept` (and a socket unit
+/// with `Accept=no`) hands over the listening socket itself, once the first
+/// client knocks: ftpgate serves it like `-d -n`, one child per session,
+/// for every later client too, and stops on SIGTERM.
+#[test]
+fn systemd_socket_activate_inetd_without_accept_serves_every_client() {
+    let test = "systemd_socket_activate_inetd_without_accept_serves_every_client";
+    if !have(test, "systemd-socket-activate") || skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("socket-activate-wait");
+    let (conf, log) = write_conf(&dir, &server);
+    let port = free_port();
+    let mut cmd = Command::new(tool("systemd-socket-activate").unwrap());
+    cmd.args(["--inetd", "-l", &format!("127.0.0.1:{port}")])
+        .arg(proxy_bin())
+        .arg("-i")
+        .arg("-f")
+        .arg(&conf);
+    let mut d = Daemon::spawn("systemd-socket-activate", cmd, dir.path());
+    d.wait_listening(port);
+    let out = d.output();
+    // Two transfers and a raw session: three clients, one after another.
+    fetch_through(
+        "systemd-socket-activate (no --accept)",
+        port,
+        &server,
+        &dir,
+        &log,
+        &out,
+    );
+    let mut c = Ctrl::connect(port);
+    assert_eq!(c.reply().code, 220, "{}", d.output());
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        text.matches("session start: client 127.0.0.1").count(),
+        3,
+        "{text}"
+    );
+    // SAFETY: kill(2) of the process this test started (the launcher
+    // exec'd ftpgate, so it has the launcher's PID).
+    unsafe {
+        libc::kill(d.pid() as libc::pid_t, libc::SIGTERM);
+    }
+    assert!(
+        wait_until(15, || d.child.try_wait().unwrap().is_some()),
+        "ftpgate did not stop on SIGTERM"
+    );
+    assert!(!is_listening(port));
+}
+
 #[test]
 fn the_readme_socat_one_liner_runs_ftpgate() {
     let test = "the_readme_socat_one_liner_runs_ftpgate";

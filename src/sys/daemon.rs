@@ -49,6 +49,29 @@ pub fn listen(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// Standard input as a listening TCP socket, when it is one: what an inetd
+/// "wait" style launcher hands over (`systemd-socket-activate --inetd`
+/// without `--accept`, a systemd socket unit with `Accept=no`). The copy is
+/// close-on-exec and non-blocking, like the socket [`listen`] makes.
+pub fn inherited_listener() -> Option<TcpListener> {
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    if !socket::getsockopt(&fd, sockopt::AcceptConn).ok()? {
+        return None;
+    }
+    if socket::getsockopt(&fd, sockopt::SockType).ok()? != SockType::Stream {
+        return None;
+    }
+    let local = socket::getsockname::<SockaddrStorage>(fd.as_raw_fd()).ok()?;
+    if local.as_sockaddr_in().is_none() && local.as_sockaddr_in6().is_none() {
+        return None;
+    }
+    // A close-on-exec copy (F_DUPFD_CLOEXEC); fds 0 and 1 stay as they are.
+    let listener = TcpListener::from(fd.try_clone_to_owned().ok()?);
+    listener.set_nonblocking(true).ok()?;
+    Some(listener)
+}
+
 /// Accept one connection, if one is waiting. The stream is blocking and
 /// close-on-exec (dup2 onto 0 and 1 clears that flag on the copies).
 pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
