@@ -143,6 +143,7 @@ fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatu
     let local = listener
         .local_addr()
         .context("reading the listening address")?;
+    os::close_inherited(&listener);
     crate::sys::load_timezone();
     let log = open_log(&cfg, &opts)?;
     if !opts.foreground {

@@ -593,3 +593,54 @@ fn the_pid_file_is_never_world_writable_and_never_follows_a_link() {
         assert!(!pidfile.exists(), "{stale}: PidFile not removed");
     }
 }
+
+/// A descriptor the daemon's starter left open (here a directory outside
+/// any jail, a classic chroot escape) must not reach the sessions.
+#[test]
+fn descriptors_inherited_by_the_daemon_do_not_reach_its_sessions() {
+    let test = "descriptors_inherited_by_the_daemon_do_not_reach_its_sessions";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("inherited-fd");
+    let outside = fs::File::open(dir.path()).unwrap();
+    let raw = outside.as_raw_fd();
+    let port = free_port();
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(&conf, base_conf(server.port, port, &log, "")).unwrap();
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+    // SAFETY: dup2(2) in the child between fork and exec: fd 9 without
+    // close-on-exec, as a careless starter would leave it.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut d = Daemon::spawn("ftpgate", cmd, dir.path());
+    d.wait_listening(port);
+    let mut c = Ctrl::connect(port);
+    assert_eq!(c.reply().code, 220);
+    assert!(wait_until(10, || !descendants(d.pid()).is_empty()));
+    let here = fs::canonicalize(dir.path()).unwrap();
+    for pid in std::iter::once(d.pid()).chain(descendants(d.pid())) {
+        for e in fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+            let target = fs::read_link(e.path()).unwrap_or_default();
+            assert_ne!(
+                target,
+                here,
+                "process {pid} holds the inherited directory as fd {:?}",
+                e.file_name()
+            );
+        }
+    }
+    assert_eq!(c.cmd("QUIT").code, 221);
+    drop(outside);
+}

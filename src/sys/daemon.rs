@@ -72,6 +72,34 @@ pub fn inherited_listener() -> Option<TcpListener> {
     Some(listener)
 }
 
+/// Close every descriptor from 3 up except `keep`: whatever the daemon's
+/// starter left open (a launcher's copy of the listening socket, a shell's
+/// pipe, a directory) would otherwise be inherited by every session, into
+/// its jail. Call before the daemon opens anything else.
+pub fn close_inherited(keep: &TcpListener) {
+    let keep = keep.as_raw_fd() as libc::c_uint;
+    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)];
+    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
+        // SAFETY: close_range(2) on descriptors no Rust value owns: the
+        // caller holds only `keep`, which is outside both ranges.
+        let done = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0;
+        if !done {
+            // Kernels before 5.9: one by one, up to the descriptor limit.
+            let max = unistd::sysconf(unistd::SysconfVar::OPEN_MAX)
+                .ok()
+                .flatten()
+                .unwrap_or(1024)
+                .min(65536) as libc::c_uint;
+            for fd in first..=last.min(max) {
+                // SAFETY: as above; EBADF for numbers not open is harmless.
+                unsafe {
+                    libc::close(fd as libc::c_int);
+                }
+            }
+        }
+    }
+}
+
 /// Accept one connection, if one is waiting. The stream is blocking and
 /// close-on-exec (dup2 onto 0 and 1 clears that flag on the copies).
 pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
