@@ -107,7 +107,30 @@ pub fn host_and_domain() -> (String, String) {
     } else {
         String::new()
     };
+    // "(none)" is the kernel's "no NIS domain set", not a name: then the
+    // DNS domain, from the host name or /etc/resolv.conf.
+    let domain = if !domain.is_empty() && domain != "(none)" {
+        domain
+    } else if let Some((_, dns)) = host.split_once('.').filter(|(_, d)| !d.is_empty()) {
+        dns.to_string()
+    } else {
+        resolv_conf_domain().unwrap_or_default()
+    };
     (host, domain)
+}
+
+/// The `domain` (or else the first `search`) entry of /etc/resolv.conf.
+fn resolv_conf_domain() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    let entry = |key: &str| {
+        text.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(key)).then(|| words.next()).flatten()
+        })
+    };
+    entry("domain")
+        .or_else(|| entry("search"))
+        .map(|d| d.trim_end_matches('.').to_string())
 }
 
 fn unsafe_zeroed_utsname() -> libc::utsname {
