@@ -358,3 +358,77 @@ fn check_takes_port_names_from_etc_services_like_getservbyname() {
         r.describe()
     );
 }
+
+/// SPEC 1: standard input that is not an accepted TCP connection (a pipe,
+/// a terminal, a socketpair) is said clearly to the log and to the client.
+#[test]
+fn stdin_that_is_not_a_tcp_connection_is_named_in_the_log_and_to_the_client() {
+    let test = "stdin_that_is_not_a_tcp_connection_is_named_in_the_log_and_to_the_client";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let dir = TempDir::new("stdin-kinds");
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n",
+            dead_port(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    // Each launcher runs the proxy with stdin/stdout as its kind of file
+    // and prints what the proxy wrote there, then "status N".
+    let script = r#"
+import os, pty, socket, subprocess, sys
+kind, bin, conf = sys.argv[1:4]
+if kind == "pipe":
+    p = subprocess.Popen([bin, "-i", "-f", conf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out, _ = p.communicate(timeout=10)
+    got = out.decode()
+elif kind == "terminal":
+    m, s = pty.openpty()
+    p = subprocess.Popen([bin, "-i", "-f", conf], stdin=s, stdout=s,
+                         stderr=subprocess.DEVNULL)
+    os.close(s)
+    p.wait(timeout=10)
+    got = os.read(m, 4096).decode()
+else:
+    a, b = socket.socketpair()
+    p = subprocess.Popen([bin, "-i", "-f", conf], stdin=b, stdout=b,
+                         stderr=subprocess.DEVNULL)
+    b.close()
+    p.wait(timeout=10)
+    a.settimeout(5)
+    got = a.recv(4096).decode()
+print(got.strip())
+print("status", p.returncode)
+"#;
+    let bin = proxy_bin();
+    for (kind, says) in [
+        ("pipe", "not a socket"),
+        ("terminal", "not a socket"),
+        ("socketpair", "without a TCP peer"),
+    ] {
+        let _ = fs::remove_file(&log);
+        let r = python_script(
+            script,
+            &[kind, bin.to_str().unwrap(), conf.to_str().unwrap()],
+        );
+        assert!(r.ok(), "{kind}: {}", r.describe());
+        assert!(
+            r.stdout.starts_with("421 ") && r.stdout.contains(says),
+            "{kind}: client saw {:?}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("status 1"), "{kind}: {}", r.stdout);
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.contains("ERR") && text.contains(says),
+            "{kind}: log says {text:?}"
+        );
+    }
+}
