@@ -118,6 +118,8 @@ pub fn listen_address(listen: Option<&str>) -> Result<IpAddr> {
 /// child after its session (with the session's exit status).
 pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     let mut opts = opts.clone();
+    // Sessions know that the daemon has done the TCPWrapper check.
+    opts.mode = Some(crate::cli::Mode::Daemon);
     // SIGHUP re-reads the file after the daemon changed to /.
     opts.config = std::path::absolute(&opts.config)
         .with_context(|| format!("locating {}", opts.config.display()))?;
@@ -132,6 +134,7 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
 /// instead of Listen/Port, otherwise exactly like `-d -n`.
 pub fn run_inherited(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatus> {
     let mut opts = opts.clone();
+    opts.mode = Some(crate::cli::Mode::Daemon);
     opts.foreground = true;
     opts.config = std::path::absolute(&opts.config)
         .with_context(|| format!("locating {}", opts.config.display()))?;
@@ -409,33 +412,7 @@ impl Daemon {
 
     /// Read hosts.allow/hosts.deny (bounded) and decide for `ip`.
     fn wrapper_verdict(&self, ip: IpAddr) -> hosts::Verdict {
-        let name = self
-            .cfg
-            .tcp_wrapper_name
-            .as_deref()
-            .unwrap_or(DEFAULT_WRAPPER_NAME);
-        let allow = match read_table(&self.hosts_allow) {
-            Ok(t) => t,
-            Err(why) => return unreadable(why),
-        };
-        let deny = match read_table(&self.hosts_deny) {
-            Ok(t) => t,
-            Err(why) => return unreadable(why),
-        };
-        let allow_name = self.hosts_allow.display().to_string();
-        let deny_name = self.hosts_deny.display().to_string();
-        hosts::decide(
-            hosts::Table {
-                name: &allow_name,
-                text: &allow,
-            },
-            hosts::Table {
-                name: &deny_name,
-                text: &deny,
-            },
-            name,
-            ip,
-        )
+        wrapper_verdict(&self.cfg, &self.hosts_allow, &self.hosts_deny, ip)
     }
 
     fn reap(&mut self) {
@@ -557,6 +534,49 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The TCPWrapper decision for `ip` under TCPWrapperName, from the tables
+/// `FTPGATE_HOSTS_ALLOW` / `FTPGATE_HOSTS_DENY` name (default
+/// /etc/hosts.allow and /etc/hosts.deny); read now, bounded.
+pub fn tcp_wrapper_verdict(cfg: &Config, ip: IpAddr) -> hosts::Verdict {
+    let allow = env_path(HOSTS_ALLOW_ENV, HOSTS_ALLOW);
+    let deny = env_path(HOSTS_DENY_ENV, HOSTS_DENY);
+    wrapper_verdict(cfg, &allow, &deny, ip)
+}
+
+fn wrapper_verdict(
+    cfg: &Config,
+    allow_path: &Path,
+    deny_path: &Path,
+    ip: IpAddr,
+) -> hosts::Verdict {
+    let name = cfg
+        .tcp_wrapper_name
+        .as_deref()
+        .unwrap_or(DEFAULT_WRAPPER_NAME);
+    let allow = match read_table(allow_path) {
+        Ok(t) => t,
+        Err(why) => return unreadable(why),
+    };
+    let deny = match read_table(deny_path) {
+        Ok(t) => t,
+        Err(why) => return unreadable(why),
+    };
+    let allow_name = allow_path.display().to_string();
+    let deny_name = deny_path.display().to_string();
+    hosts::decide(
+        hosts::Table {
+            name: &allow_name,
+            text: &allow,
+        },
+        hosts::Table {
+            name: &deny_name,
+            text: &deny,
+        },
+        name,
+        ip,
+    )
 }
 
 fn unreadable(why: String) -> hosts::Verdict {

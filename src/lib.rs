@@ -255,6 +255,25 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
             return Ok(1);
         }
     };
+    // SECURITY: TCPWrapper under a super-server too (the standalone daemon
+    // has checked before the fork): a file that says "TCPWrapper yes" must
+    // not stop protecting when the proxy moves to xinetd or systemd.
+    if cfg.tcp_wrapper && opts.mode != Some(Mode::Daemon) {
+        let client = net::canonical(client_addr);
+        let verdict = daemon::tcp_wrapper_verdict(&cfg, client.ip());
+        if !verdict.allowed {
+            log.wrn(&format!(
+                "client {client} refused by TCPWrapper: {}",
+                verdict.reason
+            ));
+            refuse_stdout("Access denied.");
+            return Ok(1);
+        }
+        log.dbg(&format!(
+            "client {client} allowed by TCPWrapper: {}",
+            verdict.reason
+        ));
+    }
     let original_dst =
         sys::transparent::original_destination(&std::io::stdin().as_fd(), local_addr);
     if cfg.allow_trans_proxy

@@ -644,3 +644,62 @@ fn descriptors_inherited_by_the_daemon_do_not_reach_its_sessions() {
     assert_eq!(c.cmd("QUIT").code, 221);
     drop(outside);
 }
+
+/// `TCPWrapper yes` keeps protecting when the same file runs under a
+/// super-server (here socat, as under xinetd): each session checks its
+/// client itself, with the same tables and the same 421.
+#[test]
+fn tcp_wrapper_also_refuses_denied_clients_under_a_super_server() {
+    let test = "tcp_wrapper_also_refuses_denied_clients_under_a_super_server";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("wrapper-inetd");
+    let allow = dir.join("hosts.allow");
+    let deny = dir.join("hosts.deny");
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(&allow, "").unwrap();
+    fs::write(&deny, "ftpgate-test: 127.0.0.1\n").unwrap();
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n\
+             TCPWrapper yes\nTCPWrapperName ftpgate-test\n",
+            server.port,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let (port, _socat) = spawn_on_free_port("socat", dir.path(), |port| {
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!(
+                "EXEC:\"{} -i -f {}\",nofork",
+                proxy_bin().display(),
+                conf.display()
+            ))
+            .env("FTPGATE_HOSTS_ALLOW", &allow)
+            .env("FTPGATE_HOSTS_DENY", &deny);
+        cmd
+    });
+    let mut c = Ctrl::connect(port);
+    let got = c.replies_until_eof(REPLY_SECS).expect("closed");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].code, 421);
+    let refused = format!(
+        "refused by TCPWrapper: {}:1: rule matched, denied",
+        deny.display()
+    );
+    assert!(
+        wait_until(10, || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&refused)),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    fs::write(&allow, "ftpgate-test: 127.0.0.1\n").unwrap();
+    let c = Ctrl::login(port, "test", "secret");
+    c.close();
+}
