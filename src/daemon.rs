@@ -150,6 +150,12 @@ fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatu
     crate::sys::load_timezone();
     let log = open_log(&cfg, &opts)?;
     if !opts.foreground {
+        // A PidFile that cannot be written must fail the start while the
+        // starter still waits for our exit status, not after the detach
+        // (when it has seen 0). Rewritten below with the daemon's PID.
+        if let Some(p) = &cfg.pid_file {
+            write_pid_file(p).with_context(|| format!("cannot write PidFile {}", p.display()))?;
+        }
         os::detach().context("detaching from the terminal")?;
     }
     let signals = Signals::block().context("setting up signal handling")?;

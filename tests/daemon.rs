@@ -703,3 +703,40 @@ fn tcp_wrapper_also_refuses_denied_clients_under_a_super_server() {
     let c = Ctrl::login(port, "test", "secret");
     c.close();
 }
+
+/// Without `-n`, a PidFile that cannot be written fails the start with a
+/// non-zero exit status and a message (an init script must not see 0 for
+/// a daemon that then dies).
+#[test]
+fn an_unwritable_pid_file_fails_the_detaching_start_with_nonzero_status() {
+    let test = "an_unwritable_pid_file_fails_the_detaching_start_with_nonzero_status";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let dir = TempDir::new("pidfile-nodir");
+    let port = free_port();
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    let pidfile = dir.join("no-such-dir/ftpgate.pid");
+    fs::write(
+        &conf,
+        base_conf(
+            dead_port(),
+            port,
+            &log,
+            &format!("PidFile {}", pidfile.display()),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-f").arg(&conf);
+    let ran = run_bounded(cmd, 20);
+    assert!(
+        ran.status.is_some_and(|s| !s.success()),
+        "exit status: {}",
+        ran.describe()
+    );
+    assert!(ran.stderr.contains("PidFile"), "{}", ran.describe());
+    // It failed before listening on behalf of anyone: nothing detached.
+    assert!(!is_listening(port), "a daemon is listening after all");
+}
