@@ -253,7 +253,8 @@ pub fn keep_stderr_off_the_client() {
     ) else {
         return;
     };
-    if !same(&input, &err) {
+    let is_socket = input.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    if !is_socket || !same(&input, &err) {
         return;
     }
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
