@@ -146,6 +146,9 @@ fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatu
     let local = listener
         .local_addr()
         .context("reading the listening address")?;
+    if let Some(p) = &cfg.pid_file {
+        refuse_if_running(p)?;
+    }
     os::close_inherited(&listener);
     crate::sys::load_timezone();
     let log = open_log(&cfg, &opts)?;
@@ -222,6 +225,27 @@ fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatu
             Err(e)
         }
     }
+}
+
+/// A PidFile naming a live ftpgate process (another daemon with the same
+/// PidFile) stops this start: overwriting it, and removing it when we
+/// stop, would leave the other daemon without one. A stale file (no such
+/// process, or another program by now) is simply replaced.
+fn refuse_if_running(path: &Path) -> Result<()> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Ok(());
+    };
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if pid != std::process::id() && comm.trim_end() == "ftpgate" {
+        bail!(
+            "PidFile {} names ftpgate process {pid}, which is still running",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Write PidFile as a new file, mode 0644. A stale file is removed first,

@@ -740,3 +740,43 @@ fn an_unwritable_pid_file_fails_the_detaching_start_with_nonzero_status() {
     // It failed before listening on behalf of anyone: nothing detached.
     assert!(!is_listening(port), "a daemon is listening after all");
 }
+
+/// A second daemon given the PidFile of a running one refuses to start
+/// (and leaves that file alone); a stale file is replaced (see above).
+#[test]
+fn a_pid_file_naming_a_running_daemon_stops_a_second_start() {
+    let test = "a_pid_file_naming_a_running_daemon_stops_a_second_start";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let piddir = TempDir::new("pid-running");
+    let pidfile = piddir.join("ftpgate.pid");
+    let first = Standalone::start(server.port, &format!("PidFile {}", pidfile.display()), &[]);
+    let dir = TempDir::new("pid-second");
+    let port = free_port();
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        base_conf(
+            server.port,
+            port,
+            &dir.join("proxy.log"),
+            &format!("PidFile {}", pidfile.display()),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+    let ran = run_bounded(cmd, 20);
+    assert!(
+        ran.status.is_some_and(|s| !s.success()),
+        "second daemon: {}",
+        ran.describe()
+    );
+    assert!(ran.stderr.contains("still running"), "{}", ran.describe());
+    assert_eq!(
+        fs::read_to_string(&pidfile).unwrap(),
+        format!("{}\n", first.pid())
+    );
+}
