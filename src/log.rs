@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -89,6 +89,17 @@ impl Log {
                         "log file {} is world-writable (mode {:o}); remove write permission for others",
                         path.display(),
                         meta.permissions().mode() & 0o7777
+                    );
+                }
+                // SECURITY: the same for a file another user owns (say one
+                // planted in a shared directory before the first start):
+                // only root or the account ftpgate runs as may own it.
+                let euid = crate::sys::effective_uid();
+                if meta.is_file() && meta.uid() != 0 && meta.uid() != euid {
+                    bail!(
+                        "log file {} belongs to user id {}, not to root or user id {euid}",
+                        path.display(),
+                        meta.uid()
                     );
                 }
                 Sink::File(file)

@@ -162,8 +162,23 @@ fn a_world_writable_log_file_is_refused_with_421_and_left_unwritten() {
         b"",
         "ftpgate wrote to a world-writable log file"
     );
-    // Fixed by the administrator: sessions work again.
     set_mode(&proxy.log, 0o640);
+    // A file another user owns (e.g. planted in a shared directory) is
+    // refused the same way (needs root to give it away).
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::fs::chown;
+        chown(&proxy.log, Some(65534), None).unwrap();
+        let mut c = Ctrl::connect(proxy.port);
+        let got = c.drain(15);
+        chown(&proxy.log, Some(0), None).unwrap();
+        assert!(
+            got.starts_with("421 "),
+            "log owned by another user: {got:?}"
+        );
+        assert_eq!(fs::read(&proxy.log).unwrap(), b"");
+    }
+    // Fixed by the administrator: sessions work again.
     let mut c = Ctrl::connect(proxy.port);
     let greeting = c.reply();
     assert_eq!(greeting.code, 220, "{}", proxy.output());

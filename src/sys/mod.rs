@@ -92,6 +92,11 @@ pub fn random_u32() -> u32 {
     }
 }
 
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
 /// Host and domain name for `%h` and `%n`.
 pub fn host_and_domain() -> (String, String) {
     let host = nix::unistd::gethostname()
