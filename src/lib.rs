@@ -91,6 +91,11 @@ fn check(path: &Path) -> ExitStatus {
             if let Err(e) = sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
                 eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display());
             }
+            if let LogDestination::File(log) = &cfg.log_destination
+                && let Err(e) = log::check_file(log)
+            {
+                eprintln!("ftpgate: warning: {}: LogDestination: {e}", path.display());
+            }
             if let Some(root) = cfg.server_root.as_deref().filter(|r| !r.is_dir()) {
                 eprintln!(
                     "ftpgate: warning: {}: ServerRoot {} is not a directory on this host",

@@ -162,6 +162,13 @@ fn a_world_writable_log_file_is_refused_with_421_and_left_unwritten() {
         b"",
         "ftpgate wrote to a world-writable log file"
     );
+    // -c says so (a warning: the file is about this host, exit status 0).
+    let r = run_proxy(&["-c", "-f", proxy.conf.to_str().unwrap()]);
+    assert!(
+        r.ok() && r.stderr.contains("world-writable"),
+        "-c: {}",
+        r.describe()
+    );
     set_mode(&proxy.log, 0o640);
     // A file another user owns (e.g. planted in a shared directory) is
     // refused the same way (needs root to give it away).
