@@ -15,9 +15,10 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -117,15 +118,47 @@ pub fn listen_address(listen: Option<&str>) -> Result<IpAddr> {
 /// child after its session (with the session's exit status).
 pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     let mut opts = opts.clone();
+    // Sessions know that the daemon has done the TCPWrapper check.
+    opts.mode = Some(crate::cli::Mode::Daemon);
     // SIGHUP re-reads the file after the daemon changed to /.
     opts.config = std::path::absolute(&opts.config)
         .with_context(|| format!("locating {}", opts.config.display()))?;
     let ip = listen_address(cfg.listen.as_deref())?;
     let listener = os::listen(ip, cfg.port)
         .with_context(|| format!("listening on {}", SocketAddr::new(ip, cfg.port)))?;
+    serve(&opts, cfg, listener)
+}
+
+/// Standalone mode on a listening socket a launcher handed over as
+/// standard input (inetd "wait" style): in the foreground, on that socket
+/// instead of Listen/Port, otherwise exactly like `-d -n`.
+pub fn run_inherited(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatus> {
+    let mut opts = opts.clone();
+    opts.mode = Some(crate::cli::Mode::Daemon);
+    opts.foreground = true;
+    opts.config = std::path::absolute(&opts.config)
+        .with_context(|| format!("locating {}", opts.config.display()))?;
+    serve(&opts, cfg, listener)
+}
+
+fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatus> {
+    let opts = opts.clone();
+    let local = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    if let Some(p) = &cfg.pid_file {
+        refuse_if_running(p)?;
+    }
+    os::close_inherited(&listener);
     crate::sys::load_timezone();
     let log = open_log(&cfg, &opts)?;
     if !opts.foreground {
+        // A PidFile that cannot be written must fail the start while the
+        // starter still waits for our exit status, not after the detach
+        // (when it has seen 0). Rewritten below with the daemon's PID.
+        if let Some(p) = &cfg.pid_file {
+            write_pid_file(p).with_context(|| format!("cannot write PidFile {}", p.display()))?;
+        }
         os::detach().context("detaching from the terminal")?;
     }
     let signals = Signals::block().context("setting up signal handling")?;
@@ -143,7 +176,7 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         pending: None,
     };
     if let Some(p) = &pid_file
-        && let Err(e) = fs::write(p, format!("{}\n", std::process::id()))
+        && let Err(e) = write_pid_file(p)
     {
         d.log
             .err(&format!("cannot write PidFile {}: {e}", p.display()));
@@ -151,7 +184,7 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     }
     d.log.inf(&format!(
         "daemon start: listening on {}, MaxClients {}, ForkLimit {}/min{}",
-        SocketAddr::new(ip, d.cfg.port),
+        net::canonical(local),
         d.cfg.max_clients,
         d.cfg.fork_limit,
         if d.cfg.tcp_wrapper {
@@ -192,6 +225,44 @@ pub fn run(opts: &Options, cfg: Config) -> Result<ExitStatus> {
             Err(e)
         }
     }
+}
+
+/// A PidFile naming a live ftpgate process (another daemon with the same
+/// PidFile) stops this start: overwriting it, and removing it when we
+/// stop, would leave the other daemon without one. A stale file (no such
+/// process, or another program by now) is simply replaced.
+fn refuse_if_running(path: &Path) -> Result<()> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Ok(());
+    };
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if pid != std::process::id() && comm.trim_end() == "ftpgate" {
+        bail!(
+            "PidFile {} names ftpgate process {pid}, which is still running",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Write PidFile as a new file, mode 0644. A stale file is removed first,
+/// so that neither its mode (a world-writable PID file lets anyone aim an
+/// administrator's `kill $(cat ...)` at another process) nor a symbolic
+/// link left in its place carries over.
+fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes())
 }
 
 fn env_path(var: &str, default: &str) -> PathBuf {
@@ -371,33 +442,7 @@ impl Daemon {
 
     /// Read hosts.allow/hosts.deny (bounded) and decide for `ip`.
     fn wrapper_verdict(&self, ip: IpAddr) -> hosts::Verdict {
-        let name = self
-            .cfg
-            .tcp_wrapper_name
-            .as_deref()
-            .unwrap_or(DEFAULT_WRAPPER_NAME);
-        let allow = match read_table(&self.hosts_allow) {
-            Ok(t) => t,
-            Err(why) => return unreadable(why),
-        };
-        let deny = match read_table(&self.hosts_deny) {
-            Ok(t) => t,
-            Err(why) => return unreadable(why),
-        };
-        let allow_name = self.hosts_allow.display().to_string();
-        let deny_name = self.hosts_deny.display().to_string();
-        hosts::decide(
-            hosts::Table {
-                name: &allow_name,
-                text: &allow,
-            },
-            hosts::Table {
-                name: &deny_name,
-                text: &deny,
-            },
-            name,
-            ip,
-        )
+        wrapper_verdict(&self.cfg, &self.hosts_allow, &self.hosts_deny, ip)
     }
 
     fn reap(&mut self) {
@@ -519,6 +564,49 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The TCPWrapper decision for `ip` under TCPWrapperName, from the tables
+/// `FTPGATE_HOSTS_ALLOW` / `FTPGATE_HOSTS_DENY` name (default
+/// /etc/hosts.allow and /etc/hosts.deny); read now, bounded.
+pub fn tcp_wrapper_verdict(cfg: &Config, ip: IpAddr) -> hosts::Verdict {
+    let allow = env_path(HOSTS_ALLOW_ENV, HOSTS_ALLOW);
+    let deny = env_path(HOSTS_DENY_ENV, HOSTS_DENY);
+    wrapper_verdict(cfg, &allow, &deny, ip)
+}
+
+fn wrapper_verdict(
+    cfg: &Config,
+    allow_path: &Path,
+    deny_path: &Path,
+    ip: IpAddr,
+) -> hosts::Verdict {
+    let name = cfg
+        .tcp_wrapper_name
+        .as_deref()
+        .unwrap_or(DEFAULT_WRAPPER_NAME);
+    let allow = match read_table(allow_path) {
+        Ok(t) => t,
+        Err(why) => return unreadable(why),
+    };
+    let deny = match read_table(deny_path) {
+        Ok(t) => t,
+        Err(why) => return unreadable(why),
+    };
+    let allow_name = allow_path.display().to_string();
+    let deny_name = deny_path.display().to_string();
+    hosts::decide(
+        hosts::Table {
+            name: &allow_name,
+            text: &allow,
+        },
+        hosts::Table {
+            name: &deny_name,
+            text: &deny,
+        },
+        name,
+        ip,
+    )
 }
 
 fn unreadable(why: String) -> hosts::Verdict {

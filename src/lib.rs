@@ -91,6 +91,11 @@ fn check(path: &Path) -> ExitStatus {
             if let Err(e) = sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
                 eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display());
             }
+            if let LogDestination::File(log) = &cfg.log_destination
+                && let Err(e) = log::check_file(log)
+            {
+                eprintln!("ftpgate: warning: {}: LogDestination: {e}", path.display());
+            }
             if let Some(root) = cfg.server_root.as_deref().filter(|r| !r.is_dir()) {
                 eprintln!(
                     "ftpgate: warning: {}: ServerRoot {} is not a directory on this host",
@@ -188,6 +193,7 @@ fn translated_address(value: &str) -> Result<Ipv4Addr> {
 
 /// One session with the client on stdin/stdout, in the order of SPEC §1.
 pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
+    net::keep_stderr_off_the_client();
     // 1. Configuration. A broken file still gets the client a clear 421.
     let cfg = match Config::load(&opts.config) {
         Ok(c) => c,
@@ -212,6 +218,12 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
             return Ok(1);
         }
     };
+    // An inetd "wait" style launcher (systemd-socket-activate --inetd
+    // without --accept, a socket unit with Accept=no) hands over the
+    // listening socket itself: serve it as the standalone daemon would.
+    if let Some(listener) = sys::daemon::inherited_listener() {
+        return daemon::run_inherited(opts, cfg, listener);
+    }
     serve_session(opts, cfg)
 }
 
@@ -228,8 +240,15 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     let mut log = match Log::open(&cfg.log_destination, level) {
         Ok(l) => l,
         Err(e) => {
+            // The reason goes where an administrator looks (syslog, and
+            // stderr unless that is the client), never to the client.
+            let msg = format!("cannot open the log: {e:#}");
+            Log::open(&LogDestination::Syslog("daemon".into()), Level::Err)
+                .unwrap_or_else(|_| Log::stderr(Level::Err))
+                .err(&msg);
+            eprintln!("ftpgate: {msg}");
             refuse_stdout("Service not available: proxy log cannot be opened.");
-            return Err(e);
+            return Ok(1);
         }
     };
     // 3. Who is talking to whom.
@@ -241,6 +260,25 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
             return Ok(1);
         }
     };
+    // SECURITY: TCPWrapper under a super-server too (the standalone daemon
+    // has checked before the fork): a file that says "TCPWrapper yes" must
+    // not stop protecting when the proxy moves to xinetd or systemd.
+    if cfg.tcp_wrapper && opts.mode != Some(Mode::Daemon) {
+        let client = net::canonical(client_addr);
+        let verdict = daemon::tcp_wrapper_verdict(&cfg, client.ip());
+        if !verdict.allowed {
+            log.wrn(&format!(
+                "client {client} refused by TCPWrapper: {}",
+                verdict.reason
+            ));
+            refuse_stdout("Access denied.");
+            return Ok(1);
+        }
+        log.dbg(&format!(
+            "client {client} allowed by TCPWrapper: {}",
+            verdict.reason
+        ));
+    }
     let original_dst =
         sys::transparent::original_destination(&std::io::stdin().as_fd(), local_addr);
     if cfg.allow_trans_proxy

@@ -4,10 +4,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::config::{Level, LogDestination};
@@ -18,6 +19,45 @@ enum Sink {
     Pipe { child: Child, stdin: ChildStdin },
     Stderr,
     Null,
+}
+
+/// Whether an existing log file may be written (see [`check_meta`]); a
+/// file that does not exist yet is fine. For `-c`.
+pub fn check_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => check_meta(path, &other),
+    }
+}
+
+fn check_meta(path: &Path, meta: &std::io::Result<std::fs::Metadata>) -> Result<()> {
+    let meta = match meta {
+        Ok(m) => m,
+        Err(e) => bail!("examining log file {}: {e}", path.display()),
+    };
+    let mode = meta.permissions().mode();
+    // SECURITY: anyone may write to a world-writable log file: forge
+    // lines, or empty it to hide a session. Refused, like a log file that
+    // cannot be opened (/dev/null, not a file, is fine).
+    if meta.is_file() && mode & 0o002 != 0 {
+        bail!(
+            "log file {} is world-writable (mode {:o}); remove write permission for others",
+            path.display(),
+            mode & 0o7777
+        );
+    }
+    // SECURITY: the same for a file another user owns (say one planted in
+    // a shared directory before the first start): only root or the
+    // account ftpgate runs as may own it.
+    let euid = crate::sys::effective_uid();
+    if meta.is_file() && meta.uid() != 0 && meta.uid() != euid {
+        bail!(
+            "log file {} belongs to user id {}, not to root or user id {euid}",
+            path.display(),
+            meta.uid()
+        );
+    }
+    Ok(())
 }
 
 /// The session's log: a sink, a level, and the session id that leads every line.
@@ -71,14 +111,16 @@ impl Log {
                     Err(_) => Sink::Null,
                 }
             }
-            LogDestination::File(path) => Sink::File(
-                OpenOptions::new()
+            LogDestination::File(path) => {
+                let file = OpenOptions::new()
                     .append(true)
                     .create(true)
                     .mode(0o640)
                     .open(path)
-                    .with_context(|| format!("opening log file {}", path.display()))?,
-            ),
+                    .with_context(|| format!("opening log file {}", path.display()))?;
+                check_meta(path, &file.metadata())?;
+                Sink::File(file)
+            }
             LogDestination::Pipe(command) => {
                 let mut child = Command::new("/bin/sh")
                     .arg("-c")

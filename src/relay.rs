@@ -1575,15 +1575,15 @@ impl<'a> Relay<'a> {
             Direction::Upload => self.totals.bytes_up += bytes,
         }
         self.totals.transfers += 1;
+        // SPEC 8: bytes each way; a transfer moves data one way only.
+        let (way, down, up) = match dir {
+            Direction::Download => ("server->client", bytes, 0),
+            Direction::Upload => ("client->server", 0, bytes),
+        };
         self.log.inf(&format!(
-            "transfer: {} {} {} {bytes} bytes in {secs:.3} s ({:.1} KiB/s) reply {code}{}",
+            "transfer: {} {} {way}: {down} bytes down, {up} bytes up in {secs:.3} s ({:.1} KiB/s) reply {code}{}",
             cmd.verb.as_str(),
             escape(cmd.arg),
-            if dir == Direction::Download {
-                "server->client"
-            } else {
-                "client->server"
-            },
             bytes as f64 / 1024.0 / secs.max(0.001),
             outcome.map(|o| format!(" ({o})")).unwrap_or_default(),
         ));

@@ -141,6 +141,63 @@ fn broken_configuration_in_inetd_mode_answers_421() {
     assert!(log.contains("proxy.conf:"), "no file and line: {log:?}");
 }
 
+/// SPEC 2: the log is never a world-writable file. An existing one is
+/// refused like a log that cannot be opened (421), and nothing is
+/// written to it; /dev/null (world-writable, not a file) stays usable.
+#[test]
+fn a_world_writable_log_file_is_refused_with_421_and_left_unwritten() {
+    let test = "a_world_writable_log_file_is_refused_with_421_and_left_unwritten";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    fs::write(&proxy.log, "").unwrap();
+    set_mode(&proxy.log, 0o666);
+    let mut c = Ctrl::connect(proxy.port);
+    let got = c.drain(15);
+    assert!(got.starts_with("421 "), "no 421: {got:?}");
+    assert_eq!(
+        fs::read(&proxy.log).unwrap(),
+        b"",
+        "ftpgate wrote to a world-writable log file"
+    );
+    // -c says so (a warning: the file is about this host, exit status 0).
+    let r = run_proxy(&["-c", "-f", proxy.conf.to_str().unwrap()]);
+    assert!(
+        r.ok() && r.stderr.contains("world-writable"),
+        "-c: {}",
+        r.describe()
+    );
+    set_mode(&proxy.log, 0o640);
+    // A file another user owns (e.g. planted in a shared directory) is
+    // refused the same way (needs root to give it away).
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::fs::chown;
+        chown(&proxy.log, Some(65534), None).unwrap();
+        let mut c = Ctrl::connect(proxy.port);
+        let got = c.drain(15);
+        chown(&proxy.log, Some(0), None).unwrap();
+        assert!(
+            got.starts_with("421 "),
+            "log owned by another user: {got:?}"
+        );
+        assert_eq!(fs::read(&proxy.log).unwrap(), b"");
+    }
+    // Fixed by the administrator: sessions work again.
+    let mut c = Ctrl::connect(proxy.port);
+    let greeting = c.reply();
+    assert_eq!(greeting.code, 220, "{}", proxy.output());
+    let body = format!(
+        "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination /dev/null\n",
+        server.port
+    );
+    let devnull = Proxy::start_raw(&body);
+    let mut c = Ctrl::connect(devnull.port);
+    assert_eq!(c.reply().code, 220, "LogDestination /dev/null refused");
+}
+
 #[test]
 fn check_accepts_latin1_comments_as_ftp_proxy_does_and_names_a_latin1_value_line() {
     let dir = TempDir::new("cli");
@@ -322,4 +379,78 @@ fn check_takes_port_names_from_etc_services_like_getservbyname() {
         "{}",
         r.describe()
     );
+}
+
+/// SPEC 1: standard input that is not an accepted TCP connection (a pipe,
+/// a terminal, a socketpair) is said clearly to the log and to the client.
+#[test]
+fn stdin_that_is_not_a_tcp_connection_is_named_in_the_log_and_to_the_client() {
+    let test = "stdin_that_is_not_a_tcp_connection_is_named_in_the_log_and_to_the_client";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let dir = TempDir::new("stdin-kinds");
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n",
+            dead_port(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    // Each launcher runs the proxy with stdin/stdout as its kind of file
+    // and prints what the proxy wrote there, then "status N".
+    let script = r#"
+import os, pty, socket, subprocess, sys
+kind, bin, conf = sys.argv[1:4]
+if kind == "pipe":
+    p = subprocess.Popen([bin, "-i", "-f", conf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out, _ = p.communicate(timeout=10)
+    got = out.decode()
+elif kind == "terminal":
+    m, s = pty.openpty()
+    p = subprocess.Popen([bin, "-i", "-f", conf], stdin=s, stdout=s,
+                         stderr=subprocess.DEVNULL)
+    os.close(s)
+    p.wait(timeout=10)
+    got = os.read(m, 4096).decode()
+else:
+    a, b = socket.socketpair()
+    p = subprocess.Popen([bin, "-i", "-f", conf], stdin=b, stdout=b,
+                         stderr=subprocess.DEVNULL)
+    b.close()
+    p.wait(timeout=10)
+    a.settimeout(5)
+    got = a.recv(4096).decode()
+print(got.strip())
+print("status", p.returncode)
+"#;
+    let bin = proxy_bin();
+    for (kind, says) in [
+        ("pipe", "not a socket"),
+        ("terminal", "not a socket"),
+        ("socketpair", "without a TCP peer"),
+    ] {
+        let _ = fs::remove_file(&log);
+        let r = python_script(
+            script,
+            &[kind, bin.to_str().unwrap(), conf.to_str().unwrap()],
+        );
+        assert!(r.ok(), "{kind}: {}", r.describe());
+        assert!(
+            r.stdout.starts_with("421 ") && r.stdout.contains(says),
+            "{kind}: client saw {:?}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("status 1"), "{kind}: {}", r.stdout);
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.contains("ERR") && text.contains(says),
+            "{kind}: log says {text:?}"
+        );
+    }
 }

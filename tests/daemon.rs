@@ -522,3 +522,261 @@ fn deny_message_is_honoured_by_daemon_sessions() {
     let mut c = Ctrl::connect(d.port);
     assert_eq!(c.reply().code, 220);
 }
+
+/// PidFile is a fresh file, mode 0644, whatever the umask and whatever was
+/// left there: a stale world-writable file is replaced (not rewritten in
+/// place), a symbolic link is replaced and its target left alone.
+#[test]
+fn the_pid_file_is_never_world_writable_and_never_follows_a_link() {
+    let test = "the_pid_file_is_never_world_writable_and_never_follows_a_link";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("pidfile");
+    let pidfile = dir.join("ftpgate.pid");
+    let target = dir.join("target");
+    for stale in ["link", "world-writable"] {
+        let _ = fs::remove_file(&pidfile);
+        if stale == "link" {
+            fs::write(&target, "keep\n").unwrap();
+            std::os::unix::fs::symlink(&target, &pidfile).unwrap();
+        } else {
+            fs::write(&pidfile, "99999\n").unwrap();
+            set_mode(&pidfile, 0o666);
+        }
+        let port = free_port();
+        let log = dir.join("proxy.log");
+        let conf = dir.join("proxy.conf");
+        fs::write(
+            &conf,
+            base_conf(
+                server.port,
+                port,
+                &log,
+                &format!("PidFile {}", pidfile.display()),
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(proxy_bin());
+        cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+        // SAFETY: umask(2) in the child between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+        let mut d = Daemon::spawn("ftpgate", cmd, dir.path());
+        d.wait_listening(port);
+        let meta = fs::symlink_metadata(&pidfile).unwrap();
+        assert!(meta.is_file(), "{stale}: PidFile is not a plain file");
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o644,
+            "{stale}: PidFile mode"
+        );
+        assert_eq!(
+            fs::read_to_string(&pidfile).unwrap(),
+            format!("{}\n", d.pid())
+        );
+        if stale == "link" {
+            assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+        }
+        // SAFETY: kill(2) of the daemon this test started, by its PID.
+        unsafe {
+            libc::kill(d.pid() as libc::pid_t, libc::SIGTERM);
+        }
+        assert!(wait_until(15, || d.child.try_wait().unwrap().is_some()));
+        assert!(!pidfile.exists(), "{stale}: PidFile not removed");
+    }
+}
+
+/// A descriptor the daemon's starter left open (here a directory outside
+/// any jail, a classic chroot escape) must not reach the sessions.
+#[test]
+fn descriptors_inherited_by_the_daemon_do_not_reach_its_sessions() {
+    let test = "descriptors_inherited_by_the_daemon_do_not_reach_its_sessions";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("inherited-fd");
+    let outside = fs::File::open(dir.path()).unwrap();
+    let raw = outside.as_raw_fd();
+    let port = free_port();
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(&conf, base_conf(server.port, port, &log, "")).unwrap();
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+    // SAFETY: dup2(2) in the child between fork and exec: fd 9 without
+    // close-on-exec, as a careless starter would leave it.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut d = Daemon::spawn("ftpgate", cmd, dir.path());
+    d.wait_listening(port);
+    let mut c = Ctrl::connect(port);
+    assert_eq!(c.reply().code, 220);
+    assert!(wait_until(10, || !descendants(d.pid()).is_empty()));
+    let here = fs::canonicalize(dir.path()).unwrap();
+    for pid in std::iter::once(d.pid()).chain(descendants(d.pid())) {
+        for e in fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+            let target = fs::read_link(e.path()).unwrap_or_default();
+            assert_ne!(
+                target,
+                here,
+                "process {pid} holds the inherited directory as fd {:?}",
+                e.file_name()
+            );
+        }
+    }
+    assert_eq!(c.cmd("QUIT").code, 221);
+    drop(outside);
+}
+
+/// `TCPWrapper yes` keeps protecting when the same file runs under a
+/// super-server (here socat, as under xinetd): each session checks its
+/// client itself, with the same tables and the same 421.
+#[test]
+fn tcp_wrapper_also_refuses_denied_clients_under_a_super_server() {
+    let test = "tcp_wrapper_also_refuses_denied_clients_under_a_super_server";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("wrapper-inetd");
+    let allow = dir.join("hosts.allow");
+    let deny = dir.join("hosts.deny");
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(&allow, "").unwrap();
+    fs::write(&deny, "ftpgate-test: 127.0.0.1\n").unwrap();
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n\
+             TCPWrapper yes\nTCPWrapperName ftpgate-test\n",
+            server.port,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let (port, _socat) = spawn_on_free_port("socat", dir.path(), |port| {
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!(
+                "EXEC:\"{} -i -f {}\",nofork",
+                proxy_bin().display(),
+                conf.display()
+            ))
+            .env("FTPGATE_HOSTS_ALLOW", &allow)
+            .env("FTPGATE_HOSTS_DENY", &deny);
+        cmd
+    });
+    let mut c = Ctrl::connect(port);
+    let got = c.replies_until_eof(REPLY_SECS).expect("closed");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].code, 421);
+    let refused = format!(
+        "refused by TCPWrapper: {}:1: rule matched, denied",
+        deny.display()
+    );
+    assert!(
+        wait_until(10, || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&refused)),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    fs::write(&allow, "ftpgate-test: 127.0.0.1\n").unwrap();
+    let c = Ctrl::login(port, "test", "secret");
+    c.close();
+}
+
+/// Without `-n`, a PidFile that cannot be written fails the start with a
+/// non-zero exit status and a message (an init script must not see 0 for
+/// a daemon that then dies).
+#[test]
+fn an_unwritable_pid_file_fails_the_detaching_start_with_nonzero_status() {
+    let test = "an_unwritable_pid_file_fails_the_detaching_start_with_nonzero_status";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let dir = TempDir::new("pidfile-nodir");
+    let port = free_port();
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    let pidfile = dir.join("no-such-dir/ftpgate.pid");
+    fs::write(
+        &conf,
+        base_conf(
+            dead_port(),
+            port,
+            &log,
+            &format!("PidFile {}", pidfile.display()),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-f").arg(&conf);
+    let ran = run_bounded(cmd, 20);
+    assert!(
+        ran.status.is_some_and(|s| !s.success()),
+        "exit status: {}",
+        ran.describe()
+    );
+    assert!(ran.stderr.contains("PidFile"), "{}", ran.describe());
+    // It failed before listening on behalf of anyone: nothing detached.
+    assert!(!is_listening(port), "a daemon is listening after all");
+}
+
+/// A second daemon given the PidFile of a running one refuses to start
+/// (and leaves that file alone); a stale file is replaced (see above).
+#[test]
+fn a_pid_file_naming_a_running_daemon_stops_a_second_start() {
+    let test = "a_pid_file_naming_a_running_daemon_stops_a_second_start";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let piddir = TempDir::new("pid-running");
+    let pidfile = piddir.join("ftpgate.pid");
+    let first = Standalone::start(server.port, &format!("PidFile {}", pidfile.display()), &[]);
+    let dir = TempDir::new("pid-second");
+    let port = free_port();
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        base_conf(
+            server.port,
+            port,
+            &dir.join("proxy.log"),
+            &format!("PidFile {}", pidfile.display()),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(proxy_bin());
+    cmd.arg("-d").arg("-n").arg("-f").arg(&conf);
+    let ran = run_bounded(cmd, 20);
+    assert!(
+        ran.status.is_some_and(|s| !s.success()),
+        "second daemon: {}",
+        ran.describe()
+    );
+    assert!(ran.stderr.contains("still running"), "{}", ran.describe());
+    assert_eq!(
+        fs::read_to_string(&pidfile).unwrap(),
+        format!("{}\n", first.pid())
+    );
+}

@@ -102,21 +102,16 @@ fn retarget(text: &str, conf: &Path) -> String {
         .replace(SHIPPED_CONF, &conf.display().to_string())
 }
 
-#[test]
-fn xinetd_runs_the_shipped_service_entry() {
-    let test = "xinetd_runs_the_shipped_service_entry";
-    if !have(test, "xinetd") {
-        return;
-    }
-    let server = FtpServer::pyftpdlib();
-    let dir = TempDir::new("xinetd");
-    let (conf, log) = write_conf(&dir, &server);
+/// xinetd running the first service entry of the shipped file on a free
+/// loopback port with `conf`; returns the port, the daemon and a text
+/// with xinetd's configuration and log for failure messages.
+fn start_shipped_xinetd(dir: &TempDir, conf: &Path) -> (u16, Daemon, String) {
     let entry = fs::read_to_string(repo("xinetd.d/ftpgate")).unwrap();
     // The first service block of the shipped file, body only.
     let open = entry.find("service ").expect("no service entry");
     let body_start = entry[open..].find('{').unwrap() + open + 1;
     let body_end = entry[body_start..].find('}').unwrap() + body_start;
-    let body = retarget(&entry[body_start..body_end], &conf);
+    let body = retarget(&entry[body_start..body_end], conf);
     assert!(body.contains("wait") && body.contains("socket_type"));
     let port = free_port();
     let xconf = dir.join("xinetd.conf");
@@ -144,7 +139,59 @@ fn xinetd_runs_the_shipped_service_entry() {
         fs::read_to_string(dir.join("xinetd.log")).unwrap_or_default(),
         d.output()
     );
+    (port, d, xlog)
+}
+
+#[test]
+fn xinetd_runs_the_shipped_service_entry() {
+    let test = "xinetd_runs_the_shipped_service_entry";
+    if !have(test, "xinetd") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("xinetd");
+    let (conf, log) = write_conf(&dir, &server);
+    let (port, _xinetd, xlog) = start_shipped_xinetd(&dir, &conf);
     fetch_through("xinetd", port, &server, &dir, &log, &xlog);
+}
+
+/// xinetd makes the client socket ftpgate's standard error too: a start-up
+/// failure must reach the client as one 421 line, its details (paths,
+/// errno) only the administrator.
+#[test]
+fn under_xinetd_a_start_up_failure_sends_the_client_only_a_421() {
+    let test = "under_xinetd_a_start_up_failure_sends_the_client_only_a_421";
+    if !have(test, "xinetd") || skip_unless_ftpgate(test) {
+        return;
+    }
+    let dir = TempDir::new("xinetd-nolog");
+    let conf = dir.join("ftpgate.conf");
+    let missing = dir.join("no-such-dir/ftpgate.log");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n",
+            dead_port(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let (port, _xinetd, xlog) = start_shipped_xinetd(&dir, &conf);
+    let mut ctrl = Ctrl::connect(port);
+    let got = ctrl.drain(10);
+    assert!(
+        got.starts_with("421 "),
+        "expected a 421, got {got:?}\n{xlog}"
+    );
+    assert_eq!(
+        got.lines().count(),
+        1,
+        "the client got more than the 421 line: {got:?}"
+    );
+    assert!(
+        !got.contains("no-such-dir") && !got.contains("os error"),
+        "internal detail reached the client: {got:?}"
+    );
 }
 
 #[test]
@@ -222,6 +269,59 @@ fn systemd_socket_activate_inetd_runs_the_units_exec_start() {
     d.wait_listening(port);
     let out = d.output();
     fetch_through("systemd-socket-activate", port, &server, &dir, &log, &out);
+}
+
+/// `systemd-socket-activate --inetd` WITHOUT `--accept` (and a socket unit
+/// with `Accept=no`) hands over the listening socket itself, once the first
+/// client knocks: ftpgate serves it like `-d -n`, one child per session,
+/// for every later client too, and stops on SIGTERM.
+#[test]
+fn systemd_socket_activate_inetd_without_accept_serves_every_client() {
+    let test = "systemd_socket_activate_inetd_without_accept_serves_every_client";
+    if !have(test, "systemd-socket-activate") || skip_unless_ftpgate(test) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("socket-activate-wait");
+    let (conf, log) = write_conf(&dir, &server);
+    let port = free_port();
+    let mut cmd = Command::new(tool("systemd-socket-activate").unwrap());
+    cmd.args(["--inetd", "-l", &format!("127.0.0.1:{port}")])
+        .arg(proxy_bin())
+        .arg("-i")
+        .arg("-f")
+        .arg(&conf);
+    let mut d = Daemon::spawn("systemd-socket-activate", cmd, dir.path());
+    d.wait_listening(port);
+    let out = d.output();
+    // Two transfers and a raw session: three clients, one after another.
+    fetch_through(
+        "systemd-socket-activate (no --accept)",
+        port,
+        &server,
+        &dir,
+        &log,
+        &out,
+    );
+    let mut c = Ctrl::connect(port);
+    assert_eq!(c.reply().code, 220, "{}", d.output());
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        text.matches("session start: client 127.0.0.1").count(),
+        3,
+        "{text}"
+    );
+    // SAFETY: kill(2) of the process this test started (the launcher
+    // exec'd ftpgate, so it has the launcher's PID).
+    unsafe {
+        libc::kill(d.pid() as libc::pid_t, libc::SIGTERM);
+    }
+    assert!(
+        wait_until(15, || d.child.try_wait().unwrap().is_some()),
+        "ftpgate did not stop on SIGTERM"
+    );
+    assert!(!is_listening(port));
 }
 
 #[test]

@@ -285,6 +285,69 @@ fn session_start_line_names_client_and_server() {
     );
 }
 
+/// SPEC 8: one line per transfer with command, file name, bytes each way,
+/// seconds and rate; one at the end with duration, totals and reason.
+#[test]
+fn transfer_and_session_end_lines_carry_every_required_field() {
+    if skip_unless_ftpgate("transfer_and_session_end_lines_carry_every_required_field") {
+        return;
+    }
+    let log = session_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("transfer: RETR"))
+        .unwrap_or_else(|| panic!("no transfer line:\n{log}"));
+    for field in ["a.txt", "6 bytes down", "0 bytes up", " s (", "KiB/s"] {
+        assert!(
+            line.contains(field),
+            "transfer line without {field:?}: {line}"
+        );
+    }
+    let end = log
+        .lines()
+        .find(|l| l.contains("session end"))
+        .unwrap_or_else(|| panic!("no session end line:\n{log}"));
+    for field in [
+        "client quit",
+        " s, ",
+        "1 transfers",
+        "6 bytes down",
+        "0 bytes up",
+    ] {
+        assert!(
+            end.contains(field),
+            "session end line without {field:?}: {end}"
+        );
+    }
+}
+
+/// SPEC 3: every `%` code of WelcomeString is replaced (and an unknown one
+/// kept as it is).
+#[test]
+fn welcome_string_substitutes_every_percent_code() {
+    if skip_unless_ftpgate("welcome_string_substitutes_every_percent_code") {
+        return;
+    }
+    let proxy = Proxy::start(
+        dead_port(),
+        "WelcomeString h=%h n=%n d=%d t=%t v=%v b=%b p=%%",
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    let g = c.reply();
+    let text = &g.lines[0];
+    assert_eq!(g.code, 220, "{text}");
+    for code in ["%h", "%n", "%d", "%t", "%v", "%b"] {
+        assert!(!text.contains(code), "{code} not substituted: {text}");
+    }
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(text.contains(&format!("h={}", host.trim())), "{text}");
+    assert!(text.ends_with("p=%"), "{text}");
+    assert!(
+        !text.contains("(none)"),
+        "the kernel's 'no domain' marker: {text}"
+    );
+}
+
 #[test]
 fn log_file_never_contains_the_password() {
     let log = session_log();

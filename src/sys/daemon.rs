@@ -49,6 +49,57 @@ pub fn listen(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// Standard input as a listening TCP socket, when it is one: what an inetd
+/// "wait" style launcher hands over (`systemd-socket-activate --inetd`
+/// without `--accept`, a systemd socket unit with `Accept=no`). The copy is
+/// close-on-exec and non-blocking, like the socket [`listen`] makes.
+pub fn inherited_listener() -> Option<TcpListener> {
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    if !socket::getsockopt(&fd, sockopt::AcceptConn).ok()? {
+        return None;
+    }
+    if socket::getsockopt(&fd, sockopt::SockType).ok()? != SockType::Stream {
+        return None;
+    }
+    let local = socket::getsockname::<SockaddrStorage>(fd.as_raw_fd()).ok()?;
+    if local.as_sockaddr_in().is_none() && local.as_sockaddr_in6().is_none() {
+        return None;
+    }
+    // A close-on-exec copy (F_DUPFD_CLOEXEC); fds 0 and 1 stay as they are.
+    let listener = TcpListener::from(fd.try_clone_to_owned().ok()?);
+    listener.set_nonblocking(true).ok()?;
+    Some(listener)
+}
+
+/// Close every descriptor from 3 up except `keep`: whatever the daemon's
+/// starter left open (a launcher's copy of the listening socket, a shell's
+/// pipe, a directory) would otherwise be inherited by every session, into
+/// its jail. Call before the daemon opens anything else.
+pub fn close_inherited(keep: &TcpListener) {
+    let keep = keep.as_raw_fd() as libc::c_uint;
+    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)];
+    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
+        // SAFETY: close_range(2) on descriptors no Rust value owns: the
+        // caller holds only `keep`, which is outside both ranges.
+        let done = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0;
+        if !done {
+            // Kernels before 5.9: one by one, up to the descriptor limit.
+            let max = unistd::sysconf(unistd::SysconfVar::OPEN_MAX)
+                .ok()
+                .flatten()
+                .unwrap_or(1024)
+                .min(65536) as libc::c_uint;
+            for fd in first..=last.min(max) {
+                // SAFETY: as above; EBADF for numbers not open is harmless.
+                unsafe {
+                    libc::close(fd as libc::c_int);
+                }
+            }
+        }
+    }
+}
+
 /// Accept one connection, if one is waiting. The stream is blocking and
 /// close-on-exec (dup2 onto 0 and 1 clears that flag on the copies).
 pub fn accept(listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {

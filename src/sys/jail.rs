@@ -61,7 +61,14 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
     };
     let gid = match group {
         // SECURITY: a User without Group does not keep root's group (as
-        // ftp-proxy did): it takes the account's primary group.
+        // ftp-proxy did): it takes the account's primary group; a user id
+        // that /etc/passwd does not know has none, and root's is no answer.
+        None if uid.is_some() && primary.is_none() => {
+            bail!(
+                "user id {} has no entry in /etc/passwd to take its group from: set Group",
+                user.unwrap_or_default()
+            )
+        }
         None => primary.map(Gid::from_raw),
         Some(g) => Some(match g.parse::<u32>() {
             Ok(n) => Gid::from_raw(n),

@@ -92,6 +92,11 @@ pub fn random_u32() -> u32 {
     }
 }
 
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
 /// Host and domain name for `%h` and `%n`. The domain is the kernel's NIS
 /// domain name, else what follows the first dot of the host name, else
 /// `[unknown network]` as ftp-proxy says (never the kernel's `(none)`).

@@ -269,3 +269,27 @@ pub fn set_oobinline<F: AsFd>(fd: &F) -> io::Result<()> {
 pub fn stream_from_stdin() -> io::Result<TcpStream> {
     Ok(TcpStream::from(nix::unistd::dup(std::io::stdin().as_fd())?))
 }
+
+/// When standard error is the client connection itself (xinetd hands the
+/// socket over as fds 0, 1 and 2), point it at /dev/null: a message meant
+/// for an administrator (a path, an errno, a panic) must never reach the
+/// client in the middle of the FTP dialogue. Under socat or systemd stderr
+/// is something else (a terminal, the journal) and is kept.
+pub fn keep_stderr_off_the_client() {
+    let same = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    };
+    let (Ok(input), Ok(err)) = (
+        nix::sys::stat::fstat(std::io::stdin().as_fd()),
+        nix::sys::stat::fstat(std::io::stderr().as_fd()),
+    ) else {
+        return;
+    };
+    let is_socket = input.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    if !is_socket || !same(&input, &err) {
+        return;
+    }
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
