@@ -1197,9 +1197,12 @@ impl<'a> Relay<'a> {
         let ip = self.local_addr.ip();
         let advertised = match (extended, self.translated, ip) {
             (true, _, _) => None,
-            (false, Some(t), _) => Some(t),
+            // TranslatedAddress is the IPv4 address clients reach the
+            // proxy at; an IPv6 control connection has no IPv4 path to the
+            // listener, which is bound to the control connection's address.
+            (false, Some(t), IpAddr::V4(_)) => Some(t),
             (false, None, IpAddr::V4(v4)) => Some(v4),
-            (false, None, IpAddr::V6(_)) => {
+            (false, _, IpAddr::V6(_)) => {
                 return self.reply(reply::CANT_OPEN_DATA, "PASV needs IPv4: use EPSV.");
             }
         };

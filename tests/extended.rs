@@ -261,3 +261,35 @@ ftp.quit()
         );
     }
 }
+
+#[test]
+fn translated_address_is_not_offered_to_an_ipv6_client() {
+    if skip_unless_ftpgate("translated_address_is_not_offered_to_an_ipv6_client") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    // The passive listener is bound to [::1]: an IPv4 address in a 227
+    // would send the client where nothing listens.
+    let proxy = Proxy::start_v6(&body(
+        "127.0.0.1",
+        server.port,
+        "TranslatedAddress 127.0.0.1",
+    ));
+    let script = r#"
+import ftplib, sys
+ftp = ftplib.FTP(timeout=20)
+ftp.connect('::1', int(sys.argv[1]))
+ftp.login('test', 'secret')
+try:
+    r = ftp.sendcmd('PASV')
+except ftplib.Error as e:
+    r = str(e)
+print('PASV', r[:3], flush=True)
+print('EPSV', ftp.sendcmd('EPSV')[:3], flush=True)
+ftp.quit()
+"#;
+    let ran = python_script(script, &[&proxy.port.to_string()]);
+    assert!(ran.ok(), "{}\n{}", ran.describe(), proxy.output());
+    assert!(ran.stdout.contains("PASV 425"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("EPSV 229"), "{}", ran.stdout);
+}
