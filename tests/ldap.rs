@@ -700,3 +700,24 @@ fn user_contexts_in_the_file_apply_under_the_directory_entry() {
     );
     c.cmd("QUIT");
 }
+
+#[test]
+fn a_big_attribute_ftpgate_does_not_use_does_not_break_the_lookup() {
+    if skip_unless_ftpgate("a_big_attribute_ftpgate_does_not_use_does_not_break_the_lookup") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    // 300 KB: more than one LDAP message may carry (limits.rs), like a
+    // jpegPhoto or a certificate in a real directory.
+    let entry = format!(
+        "dn: cn=test,{{BASE}}\nobjectClass: FTPProxyUser\ncn: test\n\
+         DestinationPort: {}\ndescription: {}\n",
+        server.port,
+        "x".repeat(300_000)
+    );
+    let dir = Directory::start(&entry);
+    let proxy = Proxy::start(dead_port(), &dir.conf());
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
+    c.cmd("QUIT");
+}

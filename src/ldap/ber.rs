@@ -166,6 +166,7 @@ pub fn search_request(
     size_limit: u32,
     time_limit: u32,
     filter: &[Equality<'_>],
+    attributes: &[&[u8]],
 ) -> Vec<u8> {
     let mut body = tlv(OCTET_STRING, base);
     body.extend(integer(ENUMERATED, 2)); // wholeSubtree
@@ -185,7 +186,12 @@ pub fn search_request(
         [one] => body.extend_from_slice(one),
         many => body.extend(tlv(FILTER_AND, &many.concat())),
     }
-    body.extend(tlv(SEQUENCE, &[])); // no attribute list: all user attributes
+    // An empty list would mean "all user attributes".
+    let wanted: Vec<u8> = attributes
+        .iter()
+        .flat_map(|a| tlv(OCTET_STRING, a))
+        .collect();
+    body.extend(tlv(SEQUENCE, &wanted));
     message(id, &tlv(SEARCH_REQUEST, &body))
 }
 
@@ -509,6 +515,7 @@ mod tests {
                     value: login,
                 },
             ],
+            &[b"TimeOut"],
         );
         // The login appears once, as the contents of an OCTET STRING.
         let mut want = vec![OCTET_STRING, login.len() as u8];

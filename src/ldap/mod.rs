@@ -169,13 +169,14 @@ impl Conn {
         &mut self,
         base: &[u8],
         filter: &[ber::Equality<'_>],
+        attributes: &[&[u8]],
     ) -> Result<Vec<Entry>, LdapError> {
         let id = self.id();
         let time_limit = u32::try_from(limits::LDAP_TIMEOUT_SECS).unwrap_or(u32::MAX);
         // Ask for one more than allowed, to tell "unique" from "ambiguous".
         let size_limit = limits::MAX_LDAP_ENTRIES + 1;
         self.send(&ber::search_request(
-            id, base, size_limit, time_limit, filter,
+            id, base, size_limit, time_limit, filter, attributes,
         ))?;
         let mut entries = Vec::new();
         loop {
@@ -286,14 +287,36 @@ pub fn lookup(cfg: &LdapSettings, addrs: &[SocketAddr], login: &[u8]) -> Result<
         attribute: cfg.identifier.as_bytes(),
         value: login,
     });
-    let profile = conn.search(cfg.base_dn.as_bytes(), &filter)?.pop();
+    let attributes = wanted_attributes(cfg);
+    let profile = conn
+        .search(cfg.base_dn.as_bytes(), &filter, &attributes)?
+        .pop();
     let auth = match &cfg.auth {
-        Some(a) if a.base_dn != cfg.base_dn => conn.search(a.base_dn.as_bytes(), &filter)?.pop(),
+        Some(a) if a.base_dn != cfg.base_dn => conn
+            .search(a.base_dn.as_bytes(), &filter, &attributes)?
+            .pop(),
         Some(_) => profile.clone(),
         None => None,
     };
     conn.close();
     Ok(Found { profile, auth })
+}
+
+/// The attributes a lookup asks for: the user-context options and those
+/// of authentication. Only these, so that a big attribute ftpgate has no
+/// use for (jpegPhoto, userCertificate) cannot push an entry past
+/// `limits::MAX_LDAP_MESSAGE`.
+fn wanted_attributes(cfg: &LdapSettings) -> Vec<&[u8]> {
+    let mut names: Vec<&[u8]> = crate::config::options::OPTIONS
+        .iter()
+        .filter(|o| o.scope == crate::config::options::Scope::User)
+        .map(|o| o.name.as_bytes())
+        .collect();
+    if let Some(auth) = &cfg.auth {
+        names.extend(auth.pw_attr.as_deref().map(str::as_bytes));
+        names.extend(auth.ok_flag.as_ref().map(|(name, _)| name.as_bytes()));
+    }
+    names
 }
 
 /// Binds as `dn` with `password` on a new connection: Ok(Ok(())) when the
