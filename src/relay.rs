@@ -874,9 +874,15 @@ impl<'a> Relay<'a> {
 
     /// Log why the directory cannot be used, say 421 and end the session.
     fn directory_unusable(&mut self, directory: &LdapSettings, e: &ldap::LdapError) -> End {
+        // An IPv6 literal in brackets, as LDAPServer writes it.
+        let host = if directory.host.contains(':') {
+            format!("[{}]", directory.host)
+        } else {
+            directory.host.clone()
+        };
         self.log.err(&format!(
-            "LDAP directory {}:{} unusable: {e}",
-            directory.host, directory.port
+            "LDAP directory {host}:{} unusable: {e}",
+            directory.port
         ));
         let _ = self.reply(
             reply::SERVICE_NOT_AVAILABLE,

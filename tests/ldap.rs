@@ -88,7 +88,7 @@ impl Directory {
         cmd.arg("-f")
             .arg(&conf)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(format!("ldap://127.0.0.1:{port}/ ldap://[::1]:{port}/"))
             .arg("-d")
             .arg("0");
         let mut daemon = Daemon::spawn("slapd", cmd, dir.path());
@@ -720,4 +720,38 @@ fn a_big_attribute_ftpgate_does_not_use_does_not_break_the_lookup() {
     let mut c = Ctrl::login(proxy.port, "test", "secret");
     assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
     c.cmd("QUIT");
+}
+
+#[test]
+fn a_directory_at_an_ipv6_address_works_and_is_logged_in_brackets() {
+    if skip_unless_ftpgate("a_directory_at_an_ipv6_address_works_and_is_logged_in_brackets") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::start(&profiles(server.port));
+    let conf = dir
+        .conf()
+        .replace("LDAPServer 127.0.0.1:", "LDAPServer [::1]:");
+    let proxy = Proxy::start(dead_port(), &conf);
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
+    c.cmd("QUIT");
+    drop(dir);
+
+    let ldap = dead_port();
+    let proxy = Proxy::start(
+        server.port,
+        &format!("LDAPServer [::1]:{ldap}\nLDAPBaseDN {BASE}\n"),
+    );
+    let mut c = greeted(proxy.port);
+    c.send_raw(b"USER test\r\n");
+    let got = c.replies_until_eof(30).unwrap_or_default();
+    assert!(got.iter().any(|r| r.code == 421), "{got:?}");
+    assert!(
+        wait_until(10, || proxy.log_text().contains(&format!(
+            "LDAP directory [::1]:{ldap} unusable: cannot connect"
+        ))),
+        "{}",
+        proxy.output()
+    );
 }
