@@ -56,7 +56,7 @@ pub enum Kind {
     Filter,
     /// AllowedDestinations.
     Destinations,
-    /// LDAPServer: `host` or `host:port` (`[v6]:port`).
+    /// LDAPServer: `host` or `host:port` (`v6`, `[v6]:port`).
     HostPort,
     /// An LDAP attribute or object class name (RFC 4512 `descr` or OID).
     LdapName,
@@ -436,7 +436,8 @@ pub fn parse_pw_type(raw: &str) -> Option<(PwScheme, usize)> {
     }
 }
 
-/// LDAPServer: `host`, `host:port`, `[v6]` or `[v6]:port`; port default 389.
+/// LDAPServer: `host`, `host:port`, `v6`, `[v6]` or `[v6]:port`; port
+/// default 389.
 pub fn parse_host_port(raw: &str) -> Result<(String, u16), String> {
     let bad = || format!("expected host or host:port, not '{raw}'");
     let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
@@ -445,6 +446,9 @@ pub fn parse_host_port(raw: &str) -> Result<(String, u16), String> {
             "" => (host, None),
             _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
         }
+    } else if raw.parse::<std::net::Ipv6Addr>().is_ok() {
+        // A bare IPv6 literal has colons but no port.
+        (raw, None)
     } else {
         match raw.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -626,6 +630,7 @@ mod tests {
             ("LDAPServer", "ldap.example.com"),
             ("LDAPServer", "127.0.0.1:3389"),
             ("LDAPServer", "[::1]:389"),
+            ("LDAPServer", "::1"),
             ("LDAPBindDN", "cn=%s,ou=people,dc=example"),
             ("LDAPIdentifier", "uid"),
             ("LDAPIdentifier", "2.5.4.3"),
@@ -745,5 +750,12 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(parse_log_destination(raw), Ok(want));
         }
+    }
+
+    #[test]
+    fn a_bare_ipv6_literal_is_a_host_on_the_default_port() {
+        assert_eq!(parse_host_port("::1"), Ok(("::1".to_string(), 389)));
+        assert_eq!(parse_host_port("[::1]:3389"), Ok(("::1".to_string(), 3389)));
+        assert!(parse_host_port("::1:22389").is_err());
     }
 }
