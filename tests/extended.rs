@@ -293,3 +293,17 @@ ftp.quit()
     assert!(ran.stdout.contains("PASV 425"), "{}", ran.stdout);
     assert!(ran.stdout.contains("EPSV 229"), "{}", ran.stdout);
 }
+
+#[test]
+fn a_bare_ipv6_address_in_allowed_destinations_admits_a_magic_user() {
+    if skip_unless_ftpgate("a_bare_ipv6_address_in_allowed_destinations_admits_a_magic_user") {
+        return;
+    }
+    let server = pyftpdlib_v6();
+    // `::1` starts with ':' like a ports-alone entry (`:21`), but is an address.
+    let proxy = Proxy::start(dead_port(), "AllowMagicUser yes\nAllowedDestinations ::1");
+    let login = format!("{}@[::1]:{}", server.user(), server.port);
+    let mut c = Ctrl::login(proxy.port, &login, server.pass());
+    assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
+    c.cmd("QUIT");
+}

@@ -121,7 +121,8 @@ fn parse_ports(text: &str) -> Result<(u16, u16), String> {
 }
 
 fn parse_entry(entry: &str) -> Result<DestRule, String> {
-    if let Some(ports) = entry.strip_prefix(':') {
+    // `:21` is ports alone; `::1` or `::/0` is a bare IPv6 address.
+    if let Some(ports) = entry.strip_prefix(':').filter(|p| !p.contains(':')) {
         return Ok(DestRule {
             net: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             prefix: 0,
@@ -342,6 +343,8 @@ mod tests {
             ("10.0.0.1", vec![rule("10.0.0.1", 32, (1, 65535))]),
             ("10.0.0.1:20-21", vec![rule("10.0.0.1", 32, (20, 21))]),
             ("[::1]:21", vec![rule("::1", 128, (21, 21))]),
+            ("::1", vec![rule("::1", 128, (1, 65535))]),
+            ("::/0", vec![rule("::", 0, (1, 65535))]),
             ("2001:db8::/32", vec![rule("2001:db8::", 32, (1, 65535))]),
             ("0.0.0.0/0", vec![rule("0.0.0.0", 0, (1, 65535))]),
             (
