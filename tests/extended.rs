@@ -307,3 +307,36 @@ fn a_bare_ipv6_address_in_allowed_destinations_admits_a_magic_user() {
     assert_eq!(c.cmd("PWD").code, 257, "{}", proxy.output());
     c.cmd("QUIT");
 }
+
+#[test]
+fn an_ipv6_eprt_must_name_the_clients_address_and_an_unprivileged_port() {
+    if skip_unless_ftpgate("an_ipv6_eprt_must_name_the_clients_address_and_an_unprivileged_port") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start_v6(&body("127.0.0.1", server.port, ""));
+    let script = r#"
+import ftplib, sys
+ftp = ftplib.FTP(timeout=20)
+ftp.connect('::1', int(sys.argv[1]))
+ftp.login('test', 'secret')
+for cmd in ['EPRT |2|::2|50000|', 'EPRT |2|::1|21|', 'EPRT |2|::1|50000|']:
+    try:
+        r = ftp.sendcmd(cmd)
+    except ftplib.Error as e:
+        r = str(e)
+    print(cmd, r[:3], flush=True)
+ftp.quit()
+"#;
+    let ran = python_script(script, &[&proxy.port.to_string()]);
+    assert!(ran.ok(), "{}\n{}", ran.describe(), proxy.output());
+    let out = &ran.stdout;
+    assert!(out.contains("EPRT |2|::2|50000| 504"), "{out}");
+    assert!(out.contains("EPRT |2|::1|21| 504"), "{out}");
+    assert!(out.contains("EPRT |2|::1|50000| 200"), "{out}");
+    let log = proxy.log_text();
+    assert!(
+        log.contains("EPRT [::2]:50000 refused: address is not the peer's own address"),
+        "{log}"
+    );
+}
