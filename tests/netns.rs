@@ -709,3 +709,97 @@ fn ipv4_client_on_a_dual_stack_listener_falls_back_with_a_warning() {
     );
     assert!(log_of(&dir).contains("dual-stack"), "{}", log_of(&dir));
 }
+
+#[test]
+fn a_passive_port_refuses_a_thief_at_another_ipv6_address_of_the_client_side() {
+    if !runnable(
+        "a_passive_port_refuses_a_thief_at_another_ipv6_address_of_the_client_side",
+        &["ip", "socat"],
+    ) {
+        return;
+    }
+    let t = Topology::new();
+    // A second address on the client side: the thief.
+    must(&[
+        "ip",
+        "-n",
+        &t.client,
+        "addr",
+        "add",
+        "fd00:77:1::3/64",
+        "dev",
+        "c0",
+        "nodad",
+    ]);
+    let dir = TempDir::new("netns-theft6");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("f.txt"), b"the file\n").unwrap();
+    let _server = start_server(&t, &dir, 21, &root);
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 10.77.2.2\nDestinationPort 21\nLogDestination {}\n",
+            dir.join("proxy.log").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Topology::cmd(&t.firewall, "socat");
+    cmd.arg("TCP6-LISTEN:2121,bind=[fd00:77:1::1],reuseaddr,fork")
+        .arg(format!(
+            "EXEC:\"{} -i -f {}\",nofork",
+            proxy_bin().display(),
+            conf.display()
+        ));
+    let proxy = Daemon::spawn("socat(netns)", cmd, dir.path());
+    wait_listening_in_ns(&proxy, 2121);
+    let script = r#"
+import ftplib, socket
+ftp = ftplib.FTP(timeout=20)
+ftp.connect('fd00:77:1::1', 2121, source_address=('fd00:77:1::2', 0))
+ftp.login('test', 'secret')
+r = ftp.sendcmd('EPSV')
+port = int(r.split('|||')[1].split('|')[0])
+thief = socket.socket(socket.AF_INET6)
+thief.bind(('fd00:77:1::3', 0))
+thief.settimeout(10)
+thief.connect(('fd00:77:1::1', port))
+ftp.putcmd('RETR f.txt')
+try:
+    print('thief', thief.recv(100), flush=True)
+except OSError as e:
+    print('thief error', e, flush=True)
+data = socket.socket(socket.AF_INET6)
+data.bind(('fd00:77:1::2', 0))
+data.settimeout(10)
+data.connect(('fd00:77:1::1', port))
+got = b''
+while True:
+    b = data.recv(100)
+    if not b:
+        break
+    got += b
+data.close()
+print('client', got, flush=True)
+print('final', ftp.getresp()[:3], ftp.getresp()[:3], flush=True)
+ftp.quit()
+"#;
+    let mut cmd = Topology::cmd(&t.client, &python());
+    cmd.arg("-c").arg(script);
+    let ran = run_bounded(cmd, CLIENT_SECS);
+    assert!(ran.ok(), "{}\n{}", ran.describe(), log_of(&dir));
+    assert!(ran.stdout.contains("thief b''"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("client b'the file\\r\\n'"),
+        "{}",
+        ran.stdout
+    );
+    let log = log_of(&dir);
+    assert!(
+        log.contains("client data connection from [fd00:77:1::3]"),
+        "{log}"
+    );
+    drop(proxy);
+    drop(t);
+}
