@@ -1633,6 +1633,17 @@ impl<'a> Relay<'a> {
         let timeout = self.timeout();
         let mut note = None;
         while !self.pump.finished() {
+            // Lines read with the transfer command (an ABOR pipelined behind
+            // RETR) count as much as those arriving during the transfer:
+            // nothing else would look at them before the transfer ends.
+            if self.client_lines_hold_abort() {
+                let cut = !self.pump.finished();
+                drop(src);
+                drop(dst);
+                return self
+                    .abort_transfer(cut)
+                    .map(|_| Some("aborted by client".to_string()));
+            }
             let (want_r, want_w) = (self.pump.wants_read(), self.pump.wants_write());
             let client_room = self.queued.len() < limits::MAX_QUEUED_COMMANDS && !self.client_eof;
             let flags = {
@@ -1702,16 +1713,13 @@ impl<'a> Relay<'a> {
                 if !self.read_client()? {
                     return Err(End::ClientClosed);
                 }
-                while let Some(line) = self.client_in.next_line() {
-                    if is_abort(&line) {
-                        let cut = !self.pump.finished();
-                        drop(src);
-                        drop(dst);
-                        return self
-                            .abort_transfer(cut)
-                            .map(|_| Some("aborted by client".to_string()));
-                    }
-                    self.queued.push_back(line);
+                if self.client_lines_hold_abort() {
+                    let cut = !self.pump.finished();
+                    drop(src);
+                    drop(dst);
+                    return self
+                        .abort_transfer(cut)
+                        .map(|_| Some("aborted by client".to_string()));
                 }
             }
         }
@@ -1726,6 +1734,21 @@ impl<'a> Relay<'a> {
             self.pump.wakeups as f64 / mib.max(1.0 / 1024.0),
         ));
         Ok(note)
+    }
+
+    /// Move the client's complete lines to the queue (while it has room)
+    /// up to an ABOR, which is taken out: true if there was one.
+    fn client_lines_hold_abort(&mut self) -> bool {
+        while self.queued.len() < limits::MAX_QUEUED_COMMANDS {
+            let Some(line) = self.client_in.next_line() else {
+                break;
+            };
+            if is_abort(&line) {
+                return true;
+            }
+            self.queued.push_back(line);
+        }
+        false
     }
 
     /// ABOR during a transfer: data connections are closed already; tell the

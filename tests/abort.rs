@@ -185,3 +185,42 @@ fn abort_after_the_server_finished_but_before_the_client_got_the_data_is_426() {
     );
     assert!(ran.stdout.contains("noop 200"), "{}", ran.describe());
 }
+
+/// An ABOR that arrives in the same packet as RETR is read with it, before
+/// the transfer starts: it must still stop the transfer, not wait for the
+/// whole file (here a client that never reads, so forever, until TimeOut).
+#[test]
+fn abor_pipelined_with_retr_stops_the_transfer() {
+    let server = FtpServer::pyftpdlib();
+    server.put("big.bin", &random_bytes(40 << 20, 9));
+    let proxy = Proxy::start(server.port, "TimeOut 60");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let t = r.text();
+    let nums: Vec<u16> = t[t.find('(').unwrap() + 1..t.find(')').unwrap()]
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    // Connected but never read: the download stalls once buffers are full.
+    let _data = std::net::TcpStream::connect(("127.0.0.1", nums[4] * 256 + nums[5])).unwrap();
+    let started = std::time::Instant::now();
+    c.send_raw(b"RETR big.bin\r\nABOR\r\n");
+    let first = c.reply();
+    assert!(matches!(first.code, 125 | 150), "{first:?}");
+    let transfer = c.reply();
+    let abor = c.reply();
+    assert_eq!(
+        (transfer.code, abor.code / 100),
+        (426, 2),
+        "{transfer:?} {abor:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        started.elapsed().as_secs() < 15,
+        "ABOR took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
