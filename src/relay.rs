@@ -483,11 +483,23 @@ impl<'a> Relay<'a> {
 
     /// Relay server replies to the client until a final (non-1xx) one.
     fn relay_replies(&mut self) -> Step<Reply> {
+        let r = self.final_reply(true)?;
+        self.send_client(&r.to_wire())?;
+        Ok(r)
+    }
+
+    /// The server's next final (non-1xx) reply; the 1xx before it go to the
+    /// client if `relay`. SECURITY: all within one TimeOut, so that a server
+    /// sending 1xx lines without end cannot hold the session.
+    fn final_reply(&mut self, relay: bool) -> Step<Reply> {
+        let deadline = Instant::now() + self.timeout();
         loop {
-            let r = self.server_reply(self.timeout())?;
-            self.send_client(&r.to_wire())?;
+            let r = self.server_reply(deadline.saturating_duration_since(Instant::now()))?;
             if !r.is_preliminary() {
                 return Ok(r);
+            }
+            if relay {
+                self.send_client(&r.to_wire())?;
             }
         }
     }
@@ -794,10 +806,7 @@ impl<'a> Relay<'a> {
         };
         // The client has had its 331 from the proxy already: only the
         // server's final answer to USER matters here.
-        let mut r = self.server_reply(self.timeout())?;
-        while r.is_preliminary() {
-            r = self.server_reply(self.timeout())?;
-        }
+        let r = self.final_reply(false)?;
         if r.code != reply::NEED_PASSWORD {
             return self.send_client(&r.to_wire());
         }
@@ -1164,10 +1173,7 @@ impl<'a> Relay<'a> {
 
     fn feat(&mut self) -> Step {
         self.send_server(b"FEAT")?;
-        let mut r = self.server_reply(self.timeout())?;
-        while r.is_preliminary() {
-            r = self.server_reply(self.timeout())?;
-        }
+        let r = self.final_reply(false)?;
         let out = session::features(Some(&r), self.settings.valid_commands.as_ref());
         self.send_client(&out)
     }
@@ -1777,13 +1783,9 @@ impl<'a> Relay<'a> {
         self.abort_answered = true;
         self.send_server(b"ABOR")?;
         self.send_server(b"NOOP")?;
-        let limit = self.timeout();
         let mut finals: Vec<Reply> = Vec::new();
         loop {
-            let r = self.server_reply(limit)?;
-            if r.is_preliminary() {
-                continue;
-            }
+            let r = self.final_reply(false)?;
             if r.code == reply::COMMAND_OK || finals.len() >= 3 {
                 break;
             }
