@@ -1716,9 +1716,10 @@ impl<'a> Relay<'a> {
                 self.read_server()?;
             }
             if client_room && ready(r_cli) {
-                if !self.read_client()? {
-                    return Err(End::ClientClosed);
-                }
+                // A client that closed its side after QUIT (or just after
+                // the transfer command) still gets the data and the replies;
+                // serve() ends the session once the queue is answered.
+                self.read_client()?;
                 if self.client_lines_hold_abort() {
                     let cut = !self.pump.finished();
                     drop(src);
