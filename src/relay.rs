@@ -28,7 +28,7 @@ use crate::limits;
 use crate::log::Log;
 use crate::policy::data::{check_client_port, check_data_peer, check_server_passive};
 use crate::policy::dest;
-use crate::policy::filter::Verdict;
+use crate::policy::filter::{CommandFilter, Verdict};
 use crate::policy::user::{AuthMagic, Login, split_auth, split_auth_pass, split_magic};
 use crate::session::{self, Direction, Side};
 use crate::sys::jail::Jailed;
@@ -1750,7 +1750,7 @@ impl<'a> Relay<'a> {
             let Some(line) = self.client_in.next_line() else {
                 break;
             };
-            if is_abort(&line) {
+            if is_abort(&line, self.settings.valid_commands.as_ref()) {
                 return true;
             }
             self.queued.push_back(line);
@@ -1838,10 +1838,15 @@ impl<'a> Relay<'a> {
     }
 }
 
-/// Is this client line an ABOR (after Telnet IP/Synch were stripped)?
-fn is_abort(line: &Line) -> bool {
+/// Is this client line an ABOR (after Telnet IP/Synch were stripped) that
+/// ValidCommands allows? SECURITY: a refused one waits for its turn and
+/// its refusal like any other command; it never reaches the server.
+fn is_abort(line: &Line, filter: Option<&CommandFilter>) -> bool {
     match line {
-        Line::Complete(l) => Command::parse(l).is_ok_and(|c| c.verb.as_bytes() == b"ABOR"),
+        Line::Complete(l) => Command::parse(l).is_ok_and(|c| {
+            c.verb.as_bytes() == b"ABOR"
+                && filter.is_none_or(|f| f.check(c.verb.as_bytes(), c.arg) == Verdict::Allow)
+        }),
         Line::TooLong => false,
     }
 }
