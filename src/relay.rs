@@ -200,6 +200,8 @@ pub struct Relay<'a> {
     closing_sent: bool,
     /// ABOR during the transfer already relayed the transfer's final reply.
     abort_answered: bool,
+    /// The client sent ABOR while ftpgate waited for its data connection.
+    aborted_before_data: bool,
     pump: Pump,
     totals: Totals,
     started: Instant,
@@ -235,6 +237,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         epsv_all: false,
         closing_sent: false,
         abort_answered: false,
+        aborted_before_data: false,
         pump: Pump::new(limits::DATA_BUFFER, cfg.max_recv_buf_size),
         totals: Totals::default(),
         started: Instant::now(),
@@ -1438,19 +1441,38 @@ impl<'a> Relay<'a> {
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let server_ready = {
-                let s = self.server()?;
+            // Waiting for the client's own connection: its ABOR (or a
+            // pipelined one already read) must not wait for the deadline.
+            let watch_client = what == "client"
+                && !self.client_eof
+                && self.queued.len() < limits::MAX_QUEUED_COMMANDS;
+            let (server_ready, client_ready) = {
+                let s = self
+                    .server
+                    .as_ref()
+                    .ok_or_else(|| End::ServerClosed("not connected".into()))?;
                 let mut fds = [
                     PollFd::new(listener.as_fd(), PollFlags::POLLIN),
                     PollFd::new(s.stream.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(
+                        self.client.as_fd(),
+                        interest(watch_client, PollFlags::POLLIN),
+                    ),
                 ];
                 if left.is_zero() || !wait(&mut fds, left) {
                     return Ok(None);
                 }
-                ready(fds[1].revents())
+                (ready(fds[1].revents()), ready(fds[2].revents()))
             };
             if server_ready {
                 self.read_server()?;
+            }
+            if watch_client && client_ready {
+                self.read_client()?;
+            }
+            if what == "client" && self.client_lines_hold_abort() {
+                self.aborted_before_data = true;
+                return Ok(None);
             }
         }
     }
@@ -1527,6 +1549,12 @@ impl<'a> Relay<'a> {
             None => None,
         };
         let (Some(server_stream), Some(client_stream)) = (server_stream, client_stream) else {
+            if std::mem::take(&mut self.aborted_before_data) {
+                // Two replies, as for an ABOR during the transfer: 426, 226.
+                let r = self.abort_transfer(true);
+                self.abort_answered = false;
+                return r;
+            }
             return self.abort_setup();
         };
         self.client_side = if self.pasv.is_some() {

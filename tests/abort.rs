@@ -224,3 +224,50 @@ fn abor_pipelined_with_retr_stops_the_transfer() {
     );
     assert_eq!(c.cmd("NOOP").code, 200);
 }
+
+/// ABOR while ftpgate still waits for the client's data connection (the
+/// client never connects to its PASV port): 426 and 226 at once, not after
+/// TimeOut, and the next transfer works.
+#[test]
+fn abor_before_the_client_connects_its_data_connection_acts_at_once() {
+    use std::io::Read;
+    let server = FtpServer::pyftpdlib();
+    server.put("big.bin", &random_bytes(4 << 20, 13));
+    server.put("small.txt", b"small\n");
+    let proxy = Proxy::start(server.port, "TimeOut 60");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let pasv = |c: &mut Ctrl| {
+        let r = c.cmd("PASV");
+        assert_eq!(r.code, 227, "{r:?}");
+        let t = r.text();
+        let n: Vec<u16> = t[t.find('(').unwrap() + 1..t.find(')').unwrap()]
+            .split(',')
+            .map(|n| n.trim().parse().unwrap())
+            .collect();
+        n[4] * 256 + n[5]
+    };
+    pasv(&mut c);
+    c.send_raw(b"RETR big.bin\r\n");
+    let first = c.reply();
+    assert!(matches!(first.code, 125 | 150), "{first:?}");
+    let started = std::time::Instant::now();
+    c.send_raw(b"ABOR\r\n");
+    let (transfer, abor) = (c.reply(), c.reply());
+    assert_eq!(
+        (transfer.code, abor.code / 100),
+        (426, 2),
+        "{transfer:?} {abor:?}\n{}",
+        proxy.output()
+    );
+    assert!(started.elapsed().as_secs() < 15, "{:?}", started.elapsed());
+    assert_eq!(c.cmd("NOOP").code, 200);
+    let p = pasv(&mut c);
+    let mut d = std::net::TcpStream::connect(("127.0.0.1", p)).unwrap();
+    c.send_raw(b"RETR small.txt\r\n");
+    assert!(matches!(c.reply().code, 125 | 150));
+    let mut got = Vec::new();
+    d.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"small\n");
+    assert_eq!(c.reply().code, 226, "{}", proxy.output());
+}
