@@ -28,7 +28,7 @@ use crate::limits;
 use crate::log::Log;
 use crate::policy::data::{check_client_port, check_data_peer, check_server_passive};
 use crate::policy::dest;
-use crate::policy::filter::Verdict;
+use crate::policy::filter::{CommandFilter, Verdict};
 use crate::policy::user::{AuthMagic, Login, split_auth, split_auth_pass, split_magic};
 use crate::session::{self, Direction, Side};
 use crate::sys::jail::Jailed;
@@ -200,6 +200,8 @@ pub struct Relay<'a> {
     closing_sent: bool,
     /// ABOR during the transfer already relayed the transfer's final reply.
     abort_answered: bool,
+    /// The client sent ABOR while ftpgate waited for its data connection.
+    aborted_before_data: bool,
     pump: Pump,
     totals: Totals,
     started: Instant,
@@ -235,6 +237,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         epsv_all: false,
         closing_sent: false,
         abort_answered: false,
+        aborted_before_data: false,
         pump: Pump::new(limits::DATA_BUFFER, cfg.max_recv_buf_size),
         totals: Totals::default(),
         started: Instant::now(),
@@ -483,11 +486,23 @@ impl<'a> Relay<'a> {
 
     /// Relay server replies to the client until a final (non-1xx) one.
     fn relay_replies(&mut self) -> Step<Reply> {
+        let r = self.final_reply(true)?;
+        self.send_client(&r.to_wire())?;
+        Ok(r)
+    }
+
+    /// The server's next final (non-1xx) reply; the 1xx before it go to the
+    /// client if `relay`. SECURITY: all within one TimeOut, so that a server
+    /// sending 1xx lines without end cannot hold the session.
+    fn final_reply(&mut self, relay: bool) -> Step<Reply> {
+        let deadline = Instant::now() + self.timeout();
         loop {
-            let r = self.server_reply(self.timeout())?;
-            self.send_client(&r.to_wire())?;
+            let r = self.server_reply(deadline.saturating_duration_since(Instant::now()))?;
             if !r.is_preliminary() {
                 return Ok(r);
+            }
+            if relay {
+                self.send_client(&r.to_wire())?;
             }
         }
     }
@@ -794,10 +809,7 @@ impl<'a> Relay<'a> {
         };
         // The client has had its 331 from the proxy already: only the
         // server's final answer to USER matters here.
-        let mut r = self.server_reply(self.timeout())?;
-        while r.is_preliminary() {
-            r = self.server_reply(self.timeout())?;
-        }
+        let r = self.final_reply(false)?;
         if r.code != reply::NEED_PASSWORD {
             return self.send_client(&r.to_wire());
         }
@@ -1170,10 +1182,7 @@ impl<'a> Relay<'a> {
 
     fn feat(&mut self) -> Step {
         self.send_server(b"FEAT")?;
-        let mut r = self.server_reply(self.timeout())?;
-        while r.is_preliminary() {
-            r = self.server_reply(self.timeout())?;
-        }
+        let r = self.final_reply(false)?;
         let out = session::features(Some(&r), self.settings.valid_commands.as_ref());
         self.send_client(&out)
     }
@@ -1441,19 +1450,38 @@ impl<'a> Relay<'a> {
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let server_ready = {
-                let s = self.server()?;
+            // Waiting for the client's own connection: its ABOR (or a
+            // pipelined one already read) must not wait for the deadline.
+            let watch_client = what == "client"
+                && !self.client_eof
+                && self.queued.len() < limits::MAX_QUEUED_COMMANDS;
+            let (server_ready, client_ready) = {
+                let s = self
+                    .server
+                    .as_ref()
+                    .ok_or_else(|| End::ServerClosed("not connected".into()))?;
                 let mut fds = [
                     PollFd::new(listener.as_fd(), PollFlags::POLLIN),
                     PollFd::new(s.stream.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(
+                        self.client.as_fd(),
+                        interest(watch_client, PollFlags::POLLIN),
+                    ),
                 ];
                 if left.is_zero() || !wait(&mut fds, left) {
                     return Ok(None);
                 }
-                ready(fds[1].revents())
+                (ready(fds[1].revents()), ready(fds[2].revents()))
             };
             if server_ready {
                 self.read_server()?;
+            }
+            if watch_client && client_ready {
+                self.read_client()?;
+            }
+            if what == "client" && self.client_lines_hold_abort() {
+                self.aborted_before_data = true;
+                return Ok(None);
             }
         }
     }
@@ -1530,6 +1558,12 @@ impl<'a> Relay<'a> {
             None => None,
         };
         let (Some(server_stream), Some(client_stream)) = (server_stream, client_stream) else {
+            if std::mem::take(&mut self.aborted_before_data) {
+                // Two replies, as for an ABOR during the transfer: 426, 226.
+                let r = self.abort_transfer(true);
+                self.abort_answered = false;
+                return r;
+            }
             return self.abort_setup();
         };
         self.client_side = if self.pasv.is_some() {
@@ -1642,6 +1676,17 @@ impl<'a> Relay<'a> {
         let timeout = self.timeout();
         let mut note = None;
         while !self.pump.finished() {
+            // Lines read with the transfer command (an ABOR pipelined behind
+            // RETR) count as much as those arriving during the transfer:
+            // nothing else would look at them before the transfer ends.
+            if self.client_lines_hold_abort() {
+                let cut = !self.pump.finished();
+                drop(src);
+                drop(dst);
+                return self
+                    .abort_transfer(cut)
+                    .map(|_| Some("aborted by client".to_string()));
+            }
             let (want_r, want_w) = (self.pump.wants_read(), self.pump.wants_write());
             let client_room = self.queued.len() < limits::MAX_QUEUED_COMMANDS && !self.client_eof;
             let flags = {
@@ -1708,19 +1753,17 @@ impl<'a> Relay<'a> {
                 self.read_server()?;
             }
             if client_room && ready(r_cli) {
-                if !self.read_client()? {
-                    return Err(End::ClientClosed);
-                }
-                while let Some(line) = self.client_in.next_line() {
-                    if is_abort(&line) {
-                        let cut = !self.pump.finished();
-                        drop(src);
-                        drop(dst);
-                        return self
-                            .abort_transfer(cut)
-                            .map(|_| Some("aborted by client".to_string()));
-                    }
-                    self.queued.push_back(line);
+                // A client that closed its side after QUIT (or just after
+                // the transfer command) still gets the data and the replies;
+                // serve() ends the session once the queue is answered.
+                self.read_client()?;
+                if self.client_lines_hold_abort() {
+                    let cut = !self.pump.finished();
+                    drop(src);
+                    drop(dst);
+                    return self
+                        .abort_transfer(cut)
+                        .map(|_| Some("aborted by client".to_string()));
                 }
             }
         }
@@ -1735,6 +1778,21 @@ impl<'a> Relay<'a> {
             self.pump.wakeups as f64 / mib.max(1.0 / 1024.0),
         ));
         Ok(note)
+    }
+
+    /// Move the client's complete lines to the queue (while it has room)
+    /// up to an ABOR, which is taken out: true if there was one.
+    fn client_lines_hold_abort(&mut self) -> bool {
+        while self.queued.len() < limits::MAX_QUEUED_COMMANDS {
+            let Some(line) = self.client_in.next_line() else {
+                break;
+            };
+            if is_abort(&line, self.settings.valid_commands.as_ref()) {
+                return true;
+            }
+            self.queued.push_back(line);
+        }
+        false
     }
 
     /// ABOR during a transfer: data connections are closed already; tell the
@@ -1763,13 +1821,9 @@ impl<'a> Relay<'a> {
         self.abort_answered = true;
         self.send_server(b"ABOR")?;
         self.send_server(b"NOOP")?;
-        let limit = self.timeout();
         let mut finals: Vec<Reply> = Vec::new();
         loop {
-            let r = self.server_reply(limit)?;
-            if r.is_preliminary() {
-                continue;
-            }
+            let r = self.final_reply(false)?;
             if r.code == reply::COMMAND_OK || finals.len() >= 3 {
                 break;
             }
@@ -1821,10 +1875,15 @@ impl<'a> Relay<'a> {
     }
 }
 
-/// Is this client line an ABOR (after Telnet IP/Synch were stripped)?
-fn is_abort(line: &Line) -> bool {
+/// Is this client line an ABOR (after Telnet IP/Synch were stripped) that
+/// ValidCommands allows? SECURITY: a refused one waits for its turn and
+/// its refusal like any other command; it never reaches the server.
+fn is_abort(line: &Line, filter: Option<&CommandFilter>) -> bool {
     match line {
-        Line::Complete(l) => Command::parse(l).is_ok_and(|c| c.verb.as_bytes() == b"ABOR"),
+        Line::Complete(l) => Command::parse(l).is_ok_and(|c| {
+            c.verb.as_bytes() == b"ABOR"
+                && filter.is_none_or(|f| f.check(c.verb.as_bytes(), c.arg) == Verdict::Allow)
+        }),
         Line::TooLong => false,
     }
 }

@@ -185,3 +185,89 @@ fn abort_after_the_server_finished_but_before_the_client_got_the_data_is_426() {
     );
     assert!(ran.stdout.contains("noop 200"), "{}", ran.describe());
 }
+
+/// An ABOR that arrives in the same packet as RETR is read with it, before
+/// the transfer starts: it must still stop the transfer, not wait for the
+/// whole file (here a client that never reads, so forever, until TimeOut).
+#[test]
+fn abor_pipelined_with_retr_stops_the_transfer() {
+    let server = FtpServer::pyftpdlib();
+    server.put("big.bin", &random_bytes(40 << 20, 9));
+    let proxy = Proxy::start(server.port, "TimeOut 60");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let t = r.text();
+    let nums: Vec<u16> = t[t.find('(').unwrap() + 1..t.find(')').unwrap()]
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    // Connected but never read: the download stalls once buffers are full.
+    let _data = std::net::TcpStream::connect(("127.0.0.1", nums[4] * 256 + nums[5])).unwrap();
+    let started = std::time::Instant::now();
+    c.send_raw(b"RETR big.bin\r\nABOR\r\n");
+    let first = c.reply();
+    assert!(matches!(first.code, 125 | 150), "{first:?}");
+    let transfer = c.reply();
+    let abor = c.reply();
+    assert_eq!(
+        (transfer.code, abor.code / 100),
+        (426, 2),
+        "{transfer:?} {abor:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        started.elapsed().as_secs() < 15,
+        "ABOR took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
+
+/// ABOR while ftpgate still waits for the client's data connection (the
+/// client never connects to its PASV port): 426 and 226 at once, not after
+/// TimeOut, and the next transfer works.
+#[test]
+fn abor_before_the_client_connects_its_data_connection_acts_at_once() {
+    use std::io::Read;
+    let server = FtpServer::pyftpdlib();
+    server.put("big.bin", &random_bytes(4 << 20, 13));
+    server.put("small.txt", b"small\n");
+    let proxy = Proxy::start(server.port, "TimeOut 60");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let pasv = |c: &mut Ctrl| {
+        let r = c.cmd("PASV");
+        assert_eq!(r.code, 227, "{r:?}");
+        let t = r.text();
+        let n: Vec<u16> = t[t.find('(').unwrap() + 1..t.find(')').unwrap()]
+            .split(',')
+            .map(|n| n.trim().parse().unwrap())
+            .collect();
+        n[4] * 256 + n[5]
+    };
+    pasv(&mut c);
+    c.send_raw(b"RETR big.bin\r\n");
+    let first = c.reply();
+    assert!(matches!(first.code, 125 | 150), "{first:?}");
+    let started = std::time::Instant::now();
+    c.send_raw(b"ABOR\r\n");
+    let (transfer, abor) = (c.reply(), c.reply());
+    assert_eq!(
+        (transfer.code, abor.code / 100),
+        (426, 2),
+        "{transfer:?} {abor:?}\n{}",
+        proxy.output()
+    );
+    assert!(started.elapsed().as_secs() < 15, "{:?}", started.elapsed());
+    assert_eq!(c.cmd("NOOP").code, 200);
+    let p = pasv(&mut c);
+    let mut d = std::net::TcpStream::connect(("127.0.0.1", p)).unwrap();
+    c.send_raw(b"RETR small.txt\r\n");
+    assert!(matches!(c.reply().code, 125 | 150));
+    let mut got = Vec::new();
+    d.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"small\n");
+    assert_eq!(c.reply().code, 226, "{}", proxy.output());
+}

@@ -221,3 +221,49 @@ fn user_and_quit_pass_even_when_valid_commands_omits_them() {
     assert!(refused(c.cmd("SYST").code), "SYST allowed");
     assert_eq!(c.cmd("QUIT").code, 221, "{}", proxy.output());
 }
+
+/// ABOR during a transfer is a command like any other: when ValidCommands
+/// does not list it, it never reaches the server and the transfer goes on;
+/// its refusal comes after the transfer's reply.
+#[test]
+fn abor_refused_by_valid_commands_does_not_stop_a_transfer() {
+    use std::io::Read;
+    if skip_unless_ftpgate("abor_refused_by_valid_commands_does_not_stop_a_transfer") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(8 << 20, 11);
+    server.put("big.bin", &data);
+    let proxy = Proxy::start(server.port, &format!("ValidCommands {READ_ONLY}"));
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let t = r.text();
+    let nums: Vec<u16> = t[t.find('(').unwrap() + 1..t.find(')').unwrap()]
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    let mut d = std::net::TcpStream::connect(("127.0.0.1", nums[4] * 256 + nums[5])).unwrap();
+    d.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    c.send_raw(b"RETR big.bin\r\n");
+    let first = c.reply();
+    assert!(matches!(first.code, 125 | 150), "{first:?}");
+    c.send_raw(b"ABOR\r\n");
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert_same_bytes("RETR with a refused ABOR", &got, &data);
+    let (transfer, abor) = (c.reply(), c.reply());
+    assert_eq!(
+        (transfer.code, abor.code),
+        (226, 502),
+        "{transfer:?} {abor:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        proxy
+            .log_text()
+            .contains("command refused by ValidCommands: ABOR")
+    );
+}

@@ -1145,3 +1145,56 @@ fn an_active_connection_from_another_host_than_the_server_is_refused() {
     );
     assert!(proxy.log_text().contains("127.0.0.2"), "{}", proxy.output());
 }
+
+#[test]
+fn endless_1xx_replies_end_the_session_with_421_after_timeout() {
+    if skip_unless_ftpgate("endless_1xx_replies_end_the_session_with_421_after_timeout") {
+        return;
+    }
+    // Logs in anyone, then answers NOOP with a 1xx line every 200 ms and
+    // never with a final reply.
+    let server = FakeServer::start(|mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            match verb.as_str() {
+                "" => return vec!["eof".into()],
+                "USER" => drop(s.write_all(b"331 pass\r\n")),
+                "PASS" => drop(s.write_all(b"230 in\r\n")),
+                "NOOP" => break,
+                _ => drop(s.write_all(b"200 ok\r\n")),
+            }
+        }
+        for i in 0..300u32 {
+            if s.write_all(format!("110 still busy {i}\r\n").as_bytes())
+                .is_err()
+            {
+                return vec![format!("proxy hung up after {i} lines")];
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        vec!["proxy never hung up".into()]
+    });
+    let proxy = Proxy::start(server.port, "TimeOut 3");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    let started = Instant::now();
+    c.send_raw(b"NOOP\r\n");
+    let replies = c
+        .replies_until_eof(20)
+        .expect("proxy kept the connection open");
+    assert!(
+        replies.last().is_some_and(|r| r.code == 421),
+        "{replies:?}\n{}",
+        proxy.output()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        wait_until(START_SECS, || proxy.sessions().is_empty()),
+        "session left behind"
+    );
+}

@@ -596,3 +596,38 @@ fn login_works_after_the_server_dropped_the_early_connection() {
         );
     }
 }
+
+#[test]
+fn a_second_user_after_a_magic_login_cannot_change_the_server() {
+    if skip_unless_ftpgate("a_second_user_after_a_magic_login_cannot_change_the_server") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let other = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(
+        dead_port(),
+        "AllowMagicUser yes\nAllowedDestinations 127.0.0.1/32",
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    assert_eq!(
+        c.cmd(&format!("USER test@127.0.0.1:{}", server.port)).code,
+        331
+    );
+    assert_eq!(c.cmd("PASS secret").code, 230);
+    // Another server, allowed or not, while the first login stays.
+    for dest in [
+        format!("test@127.0.0.1:{}", other.port),
+        format!("test@127.0.0.2:{}", other.port),
+        format!("other@127.0.0.1:{}", server.port),
+    ] {
+        let r = c.cmd(&format!("USER {dest}"));
+        assert_eq!(r.code, 530, "USER {dest}: {r:?}\n{}", proxy.output());
+    }
+    assert_eq!(connections_to(other.port), 0, "{}", proxy.output());
+    // Still logged in to the first server; the same name is relayed there.
+    assert_eq!(c.cmd("PWD").code, 257);
+    assert_eq!(c.cmd("USER test").code, 331);
+    assert_eq!(c.cmd("PASS secret").code, 230);
+    assert_eq!(c.cmd("QUIT").code, 221);
+}

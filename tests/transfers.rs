@@ -401,3 +401,42 @@ fn concurrent_sessions_share_small_destination_and_passive_port_ranges() {
         r.stdout
     );
 }
+
+/// A batch client sends RETR and QUIT and closes its side of the control
+/// connection: the download still arrives whole, then 226 and 221.
+#[test]
+fn a_client_that_half_closes_after_retr_and_quit_still_gets_the_whole_file() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(BIG, 0x4a1f);
+    server.put("big.bin", &data);
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let t = r.text();
+    let nums: Vec<u16> = t[t.find('(').unwrap() + 1..t.find(')').unwrap()]
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    let mut d = TcpStream::connect(("127.0.0.1", nums[4] * 256 + nums[5])).unwrap();
+    d.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut w = c.raw_stream();
+    w.write_all(b"RETR big.bin\r\nQUIT\r\n").unwrap();
+    w.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    let _ = d.read_to_end(&mut got);
+    assert_same_bytes("RETR before a half-close", &got, &data);
+    let replies = c
+        .replies_until_eof(20)
+        .expect("proxy kept the connection open");
+    let codes: Vec<u16> = replies.iter().map(|r| r.code).collect();
+    assert!(
+        codes.len() == 3 && matches!(codes[0], 125 | 150) && codes[1..] == [226, 221],
+        "{replies:?}\n{}",
+        proxy.output()
+    );
+}
