@@ -1602,10 +1602,7 @@ impl<'a> Relay<'a> {
                     "transfer cut short at the proxy, server said: {}",
                     escape(&final_reply.to_wire())
                 ));
-                self.reply(
-                    reply::TRANSFER_ABORTED,
-                    "Connection closed; transfer aborted.",
-                )?;
+                self.reply_transfer_cut()?;
                 reply::TRANSFER_ABORTED
             } else {
                 self.send_client(&final_reply.to_wire())?;
@@ -1795,6 +1792,14 @@ impl<'a> Relay<'a> {
         false
     }
 
+    /// `426` for a transfer ftpgate cut short on the client's side.
+    fn reply_transfer_cut(&mut self) -> Step {
+        self.reply(
+            reply::TRANSFER_ABORTED,
+            "Connection closed; transfer aborted.",
+        )
+    }
+
     /// ABOR during a transfer: data connections are closed already; tell the
     /// server and relay its replies so the client sees what RFC 959 §4.1.3
     /// promises: one final reply for the transfer command and one for ABOR,
@@ -1829,22 +1834,23 @@ impl<'a> Relay<'a> {
             }
             finals.push(r);
         }
+        let mut sent = 0;
         if cut && finals.first().is_none_or(Reply::is_positive) {
             self.log
                 .dbg("ABOR: transfer cut short by the proxy, 426 to the client");
-            self.reply(
-                reply::TRANSFER_ABORTED,
-                "Connection closed; transfer aborted.",
-            )?;
-            return match finals.pop().filter(Reply::is_positive) {
-                Some(r) => self.send_client(&r.to_wire()),
-                None => self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful."),
-            };
+            self.reply_transfer_cut()?;
+            sent = 1;
+            // What answers the ABOR is the server's last positive reply.
+            finals = finals
+                .pop()
+                .filter(Reply::is_positive)
+                .into_iter()
+                .collect();
         }
         for r in &finals {
             self.send_client(&r.to_wire())?;
         }
-        for _ in finals.len()..2 {
+        for _ in sent + finals.len()..2 {
             self.reply(reply::TRANSFER_COMPLETE, "ABOR command successful.")?;
         }
         Ok(())
