@@ -378,9 +378,7 @@ fn a_server_that_says_150_and_then_nothing_is_ended_soon_after_timeout() {
     });
     let proxy = Proxy::start(server.port, "TimeOut 8\nDestinationTransferMode passive");
     let mut c = Ctrl::login(proxy.port, "u", "p");
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227, "{r:?}");
-    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let _data = pasv_connect(&mut c);
     let started = Instant::now();
     c.send_raw(b"RETR x\r\n");
     let replies = c
@@ -434,9 +432,7 @@ fn an_active_mode_server_that_says_150_and_never_connects_gets_425_soon_after_ti
     });
     let proxy = Proxy::start(server.port, "TimeOut 8\nDestinationTransferMode active");
     let mut c = Ctrl::login(proxy.port, "u", "p");
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227, "{r:?}");
-    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let _data = pasv_connect(&mut c);
     let started = Instant::now();
     c.send_raw(b"RETR x\r\n");
     assert_eq!(c.reply().code, 150);
@@ -470,10 +466,7 @@ fn a_client_that_stops_reading_mid_download_does_not_make_the_proxy_spin() {
     let proxy = Proxy::start(server.port, "TimeOut 4");
     let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
     assert_eq!(c.cmd("TYPE I").code, 200);
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227, "{r:?}");
-    let port = pasv_port(&r);
-    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let data = pasv_connect(&mut c);
     c.send_raw(b"RETR big.bin\r\n");
     let r = c.reply();
     assert!(r.code == 150 || r.code == 125, "{r:?}");
@@ -508,9 +501,7 @@ fn a_download_cut_by_the_idle_timeout_is_426_even_if_the_server_says_226() {
     let proxy = Proxy::start(server.port, "TimeOut 3");
     let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
     assert_eq!(c.cmd("TYPE I").code, 200);
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227, "{r:?}");
-    let data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let data = pasv_connect(&mut c);
     c.send_raw(b"RETR big.bin\r\n");
     let r = c.reply();
     assert!(r.code == 150 || r.code == 125, "{r:?}");
@@ -565,9 +556,7 @@ fn a_server_that_stops_reading_mid_upload_does_not_make_the_proxy_spin() {
     });
     let proxy = Proxy::start(server.port, "TimeOut 4\nDestinationTransferMode passive");
     let mut c = Ctrl::login(proxy.port, "u", "p");
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227, "{r:?}");
-    let mut data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let mut data = pasv_connect(&mut c);
     c.send_raw(b"STOR x\r\n");
     assert_eq!(c.reply().code, 150);
     data.set_write_timeout(Some(Duration::from_secs(2)))
@@ -591,6 +580,13 @@ fn a_server_that_stops_reading_mid_upload_does_not_make_the_proxy_spin() {
         proxy.output()
     );
     let _ = server.join();
+}
+
+/// PASV on `c` (must be 227) and a data connection to the port it names.
+fn pasv_connect(c: &mut Ctrl) -> TcpStream {
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap()
 }
 
 fn pasv_port(r: &Reply) -> u16 {
@@ -784,9 +780,7 @@ fn a_server_227_naming_a_third_host_is_refused() {
     let server = malicious_pasv_server(target);
     let proxy = Proxy::start(server.port, "DestinationTransferMode passive\nTimeOut 10");
     let mut c = Ctrl::login(proxy.port, "u", "p");
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227, "{r:?}");
-    let _data = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let _data = pasv_connect(&mut c);
     c.send_raw(b"RETR secret\r\n");
     let r = c.reply();
     assert_eq!(r.code, 425, "{r:?}\n{}", proxy.output());
@@ -955,9 +949,7 @@ fn destination_ports_are_used_towards_the_server() {
         ),
     );
     let mut c = Ctrl::login(proxy.port, "u", "p");
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227);
-    let _d = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let _d = pasv_connect(&mut c);
     assert_eq!(c.cmd("RETR x").code, 550);
     assert_eq!(c.cmd("QUIT").code, 221);
     let seen = server.join();
@@ -1124,9 +1116,7 @@ fn an_active_connection_from_another_host_than_the_server_is_refused() {
     });
     let proxy = Proxy::start(server.port, "DestinationTransferMode active\nTimeOut 20");
     let mut c = Ctrl::login(proxy.port, "u", "p");
-    let r = c.cmd("PASV");
-    assert_eq!(r.code, 227);
-    let mut d = TcpStream::connect(("127.0.0.1", pasv_port(&r))).unwrap();
+    let mut d = pasv_connect(&mut c);
     d.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
         .unwrap();
     c.send_raw(b"RETR f\r\n");
