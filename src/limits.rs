@@ -14,6 +14,11 @@ pub const MAX_REPLY_LINES: usize = 1000;
 /// answered (pipelining). More than this and the client is not speaking FTP.
 pub const MAX_QUEUED_COMMANDS: usize = 64;
 
+/// Most complete server replies waiting to be read (during a transfer the
+/// session takes the final reply only after the data ends). A server needs
+/// a few (110 markers, the final reply); thousands mean it is not FTP.
+pub const MAX_QUEUED_REPLIES: usize = 256;
+
 /// Largest compiled regular expression (ValidCommands, UserNameRule), bytes.
 /// Patterns compile once at start-up; this keeps a hostile or mistyped
 /// pattern from eating memory.

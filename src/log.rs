@@ -146,6 +146,11 @@ impl Log {
         }
     }
 
+    /// The most detailed level written.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
     pub fn enabled(&self, level: Level) -> bool {
         level <= self.level
     }

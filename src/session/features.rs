@@ -1,5 +1,5 @@
-//! Protocol decisions of a session that need no socket: which way a transfer
-//! flows, which mode to use towards the server, what FEAT may advertise.
+//! Small protocol decisions of the engine: which way a transfer flows,
+//! which mode to use towards the server, what FEAT may advertise.
 #![forbid(unsafe_code)]
 
 use crate::config::TransferMode;

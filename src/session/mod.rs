@@ -1,0 +1,1237 @@
+//! THE session engine: the whole FTP protocol logic of one client session,
+//! as a state machine that does no I/O.
+//!
+//! It takes [`Event`]s (bytes from the client or the server, the result of
+//! a connect, a listen, an accept, a look-up, the end of a transfer, the
+//! time) through [`Session::handle`] and answers with [`Action`]s (bytes to
+//! send, connections to open or close, the data pump to start or stop, log
+//! lines, the end) that the driver (`relay.rs`) takes with
+//! [`Session::poll_action`] and performs. It never touches a socket, a file
+//! or a clock: time comes in with every event, and [`Session::deadline`]
+//! says when the driver must call back with [`Event::Timer`].
+//! (rustls `State::handle`, quinn-proto `handle_event`/`poll_transmit`.)
+//!
+//! Blocking work (connect, listen, DNS, LDAP) is an action whose result the
+//! driver hands back as the next event; the engine waits for it in a state
+//! of its own, so a transcript of events and actions describes a session
+//! completely (see `tests.rs`).
+//!
+//! States are named by what they wait for ([`State`]). Everything the
+//! client sends is checked by the command filter here, before any byte of
+//! it can become an action towards the server.
+#![forbid(unsafe_code)]
+
+mod features;
+mod login;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub use features::{Direction, Side, direction, features, server_mode};
+pub use login::check_destination;
+
+use crate::config::{Config, Level, PortRange, UserSettings};
+use crate::ftp::command::{self, Command, Kind};
+use crate::ftp::escape;
+use crate::ftp::line::{Line, LineBuffer};
+use crate::ftp::reply::{self, Reply, ReplyParser};
+use crate::ldap::{Found, LdapError};
+use crate::limits;
+use crate::policy::filter::{CommandFilter, Verdict};
+
+use login::{Connecting, LookUp, Pending, Plan};
+use transfer::{Abort, SetupAbort, Transfer};
+
+/// Why a session ended; logged once, mapped to the exit status by the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client said QUIT.
+    Quit,
+    /// The client closed its control connection.
+    ClientClosed,
+    /// The server closed its control connection or broke the protocol.
+    ServerClosed(String),
+    /// The server could not be reached.
+    Unreachable(String),
+    /// TimeOut seconds without activity.
+    Timeout,
+    /// Reading from or writing to the client failed.
+    ClientError(String),
+    /// The LDAP directory (LDAPServer) could not be used.
+    Directory(String),
+    /// Too many failed proxy authentications (UserAuthType ldap).
+    AuthFailures,
+    /// Too many USER commands looked up in the directory.
+    TooManyLookups,
+}
+
+impl End {
+    /// An end worth a warning and exit status 1.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, End::Quit | End::ClientClosed | End::Timeout)
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Quit => f.write_str("client quit"),
+            End::ClientClosed => f.write_str("client closed the connection"),
+            End::ServerClosed(why) => write!(f, "server connection lost: {why}"),
+            End::Unreachable(why) => write!(f, "server unreachable: {why}"),
+            End::Timeout => f.write_str("idle timeout"),
+            End::ClientError(why) => write!(f, "client connection error: {why}"),
+            End::Directory(why) => write!(f, "LDAP directory unusable: {why}"),
+            End::AuthFailures => f.write_str("too many failed authentications"),
+            End::TooManyLookups => f.write_str("too many directory look-ups"),
+        }
+    }
+}
+
+/// Why a session ended when the server said 421 itself (relayed as is).
+const SERVER_SENT_421: &str = "server sent 421";
+
+/// Which of the proxy's two kinds of data listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Offered to the client (its PASV/EPSV).
+    Client,
+    /// Announced to the server (PORT/EPRT when the proxy is active... to
+    /// the server, i.e. the server connects to the proxy).
+    Server,
+}
+
+/// One end of a transfer's data path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Client,
+    Server,
+}
+
+/// What happened, as the driver tells it.
+#[derive(Debug)]
+pub enum Event<'b> {
+    /// Bytes the client sent on the control connection.
+    ClientBytes(&'b [u8]),
+    /// The client closed its side of the control connection.
+    ClientEof,
+    /// Reading from or writing to the client failed.
+    ClientError(String),
+    /// Bytes the server sent on the control connection.
+    ServerBytes(&'b [u8]),
+    /// The server closed the control connection.
+    ServerEof,
+    /// Reading from or writing to the server failed.
+    ServerError(String),
+    /// Answer to [`Action::ConnectEarly`]: a connection begun, to this place.
+    EarlyConnecting(Option<SocketAddr>),
+    /// Answer to [`Action::ConnectServer`]: connected, from `local`.
+    ServerConnected { local: SocketAddr },
+    /// Answer to [`Action::ConnectServer`]: no connection.
+    ServerConnectFailed(String),
+    /// Answer to [`Action::CheckServer`]: what the server had sent came
+    /// first as `ServerBytes`/`ServerEof`.
+    ServerChecked,
+    /// Answer to [`Action::Resolve`]: the addresses (never empty), or why not.
+    Resolved(Result<Vec<SocketAddr>, String>),
+    /// Answer to [`Action::LookUp`].
+    LookedUp(Result<Found, LdapError>),
+    /// Answer to [`Action::Bind`]: Ok(Ok) bound, Ok(Err(code)) refused.
+    Bound(Result<Result<(), u32>, LdapError>),
+    /// Answer to [`Action::Listen`].
+    Listening {
+        listener: Listener,
+        addr: SocketAddr,
+    },
+    /// Answer to [`Action::Listen`]: `in_use` when the port range is full.
+    ListenFailed {
+        listener: Listener,
+        error: String,
+        in_use: bool,
+    },
+    /// Answer to [`Action::Connect`].
+    DataConnected(Peer),
+    /// Answer to [`Action::Connect`].
+    DataConnectFailed { peer: Peer, error: String },
+    /// A connection on a listener the engine asked to watch, from `from`;
+    /// the engine answers with [`Action::KeepAccepted`] or
+    /// [`Action::DropAccepted`] before anything else.
+    Accepted {
+        listener: Listener,
+        from: SocketAddr,
+    },
+    /// accept(2) failed on a watched listener.
+    AcceptFailed { listener: Listener, error: String },
+    /// The data pump moved bytes or woke up (an idle transfer times out).
+    DataMoved,
+    /// The pump has stopped (by itself or after [`Action::StopPump`]):
+    /// `finished` when the source ended and everything was delivered.
+    TransferEnded {
+        bytes: u64,
+        finished: bool,
+        note: Option<String>,
+    },
+    /// The time has come (see [`Session::deadline`]).
+    Timer,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write these bytes to the client's control connection.
+    SendClient(Vec<u8>),
+    /// Write this line (CRLF included) to the server's control connection.
+    SendServer(Vec<u8>),
+    /// One log line.
+    Log(Level, String),
+    /// Begin the early server connection if the configuration allows one
+    /// (names resolved now); answer [`Event::EarlyConnecting`].
+    ConnectEarly,
+    /// Connect to the server's control port: finish the early connection
+    /// when `early` (else drop it) or make a new one, within `timeout`.
+    ConnectServer {
+        dest: SocketAddr,
+        ports: Option<PortRange>,
+        early: bool,
+        timeout: Duration,
+    },
+    /// Read once what the server has sent, if anything, without waiting;
+    /// answer [`Event::ServerChecked`].
+    CheckServer,
+    /// Close the server control connection.
+    CloseServer,
+    /// Resolve a host name or address literal; answer [`Event::Resolved`].
+    Resolve { host: String, port: u16 },
+    /// Look the login up in the LDAP directory; answer [`Event::LookedUp`].
+    LookUp { user: Vec<u8> },
+    /// Bind to the directory as `dn`; answer [`Event::Bound`].
+    Bind { dn: Vec<u8>, password: Vec<u8> },
+    /// Open a data listener; answer [`Event::Listening`] or `ListenFailed`.
+    Listen {
+        listener: Listener,
+        ip: IpAddr,
+        ports: Option<PortRange>,
+    },
+    /// Close a data listener (nothing if it is not open).
+    CloseListener(Listener),
+    /// Connect a data connection; answer `DataConnected`/`DataConnectFailed`.
+    Connect {
+        peer: Peer,
+        target: SocketAddr,
+        bind: IpAddr,
+        ports: Option<PortRange>,
+        timeout: Duration,
+    },
+    /// The connection just reported by `Accepted` is the transfer's.
+    KeepAccepted(Listener),
+    /// The connection just reported by `Accepted` is closed.
+    DropAccepted(Listener),
+    /// Both data connections are there: move the bytes, this way.
+    StartPump(Direction),
+    /// Stop the pump now: `abort` drops both connections, else the sink is
+    /// shut down cleanly. Answer [`Event::TransferEnded`].
+    StopPump { abort: bool },
+    /// Close the data connections of a transfer that did not start.
+    CloseData,
+    /// The session is over: close everything and exit.
+    Close(End),
+}
+
+/// What the driver should watch for the engine (see [`Session::interest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest {
+    /// Read the client's control connection.
+    pub client: bool,
+    /// Read the server's control connection (when there is one).
+    pub server: bool,
+    /// Accept on this listener.
+    pub accept: Option<Listener>,
+    /// The data pump runs.
+    pub pump: bool,
+}
+
+/// What the session knows when it starts.
+pub struct Params<'a> {
+    pub cfg: &'a Config,
+    pub client_addr: SocketAddr,
+    pub local_addr: SocketAddr,
+    /// TranslatedAddress, resolved before the jail.
+    pub translated: Option<Ipv4Addr>,
+    /// Greeting lines (already substituted) sent before anything else.
+    pub greeting: Vec<u8>,
+    /// Where the client originally connected, when netfilter redirected it.
+    pub original_dst: Option<SocketAddr>,
+    /// What a client-chosen destination may not be: the proxy itself.
+    pub proxy_self: Vec<SocketAddr>,
+    /// Where a server connection begun before the session started goes.
+    pub early: Option<SocketAddr>,
+    /// Log lines below this level are not even formatted.
+    pub log_level: Level,
+}
+
+/// The server's control connection as the engine sees it.
+#[derive(Debug, Clone, Copy)]
+struct Server {
+    addr: SocketAddr,
+    local: SocketAddr,
+}
+
+/// What a final reply to a relayed command is for.
+#[derive(Debug)]
+enum Purpose {
+    /// Relay the 1xx and the final reply to the client.
+    Relay,
+    /// QUIT: relay, then end the session (a missing reply is no error).
+    Quit,
+    /// FEAT: build the client's FEAT from it; `before_login` puts the
+    /// connection back aside for USER.
+    Feat { before_login: bool },
+    /// USER sent after the proxy authenticated the user: the client has its
+    /// 331 already; a 331 from the server gets PASS with this password.
+    UserThenPass(Vec<u8>),
+}
+
+/// The session's state, named by what it waits for.
+enum State<'a> {
+    /// Not logged in: USER (FEAT, QUIT) from the client.
+    ExpectUser,
+    /// UserAuthType ldap: the 331 is sent, PASS comes next.
+    ExpectPass(Box<Pending<'a>>),
+    /// The addresses of the login's destination.
+    ExpectResolved(Box<Plan<'a>>),
+    /// The directory's entry for the login.
+    ExpectLookUp(Box<LookUp>),
+    /// The directory's answer to a bind as the user.
+    ExpectBind(Box<(Pending<'a>, Vec<u8>)>),
+    /// The control connection to the server.
+    ExpectConnected(Box<Connecting>),
+    /// The server's 220.
+    ExpectGreeting(Box<Connecting>),
+    /// Whether the early connection is still open after its 220.
+    ExpectStillOpen(Box<Connecting>),
+    /// Logged in: any command from the client, unsolicited server replies.
+    Ready,
+    /// The server's final reply to a command it was sent.
+    ExpectReply { purpose: Purpose, deadline: Instant },
+    /// The passive listener offered to the client.
+    ExpectListening { extended: bool },
+    /// The server's answer to PASV/EPSV, then the connect to it.
+    ExpectServerPassive(Box<Transfer>),
+    /// The listener the server will connect to.
+    ExpectServerListening(Box<Transfer>),
+    /// The server's answer to PORT/EPRT.
+    ExpectServerPortReply(Box<Transfer>),
+    /// The data connection to the server (its passive port).
+    ExpectServerConnected(Box<Transfer>),
+    /// The server's first reply to the transfer command (1xx or a refusal).
+    ExpectTransferStart(Box<Transfer>),
+    /// The data connections: the server's, then the client's.
+    ExpectData(Box<Transfer>),
+    /// The pump moves the data.
+    Transferring(Box<Transfer>),
+    /// The server's final reply after the data ended.
+    ExpectTransferReply(Box<Transfer>),
+    /// The server's replies to ABOR and NOOP.
+    ExpectAbortReplies(Box<Abort>),
+    /// The server's replies after a data connection could not be made.
+    ExpectSetupAbort(Box<SetupAbort>),
+    /// Closed: nothing more happens.
+    Ended,
+}
+
+/// Totals for the end-of-session line.
+#[derive(Default)]
+struct Totals {
+    transfers: u32,
+    bytes_down: u64,
+    bytes_up: u64,
+}
+
+/// One client session. See the module documentation.
+pub struct Session<'a> {
+    cfg: &'a Config,
+    /// The settings of the logged-in user: a context of the file, or
+    /// built from the user's LDAP entry.
+    settings: Cow<'a, UserSettings>,
+    level: Level,
+    client_addr: SocketAddr,
+    local_addr: SocketAddr,
+    translated: Option<Ipv4Addr>,
+    original_dst: Option<SocketAddr>,
+    proxy_self: Vec<SocketAddr>,
+    state: State<'a>,
+    actions: VecDeque<Action>,
+    client_in: LineBuffer,
+    client_eof: bool,
+    /// client lines read during a transfer, handled after it
+    queued: VecDeque<Line>,
+    /// the server connection of the logged-in session
+    server: Option<Server>,
+    /// the server connection made for FEAT before USER, kept for USER
+    greeted: Option<Server>,
+    /// where the early connection (held by the driver) goes
+    early: Option<SocketAddr>,
+    server_lines: LineBuffer,
+    parser: ReplyParser,
+    replies: VecDeque<Reply>,
+    user: Option<Vec<u8>>,
+    auth_failures: u32,
+    lookups: u32,
+    /// the port of the open passive listener offered to the client
+    pasv: Option<u16>,
+    /// the client's PORT/EPRT address, not used yet
+    port: Option<SocketAddr>,
+    /// which of `pasv`/`port` the client chose last
+    client_side: Option<Side>,
+    epsv_all: bool,
+    /// a 421 went to the client: the session is ending and it knows
+    closing_sent: bool,
+    totals: Totals,
+    started: Instant,
+    /// the last sign of life from either side (for TimeOut)
+    last_io: Instant,
+    now: Instant,
+}
+
+impl<'a> Session<'a> {
+    /// A session that has just been accepted: the greeting is the first
+    /// action.
+    pub fn new(p: Params<'a>, now: Instant) -> Session<'a> {
+        let mut s = Session {
+            cfg: p.cfg,
+            settings: Cow::Borrowed(&p.cfg.global),
+            level: p.log_level,
+            client_addr: canonical(p.client_addr),
+            local_addr: canonical(p.local_addr),
+            translated: p.translated,
+            original_dst: p.original_dst,
+            proxy_self: p.proxy_self,
+            state: State::ExpectUser,
+            actions: VecDeque::new(),
+            client_in: LineBuffer::new(),
+            client_eof: false,
+            queued: VecDeque::new(),
+            server: None,
+            greeted: None,
+            early: p.early,
+            server_lines: LineBuffer::new(),
+            parser: ReplyParser::new(),
+            replies: VecDeque::new(),
+            user: None,
+            auth_failures: 0,
+            lookups: 0,
+            pasv: None,
+            port: None,
+            client_side: None,
+            epsv_all: false,
+            closing_sent: false,
+            totals: Totals::default(),
+            started: now,
+            last_io: now,
+            now,
+        };
+        s.send_client(p.greeting);
+        // A DestinationAddress name (not connected to before the jail): the
+        // lookup may wait for DNS, so it comes after the greeting, and the
+        // connection still overlaps the client's USER.
+        if s.early.is_none() {
+            s.actions.push_back(Action::ConnectEarly);
+        }
+        s
+    }
+
+    /// The next thing to do, in order; None when the engine waits.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// What the driver should watch now.
+    pub fn interest(&self) -> Interest {
+        let idle = matches!(
+            self.state,
+            State::ExpectUser | State::ExpectPass(_) | State::Ready
+        );
+        let abort_watch = !self.client_eof && self.queued.len() < limits::MAX_QUEUED_COMMANDS;
+        let (client, accept, pump) = match &self.state {
+            _ if idle => (!self.client_eof, None, false),
+            State::ExpectData(t) => match t.waiting_for() {
+                Peer::Server => (false, t.accepting(), false),
+                Peer::Client => (abort_watch, t.accepting(), false),
+            },
+            State::Transferring(_) => (abort_watch, None, true),
+            _ => (false, None, false),
+        };
+        let greeting = matches!(self.state, State::ExpectGreeting(_));
+        Interest {
+            client,
+            server: self.server.is_some() || self.greeted.is_some() || greeting,
+            accept,
+            pump,
+        }
+    }
+
+    /// When the driver must send [`Event::Timer`] if nothing else happens.
+    pub fn deadline(&self) -> Option<Instant> {
+        let idle = self.last_io + self.timeout();
+        match &self.state {
+            State::ExpectUser | State::ExpectPass(_) | State::Ready => Some(idle),
+            State::Transferring(_) => Some(idle),
+            State::ExpectReply { deadline, .. } => Some(*deadline),
+            State::ExpectGreeting(c) | State::ExpectStillOpen(c) => Some(c.deadline),
+            State::ExpectServerPassive(t)
+            | State::ExpectServerPortReply(t)
+            | State::ExpectTransferStart(t)
+            | State::ExpectData(t)
+            | State::ExpectTransferReply(t) => Some(t.deadline),
+            State::ExpectAbortReplies(a) => Some(a.deadline),
+            State::ExpectSetupAbort(a) => Some(a.deadline),
+            _ => None,
+        }
+    }
+
+    /// Where the client originally connected (transparent proxying).
+    pub fn original_dst(&self) -> Option<SocketAddr> {
+        self.original_dst
+    }
+
+    /// What a client-chosen destination may not be.
+    pub fn proxy_self(&self) -> &[SocketAddr] {
+        &self.proxy_self
+    }
+
+    /// The session has ended ([`Action::Close`] was queued).
+    pub fn is_ended(&self) -> bool {
+        matches!(self.state, State::Ended)
+    }
+
+    /// Take in one event at time `now`; the resulting actions wait in
+    /// [`Session::poll_action`].
+    pub fn handle(&mut self, now: Instant, event: Event<'_>) {
+        if self.is_ended() {
+            return;
+        }
+        self.now = now;
+        match event {
+            Event::Timer => {
+                if self.deadline().is_some_and(|d| now >= d) {
+                    self.timer();
+                }
+            }
+            Event::ClientBytes(bytes) => {
+                self.last_io = now;
+                self.client_in.push(bytes);
+            }
+            Event::ClientEof => {
+                self.last_io = now;
+                self.client_eof = true;
+            }
+            Event::ClientError(why) => {
+                // Nothing queued can reach a client that is gone.
+                self.actions.retain(|a| !matches!(a, Action::SendClient(_)));
+                self.end(End::ClientError(why));
+            }
+            Event::ServerBytes(bytes) => {
+                self.last_io = now;
+                if let Err(why) = self.read_server(bytes) {
+                    self.server_lost(why);
+                }
+            }
+            Event::ServerEof => self.server_lost("server closed the control connection".into()),
+            Event::ServerError(why) => self.server_lost(why),
+            Event::DataMoved => self.last_io = now,
+            other => self.answer(other),
+        }
+        self.progress();
+    }
+
+    // ----- small tools -----------------------------------------------------
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.timeout)
+    }
+
+    fn log(&mut self, level: Level, msg: String) {
+        if level <= self.level {
+            self.actions.push_back(Action::Log(level, msg));
+        }
+    }
+
+    fn dbg(&mut self, msg: impl FnOnce() -> String) {
+        if self.level >= Level::Dbg {
+            self.actions.push_back(Action::Log(Level::Dbg, msg()));
+        }
+    }
+
+    fn send_client(&mut self, bytes: Vec<u8>) {
+        self.closing_sent |= bytes.starts_with(b"421");
+        self.actions.push_back(Action::SendClient(bytes));
+    }
+
+    fn reply(&mut self, code: u16, text: &str) {
+        self.dbg(|| format!("reply to client: {code} {text}"));
+        self.send_client(reply::line(code, text.as_bytes()));
+    }
+
+    fn send_server(&mut self, line: &[u8]) {
+        let mut out = Vec::with_capacity(line.len() + 2);
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+        self.actions.push_back(Action::SendServer(out));
+    }
+
+    fn filter(&self) -> Option<&CommandFilter> {
+        self.settings.valid_commands.as_ref()
+    }
+
+    /// Parse what the server sent into replies.
+    fn read_server(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.server_lines.push(bytes);
+        while let Some(line) = self.server_lines.next_line() {
+            let line = match line {
+                Line::Complete(l) => l,
+                Line::TooLong => return Err("reply line too long".into()),
+            };
+            match self.parser.feed(&line) {
+                Ok(Some(r)) => {
+                    // SECURITY: a server that floods replies the session
+                    // does not read (during a transfer) cannot grow memory
+                    // without bound.
+                    if self.replies.len() >= limits::MAX_QUEUED_REPLIES {
+                        return Err("too many replies".into());
+                    }
+                    self.replies.push_back(r);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next reply the server sent, logged at DBG.
+    fn next_reply(&mut self) -> Option<Reply> {
+        let r = self.replies.pop_front()?;
+        self.dbg(|| format!("server reply: {}", escape(&r.to_wire())));
+        Some(r)
+    }
+
+    /// A fresh server connection: forget what the last one said.
+    fn reset_server_input(&mut self) {
+        self.server_lines = LineBuffer::new();
+        self.parser = ReplyParser::new();
+        self.replies.clear();
+    }
+
+    /// End the session: the end-of-session line, the last words to each
+    /// side, then [`Action::Close`].
+    fn end(&mut self, end: End) {
+        if self.is_ended() {
+            return;
+        }
+        let secs = self
+            .now
+            .saturating_duration_since(self.started)
+            .as_secs_f64();
+        let line = format!(
+            "session end: {end}; {secs:.1} s, {} transfers, {} bytes down, {} bytes up",
+            self.totals.transfers, self.totals.bytes_down, self.totals.bytes_up
+        );
+        let level = if end.is_failure() {
+            Level::Wrn
+        } else {
+            Level::Inf
+        };
+        self.log(level, line);
+        if matches!(end, End::ServerClosed(_)) && !self.closing_sent {
+            self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Connection to the FTP server lost; closing control connection.",
+            );
+        }
+        if self.server.is_some() && matches!(end, End::ClientClosed | End::Timeout) {
+            self.send_server(b"QUIT");
+        }
+        self.actions.push_back(Action::Close(end));
+        self.state = State::Ended;
+    }
+
+    /// The server's control connection broke (EOF, error, garbage). Most
+    /// states end the session; some (greeting, QUIT, a connection kept
+    /// aside) have a way on.
+    fn server_lost(&mut self, why: String) {
+        match std::mem::replace(&mut self.state, State::Ended) {
+            State::ExpectGreeting(c) | State::ExpectStillOpen(c) => {
+                self.state = State::Ready; // replaced by greeting_failed
+                self.greeting_failed(*c, login::Greeting::Silent(End::ServerClosed(why)));
+            }
+            State::ExpectReply {
+                purpose: Purpose::Quit,
+                ..
+            } => {
+                self.state = State::Ready;
+                self.end(End::Quit);
+            }
+            State::ExpectSetupAbort(_) => {
+                self.state = State::Ready;
+                self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+                self.end(End::ServerClosed(why));
+            }
+            state @ (State::ExpectUser | State::ExpectPass(_)) if self.greeted.is_some() => {
+                // The connection kept from FEAT before USER is gone; USER
+                // makes a new one.
+                self.state = state;
+                self.dbg(|| format!("connection kept from FEAT closed ({why})"));
+                self.greeted = None;
+                self.reset_server_input();
+                self.actions.push_back(Action::CloseServer);
+            }
+            state => {
+                self.state = state;
+                self.end(End::ServerClosed(why));
+            }
+        }
+    }
+
+    // ----- answers to the engine's own requests -----------------------------
+
+    fn answer(&mut self, event: Event<'_>) {
+        let state = std::mem::replace(&mut self.state, State::Ready);
+        match (state, event) {
+            (state, Event::EarlyConnecting(dest)) => {
+                self.state = state;
+                self.early = dest;
+            }
+            (State::ExpectResolved(plan), Event::Resolved(r)) => self.resolved(*plan, r),
+            (State::ExpectLookUp(l), Event::LookedUp(r)) => self.looked_up(*l, r),
+            (State::ExpectBind(b), Event::Bound(r)) => {
+                let (pending, ftp_password) = *b;
+                self.bound(pending, ftp_password, r)
+            }
+            (State::ExpectConnected(c), Event::ServerConnected { local }) => {
+                self.server_connected(*c, local)
+            }
+            (State::ExpectConnected(c), Event::ServerConnectFailed(why)) => {
+                self.server_connect_failed(*c, why)
+            }
+            (State::ExpectStillOpen(c), Event::ServerChecked) => self.still_open(*c),
+            (State::ExpectListening { extended }, Event::Listening { addr, .. }) => {
+                self.client_listening(extended, addr)
+            }
+            (State::ExpectListening { .. }, Event::ListenFailed { error, in_use, .. }) => {
+                self.log(Level::Err, format!("cannot open passive listener: {error}"));
+                let text = if in_use {
+                    "Cannot open data connection: no free port in the passive port range."
+                } else {
+                    "Cannot open data connection."
+                };
+                self.reply(reply::CANT_OPEN_DATA, text);
+            }
+            (State::ExpectServerListening(t), Event::Listening { addr, .. }) => {
+                self.server_listening(t, addr)
+            }
+            (State::ExpectServerListening(t), Event::ListenFailed { error, .. }) => {
+                self.log(
+                    Level::Err,
+                    format!("cannot listen for the server's data connection: {error}"),
+                );
+                drop(t);
+                self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+            }
+            (State::ExpectServerConnected(t), Event::DataConnected(Peer::Server)) => {
+                self.send_transfer_command(t)
+            }
+            (State::ExpectServerConnected(t), Event::DataConnectFailed { error, .. }) => {
+                let target = t.server_target;
+                self.log(
+                    Level::Err,
+                    format!(
+                        "cannot connect to server data port {}: {error}",
+                        target.map(|a| a.to_string()).unwrap_or_default()
+                    ),
+                );
+                self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+            }
+            (State::ExpectData(t), Event::Accepted { listener, from }) => {
+                self.accepted(t, listener, from)
+            }
+            (State::ExpectData(t), Event::AcceptFailed { listener, error }) => {
+                let what = if listener == Listener::Client {
+                    "client"
+                } else {
+                    "server"
+                };
+                self.log(
+                    Level::Err,
+                    format!("accept for {what} data connection: {error}"),
+                );
+                self.data_failed(t);
+            }
+            (State::ExpectData(t), Event::DataConnected(Peer::Client)) => self.client_data_ready(t),
+            (State::ExpectData(t), Event::DataConnectFailed { error, .. }) => {
+                let target = self.port.map(|a| a.to_string()).unwrap_or_default();
+                self.log(
+                    Level::Wrn,
+                    format!("cannot connect to client data port {target}: {error}"),
+                );
+                self.data_failed(t);
+            }
+            (
+                State::Transferring(t),
+                Event::TransferEnded {
+                    bytes,
+                    finished,
+                    note,
+                },
+            ) => self.transfer_ended(t, bytes, finished, note),
+            (state, event) => {
+                // An answer the engine did not ask for (a driver bug): say
+                // so, and carry on waiting for the real one.
+                self.state = state;
+                self.log(Level::Err, format!("internal: unexpected event {event:?}"));
+            }
+        }
+    }
+
+    // ----- time -------------------------------------------------------------
+
+    fn timer(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Ready);
+        match state {
+            s @ (State::ExpectUser | State::ExpectPass(_) | State::Ready) => {
+                self.state = s;
+                let secs = self.timeout().as_secs();
+                self.log(Level::Wrn, format!("no activity for {secs} seconds"));
+                self.reply(
+                    reply::SERVICE_NOT_AVAILABLE,
+                    "Timeout: closing control connection.",
+                );
+                self.end(End::Timeout);
+            }
+            State::ExpectReply {
+                purpose: Purpose::Quit,
+                ..
+            } => self.end(End::Quit),
+            State::ExpectGreeting(c) | State::ExpectStillOpen(c) => self.greeting_failed(
+                *c,
+                login::Greeting::Silent(End::ServerClosed("no reply from server in time".into())),
+            ),
+            State::ExpectData(t) => self.data_failed(t),
+            State::Transferring(t) => {
+                let secs = self.timeout().as_secs();
+                self.log(
+                    Level::Wrn,
+                    format!("transfer idle for {secs} seconds, aborted"),
+                );
+                self.state = State::Transferring(t);
+                self.actions.push_back(Action::StopPump { abort: false });
+                if let State::Transferring(t) = &mut self.state {
+                    t.note = Some("idle timeout".into());
+                }
+            }
+            State::ExpectSetupAbort(a) => self.setup_abort_done(*a),
+            s => {
+                self.state = s;
+                self.end(End::ServerClosed("no reply from server in time".into()));
+            }
+        }
+    }
+
+    // ----- making progress --------------------------------------------------
+
+    /// Handle what is waiting (server replies, client lines) until the
+    /// engine needs something from outside.
+    fn progress(&mut self) {
+        loop {
+            if self.is_ended() {
+                return;
+            }
+            if self.step_server() {
+                continue;
+            }
+            if self.step_client() {
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// One server reply for the state that waits for it; true if one was
+    /// taken.
+    fn step_server(&mut self) -> bool {
+        if self.replies.is_empty() {
+            return false;
+        }
+        let state = std::mem::replace(&mut self.state, State::Ready);
+        match state {
+            State::Ready => {
+                // Unsolicited: relayed; a 421 ends the session.
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.send_client(r.to_wire());
+                if r.code == reply::SERVICE_NOT_AVAILABLE {
+                    self.end(End::ServerClosed(SERVER_SENT_421.into()));
+                }
+            }
+            s @ (State::ExpectUser | State::ExpectPass(_)) => {
+                // The connection kept from FEAT spoke (a 421 for an idle
+                // client): it cannot serve USER; a new one will.
+                self.state = s;
+                self.replies.clear();
+                if self.greeted.take().is_some() {
+                    self.dbg(|| "connection kept from FEAT unusable: the server spoke".into());
+                    self.reset_server_input();
+                    self.actions.push_back(Action::CloseServer);
+                }
+            }
+            State::ExpectReply { purpose, deadline } => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.final_reply_for(purpose, deadline, r);
+            }
+            State::ExpectGreeting(c) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.greeting_reply(*c, r);
+            }
+            State::ExpectServerPassive(t) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.server_passive_reply(t, r);
+            }
+            State::ExpectServerPortReply(t) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.server_port_reply(t, r);
+            }
+            State::ExpectTransferStart(t) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.transfer_start_reply(t, r);
+            }
+            State::ExpectTransferReply(t) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.transfer_final_reply(t, r);
+            }
+            State::ExpectAbortReplies(a) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.abort_reply(a, r);
+            }
+            State::ExpectSetupAbort(a) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.setup_abort_reply(a, r);
+            }
+            State::ExpectData(t) => {
+                // Replies wait for the transfer's end, unless the server
+                // gave up on the transfer: then no data connection comes.
+                let gave_up = self
+                    .replies
+                    .iter()
+                    .any(|r| !r.is_preliminary() && !r.is_positive());
+                if gave_up {
+                    self.data_failed(t);
+                    return true;
+                }
+                self.state = State::ExpectData(t);
+                return false;
+            }
+            s => {
+                // Transferring, connecting, looking up: replies wait.
+                self.state = s;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One client line for the state that takes it; true if one was taken.
+    fn step_client(&mut self) -> bool {
+        match &self.state {
+            State::ExpectUser | State::ExpectPass(_) | State::Ready => {
+                let line = self
+                    .queued
+                    .pop_front()
+                    .or_else(|| self.client_in.next_line());
+                match line {
+                    Some(line) => {
+                        self.handle_line(line);
+                        true
+                    }
+                    None if self.client_eof => {
+                        self.end(End::ClientClosed);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            State::ExpectData(t) if t.waiting_for() == Peer::Client => {
+                if self.client_lines_hold_abort() {
+                    let State::ExpectData(t) = std::mem::replace(&mut self.state, State::Ready)
+                    else {
+                        return false;
+                    };
+                    self.aborted_before_data(t);
+                    return true;
+                }
+                false
+            }
+            State::Transferring(t) if !t.abort_requested => {
+                if self.client_lines_hold_abort() {
+                    self.actions.push_back(Action::StopPump { abort: true });
+                    if let State::Transferring(t) = &mut self.state {
+                        t.abort_requested = true;
+                        t.note = Some("aborted by client".into());
+                    }
+                    // The pump answers with TransferEnded; nothing more to
+                    // look at before that.
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Move the client's complete lines to the queue (while it has room)
+    /// up to an ABOR, which is taken out: true if there was one.
+    fn client_lines_hold_abort(&mut self) -> bool {
+        while self.queued.len() < limits::MAX_QUEUED_COMMANDS {
+            let Some(line) = self.client_in.next_line() else {
+                break;
+            };
+            if is_abort(&line, self.filter()) {
+                return true;
+            }
+            self.queued.push_back(line);
+        }
+        false
+    }
+
+    // ----- one client command -------------------------------------------------
+
+    /// One client line: parse, log, filter, dispatch.
+    fn handle_line(&mut self, line: Line) {
+        let line = match line {
+            Line::Complete(l) => l,
+            Line::TooLong => {
+                self.log(Level::Wrn, "command line too long, refused".into());
+                return self.reply(reply::SYNTAX_ERROR, "Command line too long.");
+            }
+        };
+        let cmd = match Command::parse(&line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log(
+                    Level::Wrn,
+                    format!(
+                        "malformed command refused: {e}: {}",
+                        command::malformed_log_text(&line)
+                    ),
+                );
+                return self.reply(reply::SYNTAX_ERROR, &format!("Syntax error: {e}."));
+            }
+        };
+        let verb = cmd.verb.as_str().to_string();
+        let shown = cmd.log_text();
+        self.log(Level::Inf, format!("command: {shown}"));
+
+        let filter = self.settings.valid_commands.as_ref();
+        let kind = match command::kind(cmd.verb.as_bytes()) {
+            Some(k) => k,
+            // An unknown verb reaches the server only if ValidCommands names it.
+            None if filter.is_some_and(|f| f.allows(cmd.verb.as_bytes())) => Kind::Plain,
+            None => {
+                self.log(Level::Wrn, format!("unknown command refused: {shown}"));
+                return self.reply(
+                    reply::SYNTAX_ERROR,
+                    &format!("{verb}: command not understood."),
+                );
+            }
+        };
+        // SECURITY: the command filter; a refused command never reaches the server.
+        if let Some(f) = filter {
+            match f.check(cmd.verb.as_bytes(), cmd.arg) {
+                Verdict::Allow => {}
+                Verdict::CommandRefused => {
+                    self.log(
+                        Level::Wrn,
+                        format!("command refused by ValidCommands: {shown}"),
+                    );
+                    return self.reply(
+                        reply::NOT_IMPLEMENTED,
+                        &format!("{verb}: command not allowed."),
+                    );
+                }
+                Verdict::ArgumentRefused => {
+                    self.log(
+                        Level::Wrn,
+                        format!("argument refused by ValidCommands: {shown}"),
+                    );
+                    return self.reply(
+                        reply::NOT_IMPLEMENTED_FOR_ARG,
+                        &format!("{verb}: argument not allowed."),
+                    );
+                }
+            }
+        }
+        if kind == Kind::Security {
+            // TLS cannot be relayed by a proxy that reads the commands; a
+            // clear refusal makes clients fall back to plain FTP.
+            return self.reply(
+                reply::NOT_IMPLEMENTED,
+                &format!("{verb}: TLS/security extensions are not supported by this proxy."),
+            );
+        }
+        if self.server.is_none() {
+            return self.before_login(kind, cmd);
+        }
+        match kind {
+            Kind::User => self.second_user(cmd.arg),
+            Kind::Passive => self.client_passive(&cmd),
+            Kind::Active => self.client_active(&cmd),
+            Kind::Data => self.transfer(&line, &cmd),
+            Kind::Feat => self.feat(false),
+            Kind::Quit => {
+                self.send_server(&line);
+                self.expect_final(Purpose::Quit);
+            }
+            // SECURITY: REIN would log the user out on the server while the
+            // proxy keeps the first login's context and destination.
+            Kind::Reinit => self.reply(
+                reply::NOT_IMPLEMENTED,
+                "REIN not supported by this proxy: reconnect instead.",
+            ),
+            Kind::Pass | Kind::Abort | Kind::Plain | Kind::Security => {
+                self.send_server(&line);
+                self.expect_final(Purpose::Relay);
+            }
+        }
+    }
+
+    fn before_login(&mut self, kind: Kind, cmd: Command<'_>) {
+        let state = std::mem::replace(&mut self.state, State::ExpectUser);
+        match (kind, state) {
+            (Kind::User, _) => self.login(cmd.arg),
+            (Kind::Quit, _) => {
+                self.reply(reply::CLOSING, "Goodbye.");
+                self.end(End::Quit);
+            }
+            (Kind::Feat, state) => {
+                self.state = state;
+                self.feat_before_login();
+            }
+            (Kind::Pass, State::ExpectPass(pending)) => self.authenticate(*pending, cmd.arg),
+            (Kind::Pass, state) => {
+                self.state = state;
+                self.reply(reply::BAD_SEQUENCE, "Login with USER first.");
+            }
+            (_, state) => {
+                self.state = state;
+                self.reply(reply::NOT_LOGGED_IN, "Please login with USER and PASS.");
+            }
+        }
+    }
+
+    /// Wait for the server's final reply to what was just sent, within one
+    /// TimeOut. SECURITY: one deadline for all the 1xx before it, so that a
+    /// server sending 1xx lines without end cannot hold the session.
+    fn expect_final(&mut self, purpose: Purpose) {
+        self.state = State::ExpectReply {
+            purpose,
+            deadline: self.now + self.timeout(),
+        };
+    }
+
+    fn final_reply_for(&mut self, purpose: Purpose, deadline: Instant, r: Reply) {
+        if r.is_preliminary() {
+            if matches!(purpose, Purpose::Relay | Purpose::Quit) {
+                self.send_client(r.to_wire());
+            }
+            self.state = State::ExpectReply { purpose, deadline };
+            return;
+        }
+        self.state = State::Ready;
+        match purpose {
+            Purpose::Relay => self.send_client(r.to_wire()),
+            Purpose::Quit => {
+                self.send_client(r.to_wire());
+                self.end(End::Quit);
+            }
+            Purpose::Feat { before_login } => {
+                let out = features(Some(&r), self.filter());
+                self.send_client(out);
+                if before_login {
+                    self.greeted = self.server.take();
+                    self.state = State::ExpectUser;
+                }
+            }
+            Purpose::UserThenPass(password) => {
+                if r.code != reply::NEED_PASSWORD {
+                    return self.send_client(r.to_wire());
+                }
+                let mut line = b"PASS ".to_vec();
+                line.extend_from_slice(&password);
+                self.send_server(&line);
+                self.expect_final(Purpose::Relay);
+            }
+        }
+    }
+
+    /// FEAT after login (or before it, on the connection kept for USER).
+    fn feat(&mut self, before_login: bool) {
+        self.send_server(b"FEAT");
+        self.expect_final(Purpose::Feat { before_login });
+    }
+
+    /// FEAT before USER. When no login can change the server (there is an
+    /// early connection), the server is asked, as after login: lftp sends
+    /// FEAT only before USER and uses MLSD, UTF8, ... only if listed. The
+    /// greeted connection is kept for USER. Otherwise only ftpgate's own.
+    fn feat_before_login(&mut self) {
+        match (self.greeted.take(), self.early) {
+            (Some(greeted), _) => {
+                self.server = Some(greeted);
+                self.feat(true);
+            }
+            (None, Some(dest)) => self.connect_server(dest, login::After::Feat),
+            (None, None) => {
+                let r = features(None, self.filter());
+                self.send_client(r);
+            }
+        }
+    }
+}
+
+/// Is this client line an ABOR (after Telnet IP/Synch were stripped) that
+/// ValidCommands allows? SECURITY: a refused one waits for its turn and
+/// its refusal like any other command; it never reaches the server.
+fn is_abort(line: &Line, filter: Option<&CommandFilter>) -> bool {
+    match line {
+        Line::Complete(l) => Command::parse(l).is_ok_and(|c| {
+            c.verb.as_bytes() == b"ABOR"
+                && filter.is_none_or(|f| f.check(c.verb.as_bytes(), c.arg) == Verdict::Allow)
+        }),
+        Line::TooLong => false,
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
