@@ -14,6 +14,11 @@
 //! - [`Config::normalised`]: the `-c` output in ftp-proxy's layout.
 //! - [`subst::expand`]: the `%` codes; the caller supplies the values.
 //!
+//! Every option is bound to its field once, in [`options::OPTIONS`]:
+//! resolution starts from blank values (empty, zero, false) and applies
+//! each table entry's setter to the value given, else to its default.
+//! [`Config::origin`] says which line (or the default) a value came from.
+//!
 //! Decisions: a context given twice is one context (its options merge, the
 //! later value wins); `[bob]` and `[bob*]` are different contexts; min/max
 //! port pairs are checked on the resolved (global + user) values. Unlike
@@ -120,6 +125,26 @@ pub struct UserSettings {
     pub timeout: u64,
 }
 
+impl UserSettings {
+    /// Every field empty, zero or false (an enum at its first variant):
+    /// where resolution starts before the table (`options::OPTIONS`) sets
+    /// each field, defaults included.
+    fn blank() -> UserSettings {
+        UserSettings {
+            destination_address: None,
+            destination_port: 0,
+            destination_ports: None,
+            destination_transfer_mode: TransferMode::Client,
+            allowed_destinations: None,
+            valid_commands: None,
+            active_ports: None,
+            passive_ports: None,
+            same_address: false,
+            timeout: 0,
+        }
+    }
+}
+
 /// LDAP directory settings (SPEC 7), present when LDAPServer is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LdapSettings {
@@ -217,6 +242,34 @@ pub struct Config {
     services: Vec<(String, u16)>,
 }
 
+/// Where a resolved option value came from, for the "rule FILE:LINE" and
+/// "context ..." of audit records and `--explain` (SPEC 12, 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The line of [`Config::file`] that gave the value; None when the
+    /// built-in default did.
+    pub line: Option<usize>,
+    /// The context of that line; the global context for a default.
+    pub context: ContextName,
+}
+
+/// A context, named as audit records name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextName {
+    Global,
+    /// A user context: lower-case name, with `*` for `[name*]`.
+    User(String),
+}
+
+impl fmt::Display for ContextName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContextName::Global => write!(f, "global"),
+            ContextName::User(name) => write!(f, "user {name}"),
+        }
+    }
+}
+
 /// The display name of the global context in `-c` output.
 const GLOBAL_DISPLAY: &str = "(-global-)";
 
@@ -266,44 +319,12 @@ impl Layers<'_> {
         self.layers.iter().find_map(|c| c.get(name))
     }
 
-    fn value(&self, name: &str) -> Option<options::Value> {
-        if let Some(s) = self.setting(name) {
+    /// The innermost value given for `def`, else its default.
+    fn value(&self, def: &options::OptionDef) -> Option<options::Value> {
+        if let Some(s) = self.setting(def.name) {
             return Some(s.value.clone());
         }
-        let def = options::lookup(name)?;
         options::convert(def, def.default?).ok()
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        matches!(self.value(name), Some(options::Value::Bool(true)))
-    }
-
-    fn int(&self, name: &str) -> Option<u64> {
-        match self.value(name) {
-            Some(options::Value::Int(n)) => Some(n),
-            _ => None,
-        }
-    }
-
-    fn port(&self, name: &str) -> Option<u16> {
-        match self.value(name) {
-            Some(options::Value::Port(p)) => Some(p),
-            _ => None,
-        }
-    }
-
-    fn text(&self, name: &str) -> Option<String> {
-        match self.value(name) {
-            Some(options::Value::Text(t)) => Some(t),
-            _ => None,
-        }
-    }
-
-    fn path(&self, name: &str) -> Option<PathBuf> {
-        match self.value(name) {
-            Some(options::Value::Path(p)) => Some(p),
-            _ => None,
-        }
     }
 
     /// A Min/Max port pair, both or neither, min <= max. Errors are reported
@@ -351,29 +372,24 @@ impl Layers<'_> {
         Some(PortRange { min: *lo, max: *hi })
     }
 
-    /// The user-context options, resolved.
+    /// The user-context options, resolved: each set through its table
+    /// entry, starting from [`UserSettings::blank`].
     fn user_settings(&self, errors: &mut Vec<(usize, String)>) -> UserSettings {
-        UserSettings {
-            destination_address: self.text("DestinationAddress"),
-            destination_port: self.port("DestinationPort").unwrap_or(21),
-            destination_ports: self.port_range("DestinationMinPort", "DestinationMaxPort", errors),
-            destination_transfer_mode: match self.value("DestinationTransferMode") {
-                Some(options::Value::TransferMode(m)) => m,
-                _ => TransferMode::Client,
-            },
-            allowed_destinations: match self.value("AllowedDestinations") {
-                Some(options::Value::Destinations(d)) => Some(d),
-                _ => None,
-            },
-            valid_commands: match self.value("ValidCommands") {
-                Some(options::Value::Filter(f)) => Some(f),
-                _ => None,
-            },
-            active_ports: self.port_range("ActiveMinDataPort", "ActiveMaxDataPort", errors),
-            passive_ports: self.port_range("PassiveMinDataPort", "PassiveMaxDataPort", errors),
-            same_address: self.flag("SameAddress"),
-            timeout: self.int("TimeOut").unwrap_or(900),
+        let mut settings = UserSettings::blank();
+        for def in options::OPTIONS {
+            match def.target {
+                options::Target::User(set) => {
+                    if let Some(value) = self.value(def) {
+                        set(&mut settings, value);
+                    }
+                }
+                options::Target::RangeLow { high, set } => {
+                    set(&mut settings, self.port_range(def.name, high, errors));
+                }
+                _ => {}
+            }
         }
+        settings
     }
 }
 
@@ -593,16 +609,27 @@ impl Config {
             })
             .collect();
 
-        let user_name_rule = match g.value("UserNameRule") {
-            Some(options::Value::Regex(r)) => Some(r),
-            _ => {
-                errors.push((
-                    0,
-                    "UserNameRule: the default rule does not compile".to_string(),
-                ));
-                None
-            }
-        };
+        // Every global option resolved once (its line, else its default),
+        // in table order.
+        let values: Vec<_> = options::OPTIONS
+            .iter()
+            .filter_map(|def| match def.target {
+                options::Target::Config(set) => g.value(def).map(|value| (set, value)),
+                _ => None,
+            })
+            .collect();
+        // A Regex has no empty value to start from: the blank Config takes
+        // the resolved UserNameRule, which its own setter then sets again.
+        let user_name_rule = values.iter().find_map(|(_, value)| match value {
+            options::Value::Regex(r) => Some(r.clone()),
+            _ => None,
+        });
+        if user_name_rule.is_none() {
+            errors.push((
+                0,
+                "UserNameRule: the default rule does not compile".to_string(),
+            ));
+        }
 
         let Some(user_name_rule) = user_name_rule.filter(|_| errors.is_empty()) else {
             errors.sort_by_key(|(line, _)| *line);
@@ -616,64 +643,49 @@ impl Config {
                 .collect());
         };
 
-        let config = Config {
+        let mut config = Config {
             file: PathBuf::from(file),
-            server_type: match g.value("ServerType") {
-                Some(options::Value::ServerType(t)) => t,
-                _ => ServerType::Inetd,
-            },
-            user: g.text("User"),
-            group: g.text("Group"),
-            server_root: g.path("ServerRoot"),
-            log_destination: match g.value("LogDestination") {
-                Some(options::Value::LogDestination(d)) => d,
-                _ => LogDestination::Syslog("daemon".to_string()),
-            },
-            log_level: match g.value("LogLevel") {
-                Some(options::Value::Level(l)) => l,
-                _ => Level::Inf,
-            },
-            pid_file: g.path("PidFile"),
-            listen: g.text("Listen"),
-            port: g.port("Port").unwrap_or(21),
-            max_clients: g
-                .int("MaxClients")
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(64),
-            max_clients_string: g.text("MaxClientsString").unwrap_or_default(),
-            max_clients_message: g.path("MaxClientsMessage"),
-            fork_limit: g
-                .int("ForkLimit")
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(40),
-            tcp_wrapper: g.flag("TCPWrapper"),
-            tcp_wrapper_name: g.text("TCPWrapperName"),
-            welcome_string: g.text("WelcomeString").unwrap_or_default(),
-            welcome_message: g.path("WelcomeMessage"),
-            deny_message: g.path("DenyMessage"),
-            deny_string: g.text("DenyString").unwrap_or_default(),
-            allow_trans_proxy: g.flag("AllowTransProxy"),
-            allow_magic_user: g.flag("AllowMagicUser"),
-            force_magic_user: g.flag("ForceMagicUser"),
-            user_magic_char: match g.value("UserMagicChar") {
-                Some(options::Value::Char(c)) => c,
-                _ => b'@',
-            },
-            user_name_rule,
-            sock_bind_rand: g.flag("SockBindRand"),
-            translated_address: g.text("TranslatedAddress"),
-            port_resets_pasv: g.flag("PortResetsPasv"),
-            fail_resets_pasv: g.flag("FailResetsPasv"),
-            max_recv_buf_size: g
-                .int("MaxRecvBufSize")
-                .and_then(|n| usize::try_from(n).ok()),
             global: global_settings,
             users: user_contexts,
             ldap,
             global_context: global,
             entries: raw_entries,
             services,
+            // Set by the table below, defaults included; blank until then:
+            // empty, zero, false, an enum at its first variant.
+            user_name_rule,
+            server_type: ServerType::Inetd,
+            user: None,
+            group: None,
+            server_root: None,
+            log_destination: LogDestination::Syslog(String::new()),
+            log_level: Level::Flt,
+            pid_file: None,
+            listen: None,
+            port: 0,
+            max_clients: 0,
+            max_clients_string: String::new(),
+            max_clients_message: None,
+            fork_limit: 0,
+            tcp_wrapper: false,
+            tcp_wrapper_name: None,
+            welcome_string: String::new(),
+            welcome_message: None,
+            deny_message: None,
+            deny_string: String::new(),
+            allow_trans_proxy: false,
+            allow_magic_user: false,
+            force_magic_user: false,
+            user_magic_char: 0,
+            sock_bind_rand: false,
+            translated_address: None,
+            port_resets_pasv: false,
+            fail_resets_pasv: false,
+            max_recv_buf_size: None,
         };
+        for (set, value) in values {
+            set(&mut config, value);
+        }
         Ok(config)
     }
 
@@ -683,6 +695,33 @@ impl Config {
     pub fn for_user(&self, login: &[u8]) -> &UserSettings {
         self.user_context(login)
             .map_or(&self.global, |c| &c.settings)
+    }
+
+    /// Where the value of `option` (any spelling) that `login` gets came
+    /// from: the line of its user context, else of the global context,
+    /// else the default. None for an unknown option, or one neither given
+    /// nor defaulted. An LDAP entry's values are not seen here.
+    pub fn origin(&self, login: &[u8], option: &str) -> Option<Origin> {
+        let def = options::lookup(option)?;
+        if def.scope == options::Scope::User
+            && let Some(user) = self.user_context(login)
+            && let Some(s) = user.context.get(def.name)
+        {
+            return Some(Origin {
+                line: Some(s.line),
+                context: ContextName::User(user.context.display()),
+            });
+        }
+        if let Some(s) = self.global_context.get(def.name) {
+            return Some(Origin {
+                line: Some(s.line),
+                context: ContextName::Global,
+            });
+        }
+        def.default.map(|_| Origin {
+            line: None,
+            context: ContextName::Global,
+        })
     }
 
     /// The user context a login name falls in, if any (see [`Config::for_user`]).
@@ -804,103 +843,89 @@ impl Config {
     }
 }
 
-/// The LDAP options, checked together: every one needs LDAPServer. User
-/// contexts in the file still apply, under a directory entry's values (as
-/// in ftp-proxy).
+/// The LDAP options, checked together: every one needs LDAPServer, and
+/// the [`LdapAuth`] ones UserAuthType too. User contexts in the file still
+/// apply, under a directory entry's values (as in ftp-proxy).
 fn ldap_settings(global: &Context, errors: &mut Vec<(usize, String)>) -> Option<LdapSettings> {
-    const LDAP_OPTIONS: &[&str] = &[
-        "LDAPAuthDN",
-        "LDAPAuthOKFlag",
-        "LDAPAuthPWAttr",
-        "LDAPAuthPWType",
-        "LDAPBaseDN",
-        "LDAPBindDN",
-        "LDAPBindPW",
-        "LDAPIdentifier",
-        "LDAPObjectClass",
-        "LDAPVersion",
-        "UserAuthMagic",
-        "UserAuthType",
-    ];
-    let text = |name: &str| match global.get(name).map(|s| &s.value) {
-        Some(options::Value::Text(t)) => Some(t.clone()),
-        _ => None,
-    };
+    use options::Target;
+    let given = |def: &options::OptionDef| global.get(def.name);
     if global.get("LDAPServer").is_none() {
         // SECURITY: UserAuthType ldap without a directory would be an
         // authentication requirement that is silently not enforced.
-        for name in LDAP_OPTIONS {
-            if let Some(s) = global.get(name) {
-                errors.push((s.line, format!("{name} has no effect without LDAPServer")));
+        for def in options::OPTIONS {
+            if matches!(
+                def.target,
+                Target::Ldap(_) | Target::LdapAuth(_) | Target::AuthSwitch
+            ) && let Some(s) = given(def)
+            {
+                errors.push((
+                    s.line,
+                    format!("{} has no effect without LDAPServer", def.name),
+                ));
             }
         }
         return None;
     }
-    let (host, port) = match text("LDAPServer").map(|raw| options::parse_host_port(&raw)) {
-        Some(Ok(hp)) => hp,
-        _ => return None,
+    let layers = Layers {
+        layers: vec![global],
     };
-    let bind_dn = text("LDAPBindDN").unwrap_or_default();
-    let bind_pw = text("LDAPBindPW").unwrap_or_default();
-    if bind_dn.is_empty() && !bind_pw.is_empty() {
+    // Every field empty (version 0); the table sets them, defaults included.
+    let mut ldap = LdapSettings {
+        host: String::new(),
+        port: 0,
+        base_dn: String::new(),
+        bind_dn: String::new(),
+        bind_pw: String::new(),
+        identifier: String::new(),
+        object_class: None,
+        version: 0,
+        auth: None,
+    };
+    for def in options::OPTIONS {
+        if let Target::Ldap(set) = def.target
+            && let Some(value) = layers.value(def)
+        {
+            set(&mut ldap, value);
+        }
+    }
+    if ldap.bind_dn.is_empty() && !ldap.bind_pw.is_empty() {
         let line = global.get("LDAPBindPW").map_or(0, |s| s.line);
         errors.push((
             line,
             "LDAPBindPW is given but LDAPBindDN is not".to_string(),
         ));
     }
-    let base_dn = text("LDAPBaseDN").unwrap_or_default();
-    let auth = if text("UserAuthType").is_some() {
-        let pw_type = text("LDAPAuthPWType").unwrap_or_else(|| "plain".to_string());
-        let (pw_scheme, pw_min_len) =
-            options::parse_pw_type(&pw_type).unwrap_or((options::PwScheme::Plain, 5));
-        let pw_attr = text("LDAPAuthPWAttr");
-        Some(LdapAuth {
-            base_dn: text("LDAPAuthDN").unwrap_or_else(|| base_dn.clone()),
-            pw_attr,
-            pw_scheme,
-            pw_min_len,
-            magic: match text("UserAuthMagic").as_deref() {
-                Some("@auth") => Some(crate::policy::user::AuthMagic::AuthLast),
-                Some("auth@") => Some(crate::policy::user::AuthMagic::AuthFirst),
-                _ => None,
-            },
-            ok_flag: text("LDAPAuthOKFlag").and_then(|f| {
-                f.split_once('=')
-                    .map(|(a, v)| (a.trim().to_string(), v.trim().to_string()))
-            }),
-        })
+    if global.get("UserAuthType").is_some() {
+        // LDAPAuthDN's default is LDAPBaseDN; the rest start empty.
+        let mut auth = LdapAuth {
+            base_dn: ldap.base_dn.clone(),
+            pw_attr: None,
+            pw_scheme: options::PwScheme::Plain,
+            pw_min_len: 0,
+            ok_flag: None,
+            magic: None,
+        };
+        for def in options::OPTIONS {
+            if let Target::LdapAuth(set) = def.target
+                && let Some(value) = layers.value(def)
+            {
+                set(&mut auth, value);
+            }
+        }
+        ldap.auth = Some(auth);
     } else {
-        for name in [
-            "LDAPAuthDN",
-            "LDAPAuthOKFlag",
-            "LDAPAuthPWAttr",
-            "LDAPAuthPWType",
-            "UserAuthMagic",
-        ] {
-            if let Some(s) = global.get(name) {
+        for def in options::OPTIONS {
+            if let Target::LdapAuth(_) = def.target
+                && let Some(s) = given(def)
+            {
                 errors.push((
                     s.line,
-                    format!("{name} has no effect without UserAuthType ldap"),
+                    format!("{} has no effect without UserAuthType ldap", def.name),
                 ));
             }
         }
-        None
-    };
-    Some(LdapSettings {
-        host,
-        port,
-        base_dn,
-        bind_dn,
-        bind_pw,
-        identifier: text("LDAPIdentifier").unwrap_or_else(|| "CN".to_string()),
-        object_class: text("LDAPObjectClass"),
-        version: match global.get("LDAPVersion").map(|s| &s.value) {
-            Some(options::Value::Int(2)) => 2,
-            _ => 3,
-        },
-        auth,
-    })
+    }
+    Some(ldap)
 }
 
 fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
@@ -1010,6 +1035,14 @@ mod tests {
         assert!(g.active_ports.is_none() && g.passive_ports.is_none());
         assert!(g.destination_ports.is_none());
         assert!(c.users.is_empty());
+        let l = ok(EVERY).ldap.unwrap();
+        assert_eq!((l.identifier.as_str(), l.version), ("CN", 3));
+        assert_eq!(l.base_dn, "");
+        let a = l.auth.unwrap();
+        assert_eq!((a.pw_scheme, a.pw_min_len), (options::PwScheme::Plain, 5));
+        assert_eq!(a.base_dn, l.base_dn, "LDAPAuthDN defaults to LDAPBaseDN");
+        let l = ok(&format!("{EVERY}LDAPBaseDN dc=x\n")).ldap.unwrap();
+        assert_eq!(l.auth.unwrap().base_dn, "dc=x");
     }
 
     #[test]
@@ -1472,6 +1505,187 @@ mod tests {
         assert_eq!(missing.len(), 1);
         assert_eq!(missing[0].line, 0);
         assert!(missing[0].message.starts_with("cannot open"));
+    }
+
+    /// The resolved values of `c` as text: everything but the lines as
+    /// given (the contexts and the `-c` entries).
+    fn resolved(c: &Config) -> String {
+        let mut c = c.clone();
+        c.entries.clear();
+        c.global_context = Context::default();
+        for user in &mut c.users {
+            user.context = Context::default();
+        }
+        format!("{c:?}")
+    }
+
+    /// With a directory and authentication, so that every option counts.
+    const EVERY: &str = "DestinationAddress a\nLDAPServer ldap0\nLDAPBindDN cn=base\n\
+                         UserAuthType ldap\n";
+
+    #[test]
+    fn every_default_in_the_table_is_the_value_of_an_unset_option() {
+        let unset = ok(EVERY);
+        let mut checked = 0;
+        for def in options::OPTIONS {
+            let Some(default) = def.default else {
+                continue;
+            };
+            let given = ok(&format!("{EVERY}{} {default}\n", def.name));
+            assert_eq!(resolved(&given), resolved(&unset), "{}", def.name);
+            if def.scope == options::Scope::User {
+                let given = ok(&format!("{EVERY}[bob]\n{} {default}\n", def.name));
+                assert_eq!(
+                    format!("{:?}", given.for_user(b"bob")),
+                    format!("{:?}", unset.global),
+                    "{}",
+                    def.name
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked > 0);
+    }
+
+    /// A line for every option that changes its field from the default
+    /// (a Min/Max port pair is given whole).
+    const SAMPLES: &[(&str, &str)] = &[
+        (
+            "ActiveMaxDataPort",
+            "ActiveMinDataPort 20\nActiveMaxDataPort 30",
+        ),
+        (
+            "ActiveMinDataPort",
+            "ActiveMinDataPort 20\nActiveMaxDataPort 30",
+        ),
+        ("AllowedDestinations", "AllowedDestinations 192.0.2.0/24"),
+        ("AllowMagicUser", "AllowMagicUser yes"),
+        ("AllowTransProxy", "AllowTransProxy yes"),
+        ("DenyMessage", "DenyMessage /etc/deny"),
+        ("DenyString", "DenyString go away"),
+        ("DestinationAddress", "DestinationAddress b"),
+        (
+            "DestinationMaxPort",
+            "DestinationMinPort 1024\nDestinationMaxPort 2048",
+        ),
+        (
+            "DestinationMinPort",
+            "DestinationMinPort 1024\nDestinationMaxPort 2048",
+        ),
+        ("DestinationPort", "DestinationPort 2121"),
+        ("DestinationTransferMode", "DestinationTransferMode passive"),
+        ("FailResetsPasv", "FailResetsPasv yes"),
+        ("ForceMagicUser", "ForceMagicUser yes"),
+        ("ForkLimit", "ForkLimit 7"),
+        ("Group", "Group g"),
+        ("LDAPAuthDN", "LDAPAuthDN ou=auth"),
+        ("LDAPAuthOKFlag", "LDAPAuthOKFlag ok=yes"),
+        ("LDAPAuthPWAttr", "LDAPAuthPWAttr userPassword"),
+        ("LDAPAuthPWType", "LDAPAuthPWType crypt"),
+        ("LDAPBaseDN", "LDAPBaseDN dc=x"),
+        ("LDAPBindDN", "LDAPBindDN cn=other"),
+        ("LDAPBindPW", "LDAPBindPW secret"),
+        ("LDAPIdentifier", "LDAPIdentifier uid"),
+        ("LDAPObjectClass", "LDAPObjectClass ftpUser"),
+        ("LDAPServer", "LDAPServer ldap1:3389"),
+        ("LDAPVersion", "LDAPVersion 2"),
+        ("Listen", "Listen 127.0.0.1"),
+        ("LogDestination", "LogDestination local3"),
+        ("LogLevel", "LogLevel dbg"),
+        ("MaxClients", "MaxClients 5"),
+        ("MaxClientsMessage", "MaxClientsMessage /etc/busy"),
+        ("MaxClientsString", "MaxClientsString busy"),
+        ("MaxRecvBufSize", "MaxRecvBufSize 4096"),
+        (
+            "PassiveMaxDataPort",
+            "PassiveMinDataPort 40000\nPassiveMaxDataPort 40100",
+        ),
+        (
+            "PassiveMinDataPort",
+            "PassiveMinDataPort 40000\nPassiveMaxDataPort 40100",
+        ),
+        ("PidFile", "PidFile /run/p"),
+        ("Port", "Port 2121"),
+        ("PortResetsPasv", "PortResetsPasv no"),
+        ("SameAddress", "SameAddress no"),
+        ("ServerRoot", "ServerRoot /var/empty"),
+        ("ServerType", "ServerType standalone"),
+        ("SockBindRand", "SockBindRand yes"),
+        ("TCPWrapper", "TCPWrapper yes"),
+        ("TCPWrapperName", "TCPWrapperName gate"),
+        ("TimeOut", "TimeOut 5"),
+        ("TranslatedAddress", "TranslatedAddress 192.0.2.1"),
+        ("User", "User u"),
+        ("UserAuthMagic", "UserAuthMagic @auth"),
+        ("UserMagicChar", "UserMagicChar %"),
+        ("UserNameRule", "UserNameRule ^[a-z]+$"),
+        ("ValidCommands", "ValidCommands USER,PASS"),
+        ("WelcomeMessage", "WelcomeMessage /etc/w"),
+        ("WelcomeString", "WelcomeString hi"),
+    ];
+
+    #[test]
+    fn every_option_reaches_its_field() {
+        let unset = ok(EVERY);
+        for def in options::OPTIONS {
+            if def.name == "UserAuthType" {
+                // No field of its own: it turns authentication on.
+                let without = ok(&EVERY.replace("UserAuthType ldap\n", ""));
+                assert!(without.ldap.is_some_and(|l| l.auth.is_none()));
+                assert!(unset.ldap.as_ref().is_some_and(|l| l.auth.is_some()));
+                continue;
+            }
+            let Some((_, sample)) = SAMPLES.iter().find(|(name, _)| *name == def.name) else {
+                panic!("no sample line for {}", def.name);
+            };
+            let given = ok(&format!("{EVERY}{sample}\n"));
+            assert_ne!(resolved(&given), resolved(&unset), "{}", def.name);
+            if def.scope == options::Scope::User {
+                let given = ok(&format!("{EVERY}[bob]\n{sample}\n"));
+                assert_ne!(
+                    format!("{:?}", given.for_user(b"bob")),
+                    format!("{:?}", unset.global),
+                    "{}",
+                    def.name
+                );
+                assert_eq!(
+                    format!("{:?}", given.global),
+                    format!("{:?}", unset.global),
+                    "{}",
+                    def.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_origin_of_a_value_is_its_line_and_context_or_the_default() {
+        let c =
+            ok("DestinationAddress a\nTimeOut 60\n[bob*]\nTimeOut 5\n[carol]\nSameAddress no\n");
+        let at = |line, context| {
+            Some(Origin {
+                line: Some(line),
+                context,
+            })
+        };
+        let user = |name: &str| ContextName::User(name.to_string());
+        assert_eq!(c.origin(b"bobby", "timeout"), at(4, user("bob*")));
+        assert_eq!(c.origin(b"carol", "TimeOut"), at(2, ContextName::Global));
+        assert_eq!(c.origin(b"carol", "SameAddress"), at(6, user("carol")));
+        assert_eq!(
+            c.origin(b"bob", "DestinationAddress"),
+            at(1, ContextName::Global)
+        );
+        let default = Some(Origin {
+            line: None,
+            context: ContextName::Global,
+        });
+        assert_eq!(c.origin(b"bob", "SameAddress"), default);
+        assert_eq!(c.origin(b"carol", "Port"), default);
+        assert_eq!(c.origin(b"bob", "ValidCommands"), None);
+        assert_eq!(c.origin(b"bob", "NoSuchOption"), None);
+        assert_eq!(user("bob*").to_string(), "user bob*");
+        assert_eq!(ContextName::Global.to_string(), "global");
     }
 
     proptest::proptest! {

@@ -1,14 +1,18 @@
 //! The one table of configuration options: names, contexts, types, defaults.
 //!
-//! Owns the list of every option ftpgate recognises and the conversion of a
-//! raw value (text from the file) to a typed [`Value`]. It never reads files,
+//! Owns the list of every option ftpgate recognises, each bound once to
+//! its contexts, type, default and the field it sets, and the conversion
+//! of a raw value (text from the file) to a typed [`Value`]. It never reads files,
 //! the clock or the network: compiling a regular expression or a command
 //! filter is the most it does. Conversion never panics, for any input.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
-use super::{Level, LogDestination, ServerType, TransferMode};
+use super::{
+    Config, LdapAuth, LdapSettings, Level, LogDestination, PortRange, ServerType, TransferMode,
+    UserSettings,
+};
 use crate::policy::dest::{self, DestRule};
 use crate::policy::filter::CommandFilter;
 use crate::policy::user;
@@ -74,6 +78,32 @@ pub enum Kind {
     AuthMagic,
 }
 
+/// Where an option's value goes: the one place an option is bound to its
+/// field. A setter takes the [`Value`] that [`convert`] makes for the
+/// option's [`Kind`]; a default goes through the same setter as a value
+/// from the file, so it is written once, in the table.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// A field of [`Config`].
+    Config(fn(&mut Config, Value)),
+    /// A field of [`UserSettings`], resolved per user context.
+    User(fn(&mut UserSettings, Value)),
+    /// The low end of a local port range: with the option named `high` it
+    /// sets one range of [`UserSettings`] (both or neither, low <= high).
+    RangeLow {
+        high: &'static str,
+        set: fn(&mut UserSettings, Option<PortRange>),
+    },
+    /// The high end of a port range, set with its [`Target::RangeLow`].
+    RangeHigh,
+    /// A field of [`LdapSettings`]; has effect only with LDAPServer.
+    Ldap(fn(&mut LdapSettings, Value)),
+    /// A field of [`LdapAuth`]; has effect only with UserAuthType.
+    LdapAuth(fn(&mut LdapAuth, Value)),
+    /// UserAuthType: no field of its own; given, it turns [`LdapAuth`] on.
+    AuthSwitch,
+}
+
 /// One option of the table.
 #[derive(Debug, Clone, Copy)]
 pub struct OptionDef {
@@ -83,6 +113,8 @@ pub struct OptionDef {
     pub kind: Kind,
     /// Value used when the option is not given, as it would be written.
     pub default: Option<&'static str>,
+    /// The field the value sets.
+    pub target: Target,
 }
 
 const fn def(
@@ -90,115 +122,124 @@ const fn def(
     scope: Scope,
     kind: Kind,
     default: Option<&'static str>,
+    target: Target,
 ) -> OptionDef {
     OptionDef {
         name,
         scope,
         kind,
         default,
+        target,
     }
 }
 
 use Kind as K;
 use Scope::{Global as G, User as U};
+use Target as T;
 
-/// Every option ftpgate recognises.
+/// Every option ftpgate recognises: name, contexts, type, default, field.
+/// Adding an option is one line here (and its field).
+#[rustfmt::skip]
 pub static OPTIONS: &[OptionDef] = &[
-    def("ActiveMaxDataPort", U, K::Port, None),
-    def("ActiveMinDataPort", U, K::Port, None),
-    def("AllowedDestinations", U, K::Destinations, None),
-    def("AllowMagicUser", G, K::Bool, Some("no")),
-    def("AllowTransProxy", G, K::Bool, Some("no")),
-    def("DenyMessage", G, K::Path, None),
-    def("DenyString", G, K::Text, Some("Service not available")),
-    def("DestinationAddress", U, K::Host, None),
-    def("DestinationMaxPort", U, K::Port, None),
-    def("DestinationMinPort", U, K::Port, None),
-    def("DestinationPort", U, K::Port, Some("21")),
-    def(
-        "DestinationTransferMode",
-        U,
-        K::TransferMode,
-        Some("client"),
-    ),
-    def("FailResetsPasv", G, K::Bool, Some("no")),
-    def("ForceMagicUser", G, K::Bool, Some("no")),
-    def(
-        "ForkLimit",
-        G,
-        K::Int {
-            min: 1,
-            max: 1_000_000,
-        },
-        Some("40"),
-    ),
-    def("Group", G, K::Text, None),
-    def("LDAPAuthDN", G, K::Text, None),
-    def("LDAPAuthOKFlag", G, K::AttrValue, None),
-    def("LDAPAuthPWAttr", G, K::LdapName, None),
-    def("LDAPAuthPWType", G, K::PwType, Some("plain")),
-    def("LDAPBaseDN", G, K::Text, None),
-    def("LDAPBindDN", G, K::BindDn, None),
-    def("LDAPBindPW", G, K::Text, None),
-    def("LDAPIdentifier", G, K::LdapName, Some("CN")),
-    def("LDAPObjectClass", G, K::LdapName, None),
-    def("LDAPServer", G, K::HostPort, None),
-    def("LDAPVersion", G, K::LdapVersion, Some("3")),
-    def("Listen", G, K::Host, None),
-    def("LogDestination", G, K::LogDestination, Some("daemon")),
-    def("LogLevel", G, K::Level, Some("INF")),
-    def("MaxClients", G, K::Int { min: 1, max: 512 }, Some("64")),
-    def("MaxClientsMessage", G, K::Path, None),
-    def(
-        "MaxClientsString",
-        G,
-        K::Text,
-        Some("Service not available"),
-    ),
-    def(
-        "MaxRecvBufSize",
-        G,
-        K::Int {
-            min: 512,
-            max: 1 << 30,
-        },
-        None,
-    ),
-    def("PassiveMaxDataPort", U, K::Port, None),
-    def("PassiveMinDataPort", U, K::Port, None),
-    def("PidFile", G, K::Path, None),
-    def("Port", G, K::Port, Some("21")),
-    def("PortResetsPasv", G, K::Bool, Some("yes")),
-    def("SameAddress", U, K::Bool, Some("yes")),
-    def("ServerRoot", G, K::Path, None),
-    def("ServerType", G, K::ServerType, Some("inetd")),
-    def("SockBindRand", G, K::Bool, Some("no")),
-    def("TCPWrapper", G, K::Bool, Some("no")),
-    def("TCPWrapperName", G, K::Text, None),
-    def(
-        "TimeOut",
-        U,
-        K::Int {
-            min: 1,
-            max: 1 << 31,
-        },
-        Some("900"),
-    ),
-    def("TranslatedAddress", G, K::Translated, None),
-    def("User", G, K::Text, None),
-    def("UserAuthMagic", G, K::AuthMagic, None),
-    def("UserAuthType", G, K::AuthType, None),
-    def("UserMagicChar", G, K::Char, Some("@")),
-    def("UserNameRule", G, K::Regex, Some(user::DEFAULT_RULE)),
-    def("ValidCommands", U, K::Filter, None),
-    def("WelcomeMessage", G, K::Path, None),
-    def(
-        "WelcomeString",
-        G,
-        K::Text,
-        Some("%h FTP server (%v - %b) ready"),
-    ),
+    def("ActiveMaxDataPort", U, K::Port, None, T::RangeHigh),
+    def("ActiveMinDataPort", U, K::Port, None, T::RangeLow { high: "ActiveMaxDataPort", set: |u, r| u.active_ports = r }),
+    def("AllowedDestinations", U, K::Destinations, None, T::User(|u, v| if let Value::Destinations(d) = v { u.allowed_destinations = Some(d) })),
+    def("AllowMagicUser", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_magic_user, v))),
+    def("AllowTransProxy", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_trans_proxy, v))),
+    def("DenyMessage", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.deny_message, v))),
+    def("DenyString", G, K::Text, Some("Service not available"), T::Config(|c, v| set_text(&mut c.deny_string, v))),
+    def("DestinationAddress", U, K::Host, None, T::User(|u, v| set_some_text(&mut u.destination_address, v))),
+    def("DestinationMaxPort", U, K::Port, None, T::RangeHigh),
+    def("DestinationMinPort", U, K::Port, None, T::RangeLow { high: "DestinationMaxPort", set: |u, r| u.destination_ports = r }),
+    def("DestinationPort", U, K::Port, Some("21"), T::User(|u, v| set_port(&mut u.destination_port, v))),
+    def("DestinationTransferMode", U, K::TransferMode, Some("client"), T::User(|u, v| if let Value::TransferMode(m) = v { u.destination_transfer_mode = m })),
+    def("FailResetsPasv", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.fail_resets_pasv, v))),
+    def("ForceMagicUser", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.force_magic_user, v))),
+    def("ForkLimit", G, K::Int { min: 1, max: 1_000_000 }, Some("40"), T::Config(|c, v| set_int(&mut c.fork_limit, v))),
+    def("Group", G, K::Text, None, T::Config(|c, v| set_some_text(&mut c.group, v))),
+    def("LDAPAuthDN", G, K::Text, None, T::LdapAuth(|a, v| set_text(&mut a.base_dn, v))),
+    def("LDAPAuthOKFlag", G, K::AttrValue, None, T::LdapAuth(|a, v| if let Value::AttrValue(attr, value) = v { a.ok_flag = Some((attr, value)) })),
+    def("LDAPAuthPWAttr", G, K::LdapName, None, T::LdapAuth(|a, v| set_some_text(&mut a.pw_attr, v))),
+    def("LDAPAuthPWType", G, K::PwType, Some("plain"), T::LdapAuth(|a, v| if let Value::PwType(scheme, min) = v { (a.pw_scheme, a.pw_min_len) = (scheme, min) })),
+    def("LDAPBaseDN", G, K::Text, None, T::Ldap(|l, v| set_text(&mut l.base_dn, v))),
+    def("LDAPBindDN", G, K::BindDn, None, T::Ldap(|l, v| set_text(&mut l.bind_dn, v))),
+    def("LDAPBindPW", G, K::Text, None, T::Ldap(|l, v| set_text(&mut l.bind_pw, v))),
+    def("LDAPIdentifier", G, K::LdapName, Some("CN"), T::Ldap(|l, v| set_text(&mut l.identifier, v))),
+    def("LDAPObjectClass", G, K::LdapName, None, T::Ldap(|l, v| set_some_text(&mut l.object_class, v))),
+    def("LDAPServer", G, K::HostPort, None, T::Ldap(|l, v| if let Value::HostPort(host, port) = v { (l.host, l.port) = (host, port) })),
+    def("LDAPVersion", G, K::LdapVersion, Some("3"), T::Ldap(|l, v| set_int(&mut l.version, v))),
+    def("Listen", G, K::Host, None, T::Config(|c, v| set_some_text(&mut c.listen, v))),
+    def("LogDestination", G, K::LogDestination, Some("daemon"), T::Config(|c, v| if let Value::LogDestination(d) = v { c.log_destination = d })),
+    def("LogLevel", G, K::Level, Some("INF"), T::Config(|c, v| if let Value::Level(l) = v { c.log_level = l })),
+    def("MaxClients", G, K::Int { min: 1, max: 512 }, Some("64"), T::Config(|c, v| set_int(&mut c.max_clients, v))),
+    def("MaxClientsMessage", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.max_clients_message, v))),
+    def("MaxClientsString", G, K::Text, Some("Service not available"), T::Config(|c, v| set_text(&mut c.max_clients_string, v))),
+    def("MaxRecvBufSize", G, K::Int { min: 512, max: 1 << 30 }, None, T::Config(|c, v| if let Value::Int(n) = v { c.max_recv_buf_size = usize::try_from(n).ok() })),
+    def("PassiveMaxDataPort", U, K::Port, None, T::RangeHigh),
+    def("PassiveMinDataPort", U, K::Port, None, T::RangeLow { high: "PassiveMaxDataPort", set: |u, r| u.passive_ports = r }),
+    def("PidFile", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.pid_file, v))),
+    def("Port", G, K::Port, Some("21"), T::Config(|c, v| set_port(&mut c.port, v))),
+    def("PortResetsPasv", G, K::Bool, Some("yes"), T::Config(|c, v| set_bool(&mut c.port_resets_pasv, v))),
+    def("SameAddress", U, K::Bool, Some("yes"), T::User(|u, v| set_bool(&mut u.same_address, v))),
+    def("ServerRoot", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.server_root, v))),
+    def("ServerType", G, K::ServerType, Some("inetd"), T::Config(|c, v| if let Value::ServerType(t) = v { c.server_type = t })),
+    def("SockBindRand", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.sock_bind_rand, v))),
+    def("TCPWrapper", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.tcp_wrapper, v))),
+    def("TCPWrapperName", G, K::Text, None, T::Config(|c, v| set_some_text(&mut c.tcp_wrapper_name, v))),
+    def("TimeOut", U, K::Int { min: 1, max: 1 << 31 }, Some("900"), T::User(|u, v| set_int(&mut u.timeout, v))),
+    def("TranslatedAddress", G, K::Translated, None, T::Config(|c, v| set_some_text(&mut c.translated_address, v))),
+    def("User", G, K::Text, None, T::Config(|c, v| set_some_text(&mut c.user, v))),
+    def("UserAuthMagic", G, K::AuthMagic, None, T::LdapAuth(|a, v| if let Value::AuthMagic(m) = v { a.magic = Some(m) })),
+    def("UserAuthType", G, K::AuthType, None, T::AuthSwitch),
+    def("UserMagicChar", G, K::Char, Some("@"), T::Config(|c, v| if let Value::Char(b) = v { c.user_magic_char = b })),
+    def("UserNameRule", G, K::Regex, Some(user::DEFAULT_RULE), T::Config(|c, v| if let Value::Regex(r) = v { c.user_name_rule = r })),
+    def("ValidCommands", U, K::Filter, None, T::User(|u, v| if let Value::Filter(f) = v { u.valid_commands = Some(f) })),
+    def("WelcomeMessage", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.welcome_message, v))),
+    def("WelcomeString", G, K::Text, Some("%h FTP server (%v - %b) ready"), T::Config(|c, v| set_text(&mut c.welcome_string, v))),
 ];
+
+// The setters the table shares. A value of another type than the field's
+// leaves the field alone; the tests check that every option reaches its
+// field, so such a mismatch cannot stay unnoticed.
+
+fn set_bool(field: &mut bool, value: Value) {
+    if let Value::Bool(b) = value {
+        *field = b;
+    }
+}
+
+/// Int kinds are range-checked by [`convert`]; each range fits its field.
+fn set_int<N: TryFrom<u64>>(field: &mut N, value: Value) {
+    if let Value::Int(n) = value
+        && let Ok(n) = N::try_from(n)
+    {
+        *field = n;
+    }
+}
+
+fn set_port(field: &mut u16, value: Value) {
+    if let Value::Port(p) = value {
+        *field = p;
+    }
+}
+
+fn set_text(field: &mut String, value: Value) {
+    if let Value::Text(t) = value {
+        *field = t;
+    }
+}
+
+fn set_some_text(field: &mut Option<String>, value: Value) {
+    if let Value::Text(t) = value {
+        *field = Some(t);
+    }
+}
+
+fn set_some_path(field: &mut Option<PathBuf>, value: Value) {
+    if let Value::Path(p) = value {
+        *field = Some(p);
+    }
+}
 
 /// Other spellings accepted for an option: (alias, canonical name).
 const ALIASES: &[(&str, &str)] = &[("UseMagicChar", "UserMagicChar")];
@@ -248,6 +289,14 @@ pub enum Value {
     Regex(regex::bytes::Regex),
     Filter(CommandFilter),
     Destinations(Vec<DestRule>),
+    /// LDAPServer: host and port (default 389).
+    HostPort(String, u16),
+    /// LDAPAuthPWType: scheme and minimum password length.
+    PwType(PwScheme, usize),
+    /// LDAPAuthOKFlag: attribute and value, trimmed.
+    AttrValue(String, String),
+    /// UserAuthMagic.
+    AuthMagic(user::AuthMagic),
 }
 
 /// Converts `raw` to the option's type. The error says what is wrong,
@@ -352,7 +401,7 @@ pub fn convert_with(
             .map(Value::Destinations)
             .map_err(|why| format!("{name}: {why}")),
         K::HostPort => parse_host_port(raw)
-            .map(|_| Value::Text(raw.to_string()))
+            .map(|(host, port)| Value::HostPort(host, port))
             .map_err(|why| format!("{name}: {why}")),
         K::LdapName => {
             if is_ldap_name(raw) {
@@ -376,9 +425,9 @@ pub fn convert_with(
             }
         }
         K::AttrValue => match raw.split_once('=') {
-            Some((attr, value)) if is_ldap_name(attr.trim()) && !value.trim().is_empty() => {
-                Ok(Value::Text(raw.to_string()))
-            }
+            Some((attr, value)) if is_ldap_name(attr.trim()) && !value.trim().is_empty() => Ok(
+                Value::AttrValue(attr.trim().to_string(), value.trim().to_string()),
+            ),
             _ => Err(format!("{name}: expected attribute=value, not '{raw}'")),
         },
         K::LdapVersion => match raw {
@@ -387,7 +436,7 @@ pub fn convert_with(
             _ => Err(format!("{name}: expected 0, 2 or 3, not '{raw}'")),
         },
         K::PwType => parse_pw_type(raw)
-            .map(|_| Value::Text(raw.to_string()))
+            .map(|(scheme, min)| Value::PwType(scheme, min))
             .ok_or_else(|| {
                 format!("{name}: expected plain, crypt or {{crypt}}, optionally followed by a digit (minimum length), not '{raw}'")
             }),
@@ -399,7 +448,8 @@ pub fn convert_with(
             }
         }
         K::AuthMagic => match raw {
-            "@auth" | "auth@" => Ok(Value::Text(raw.to_string())),
+            "@auth" => Ok(Value::AuthMagic(user::AuthMagic::AuthLast)),
+            "auth@" => Ok(Value::AuthMagic(user::AuthMagic::AuthFirst)),
             _ => Err(format!("{name}: expected @auth or auth@, not '{raw}'")),
         },
     }
@@ -601,6 +651,25 @@ mod tests {
             }
             if let Some(default) = a.default {
                 assert!(convert(a, default).is_ok(), "{}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn user_context_options_set_user_settings_and_port_ranges_pair_up() {
+        for o in OPTIONS {
+            let per_user = matches!(o.target, T::User(_) | T::RangeLow { .. } | T::RangeHigh);
+            assert_eq!(per_user, o.scope == Scope::User, "{}", o.name);
+            if let T::RangeLow { high, .. } = o.target {
+                assert!(matches!(opt(high).target, T::RangeHigh), "{}", o.name);
+                assert_eq!((o.kind, opt(high).kind), (K::Port, K::Port), "{}", o.name);
+            }
+            if let T::RangeHigh = o.target {
+                let lows = OPTIONS
+                    .iter()
+                    .filter(|l| matches!(l.target, T::RangeLow { high, .. } if high == o.name))
+                    .count();
+                assert_eq!(lows, 1, "{}", o.name);
             }
         }
     }
