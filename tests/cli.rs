@@ -1,5 +1,9 @@
 //! Command line: -c, -V, and a broken configuration in inetd mode.
 
+// Tests may call libc directly (kill, umask, ...), each block with a
+// `// SAFETY:` comment; the crate-wide deny is for src/.
+#![allow(unsafe_code)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,10 @@
 //! test bounds its time, signals only PIDs it started (the daemon, and the
 //! detached daemon from its PidFile) and stays on loopback.
 
+// Tests may call libc directly (kill, umask, ...), each block with a
+// `// SAFETY:` comment; the crate-wide deny is for src/.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::fs;

@@ -5,6 +5,10 @@
 //! sends an endless reply or stops reading use a scripted fake server
 //! (`FakeServer`); everything on the client side is a raw socket.
 
+// Tests may call libc directly (kill, umask, ...), each block with a
+// `// SAFETY:` comment; the crate-wide deny is for src/.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -6,6 +6,10 @@
 //! the binary path and the configuration path, binds to 127.0.0.1 only,
 //! and fetches a file byte-exact through the launched proxy.
 
+// Tests may call libc directly (kill, umask, ...), each block with a
+// `// SAFETY:` comment; the crate-wide deny is for src/.
+#![allow(unsafe_code)]
+
 mod common;
 
 use common::*;

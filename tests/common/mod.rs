@@ -10,6 +10,10 @@
 //! `/usr/sbin/ftp-proxy`, to run the compatibility suite against Debian's
 //! ftp-proxy), else the `ftpgate` binary built by cargo.
 
+// Tests may call libc directly (kill, umask, ...), each block with a
+// `// SAFETY:` comment; the crate-wide deny is for src/.
+#![allow(unsafe_code)]
+
 #![allow(dead_code)]
 
 use std::fs;
