@@ -18,7 +18,7 @@ pub mod session;
 pub mod sys;
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
@@ -163,7 +163,7 @@ fn refuse_stdout(text: &str) {
 
 /// TranslatedAddress: a name, an address, or a file whose first
 /// non-comment line holds one. Resolved before the jail.
-fn translated_address(value: &str) -> Result<Ipv4Addr> {
+fn translated_address(value: &str, names: &Resolver) -> Result<Ipv4Addr> {
     let text;
     let value = if value.starts_with('/') {
         text = std::fs::read_to_string(value)
@@ -180,7 +180,7 @@ fn translated_address(value: &str) -> Result<Ipv4Addr> {
     }
     // ftpgate's own resolver (/etc/hosts, then DNS), not glibc's: see
     // sys/accounts.rs for why a static ftpgate stays away from NSS.
-    Resolver::load()
+    names
         .lookup(value)
         .map_err(|e| anyhow::anyhow!("resolving TranslatedAddress '{value}': {e}"))?
         .into_iter()
@@ -230,49 +230,137 @@ pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
 /// The session with an already loaded configuration: the rest of
 /// [`serve_inetd`], also run by each standalone-mode child (with the
 /// configuration the daemon holds, so SIGHUP decides what new sessions see).
+///
+/// The steps of SPEC §1, in order; each returns what the next needs, and a
+/// step that refuses the session has told the client and the log why
+/// ([`Stop`]). Nothing contacts the server before every refusal that needs
+/// no login (TCPWrapper, the redirect loop, DenyMessage) has been decided.
 pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
-    // 2. The log, before anything that may fail.
+    let mut log = match open_log(opts, &cfg) {
+        Ok(log) => log,
+        Err(Stop(status)) => return Ok(status),
+    };
+    match session_steps(opts, &cfg, &mut log) {
+        Ok(status) | Err(Stop(status)) => Ok(status),
+    }
+}
+
+/// Start-up ended before the relay: the exit status.
+struct Stop(ExitStatus);
+
+/// Log `msg` at ERR, tell the client 421 `text`, stop with status 1.
+fn refuse(log: &mut Log, msg: &str, text: &str) -> Stop {
+    log.err(msg);
+    refuse_stdout(text);
+    Stop(1)
+}
+
+fn session_steps(opts: &Options, cfg: &Config, log: &mut Log) -> Result<ExitStatus, Stop> {
+    // 3. Who is talking to whom, and the checks that need nothing more.
+    let peers = addresses(opts, cfg, log)?;
+    // 4. Everything that needs the file system or the resolver.
+    let names = Resolver::load();
+    // Address literals and transparent destinations only (an empty
+    // resolver): a name may wait for DNS, so the engine looks it up after
+    // the greeting.
+    let early_dest = relay::early_destination(
+        cfg,
+        &Resolver::default(),
+        peers.original_dst,
+        &peers.proxy_self,
+    );
+    log_start(cfg, &peers, early_dest, log);
+    sys::load_timezone();
+    let vars = vars();
+    deny_message(cfg, &vars, log)?;
+    let greeting = greeting(cfg, &vars);
+    let translated = match cfg.translated_address.as_deref() {
+        Some(value) => Some(translated_address(value, &names).map_err(|e| {
+            refuse(
+                log,
+                &format!("{e:#}"),
+                "Service not available: proxy configuration error.",
+            )
+        })?),
+        None => None,
+    };
+    let client = client_socket(cfg).map_err(|e| {
+        refuse(
+            log,
+            &format!("taking the client socket: {e}"),
+            "Service not available.",
+        )
+    })?;
+    // The server connection starts here, so that its handshake and the
+    // server's greeting overlap the jail and the client's first round trip.
+    let early = early_dest.and_then(|dest| relay::connect_to(cfg, dest));
+    // 5. The jail: chroot, drop privileges, verify. Fail closed.
+    let jailed = enter_jail(cfg, names, log)?;
+    // 6. The session.
+    let start = relay::Start {
+        cfg,
+        client,
+        client_addr: peers.client,
+        local_addr: peers.local,
+        translated,
+        greeting,
+        original_dst: peers.original_dst,
+        proxy_self: peers.proxy_self,
+        early,
+    };
+    let end = relay::run(&jailed, start, log);
+    Ok(if end.is_failure() { 1 } else { 0 })
+}
+
+/// Step 2: the log, before anything that may fail.
+fn open_log(opts: &Options, cfg: &Config) -> Result<Log, Stop> {
     let level = if opts.verbosity > 0 {
         Level::Dbg
     } else {
         cfg.log_level
     };
-    let mut log = match Log::open(&cfg.log_destination, level) {
-        Ok(l) => l,
-        Err(e) => {
-            // The reason goes where an administrator looks (syslog, and
-            // stderr unless that is the client), never to the client.
-            let msg = format!("cannot open the log: {e:#}");
-            Log::open(&LogDestination::Syslog("daemon".into()), Level::Err)
-                .unwrap_or_else(|_| Log::stderr(Level::Err))
-                .err(&msg);
-            eprintln!("ftpgate: {msg}");
-            refuse_stdout("Service not available: proxy log cannot be opened.");
-            return Ok(1);
-        }
-    };
-    // 3. Who is talking to whom.
-    let (client_addr, local_addr) = match net::client_addresses(std::io::stdin().as_fd()) {
-        Ok(a) => a,
-        Err(e) => {
-            log.err(&e.to_string());
-            refuse_stdout(&format!("Service not available: {e}."));
-            return Ok(1);
-        }
-    };
+    Log::open(&cfg.log_destination, level).map_err(|e| {
+        // The reason goes where an administrator looks (syslog, and
+        // stderr unless that is the client), never to the client.
+        let msg = format!("cannot open the log: {e:#}");
+        Log::open(&LogDestination::Syslog("daemon".into()), Level::Err)
+            .unwrap_or_else(|_| Log::stderr(Level::Err))
+            .err(&msg);
+        eprintln!("ftpgate: {msg}");
+        refuse_stdout("Service not available: proxy log cannot be opened.");
+        Stop(1)
+    })
+}
+
+/// The addresses of a session, and what they rule out.
+struct Peers {
+    client: SocketAddr,
+    local: SocketAddr,
+    /// Where netfilter's redirect was going, if it was one.
+    original_dst: Option<SocketAddr>,
+    /// What a client-chosen destination may not be (the proxy itself).
+    proxy_self: Vec<SocketAddr>,
+}
+
+/// Step 3: the client's and our address (getpeername, getsockname), the
+/// original destination of a redirected connection; TCPWrapper and the
+/// redirect loop refuse here.
+fn addresses(opts: &Options, cfg: &Config, log: &mut Log) -> Result<Peers, Stop> {
+    let (client_addr, local_addr) = net::client_addresses(std::io::stdin().as_fd())
+        .map_err(|e| refuse(log, &e.to_string(), &format!("Service not available: {e}.")))?;
+    let client = net::canonical(client_addr);
     // SECURITY: TCPWrapper under a super-server too (the standalone daemon
     // has checked before the fork): a file that says "TCPWrapper yes" must
     // not stop protecting when the proxy moves to xinetd or systemd.
     if cfg.tcp_wrapper && opts.mode != Some(Mode::Daemon) {
-        let client = net::canonical(client_addr);
-        let verdict = daemon::tcp_wrapper_verdict(&cfg, client.ip());
+        let verdict = daemon::tcp_wrapper_verdict(cfg, client.ip());
         if !verdict.allowed {
             log.wrn(&format!(
                 "client {client} refused by TCPWrapper: {}",
                 verdict.reason
             ));
             refuse_stdout("Access denied.");
-            return Ok(1);
+            return Err(Stop(1));
         }
         log.dbg(&format!(
             "client {client} allowed by TCPWrapper: {}",
@@ -282,7 +370,7 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     let original_dst =
         sys::transparent::original_destination(&std::io::stdin().as_fd(), local_addr);
     if cfg.allow_trans_proxy
-        && let std::net::SocketAddr::V6(v6) = local_addr
+        && let SocketAddr::V6(v6) = local_addr
         && v6.ip().to_ipv4_mapped().is_some()
     {
         log.wrn(
@@ -295,8 +383,17 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     // port): connecting there would start another session of ourselves,
     // and so on. Checked here, before the jail, because it needs the
     // interface list; the other destination checks run at login.
-    let redirect_loop = original_dst
-        .filter(|&orig| cfg.allow_trans_proxy && sys::transparent::is_loop(orig, local_addr));
+    if let Some(orig) = original_dst
+        && cfg.allow_trans_proxy
+        && sys::transparent::is_loop(orig, local_addr)
+    {
+        log.wrn(&format!(
+            "session refused: client {client} on {}, redirected from {orig}: destination is the proxy itself (redirect loop)",
+            net::canonical(local_addr)
+        ));
+        refuse_stdout("Service not available: destination is the proxy itself.");
+        return Err(Stop(1));
+    }
     // SECURITY: a client-chosen destination (magic user, transparent) is
     // never the proxy itself; through a listener on 0.0.0.0 that is any of
     // this host's addresses at our port, so the interface list is read
@@ -306,20 +403,21 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     } else {
         vec![net::canonical(local_addr)]
     };
-    // The server connection starts here, so that its handshake and the
-    // server's greeting overlap the rest of the start-up: address literals
-    // and transparent destinations; names wait for the resolver cache. A
-    // session refused below (DenyMessage) just closes it again.
-    let early = match redirect_loop {
-        Some(_) => None,
-        None => relay::connect_early(&cfg, &Resolver::default(), original_dst, &proxy_self),
-    };
-    // SPEC 8: the session start line names the destination as far as it
-    // is known now; a login that chooses another one logs it at USER.
+    Ok(Peers {
+        client: client_addr,
+        local: local_addr,
+        original_dst,
+        proxy_self,
+    })
+}
+
+/// SPEC 8: the session start line names the destination as far as it is
+/// known now; a login that chooses another one logs it at USER.
+fn log_start(cfg: &Config, peers: &Peers, early: Option<SocketAddr>, log: &mut Log) {
     let choosable =
         cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user();
-    let server = match (&early, &cfg.global.destination_address) {
-        (Some((dest, _)), _) => format!("server {dest}"),
+    let server = match (early, &cfg.global.destination_address) {
+        (Some(dest), _) => format!("server {dest}"),
         (None, Some(name)) => format!(
             "server {name} port {}{}",
             cfg.global.destination_port,
@@ -333,24 +431,19 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
     };
     let who = format!(
         "client {} on {}, {server}",
-        net::canonical(client_addr),
-        net::canonical(local_addr)
+        net::canonical(peers.client),
+        net::canonical(peers.local)
     );
-    match original_dst {
-        Some(orig) if redirect_loop.is_some() => {
-            log.wrn(&format!(
-                "session refused: {who}, redirected from {orig}: destination is the proxy itself (redirect loop)"
-            ));
-            refuse_stdout("Service not available: destination is the proxy itself.");
-            return Ok(1);
+    match peers.original_dst {
+        Some(orig) if cfg.allow_trans_proxy => {
+            log.inf(&format!("session start: {who}, transparent for {orig}"))
         }
-        Some(orig) if cfg.allow_trans_proxy => log.inf(&format!("session start: {who}, transparent for {orig}")),
         // A redirect to the proxy from one of this host's own addresses
         // (port 21 -> 2121 in front of a protected server) is the normal
         // public-server set-up, not worth a warning.
-        Some(orig) if sys::transparent::is_own_address(orig.ip()) => log.inf(&format!(
-            "session start: {who}, redirected from {orig}"
-        )),
+        Some(orig) if sys::transparent::is_own_address(orig.ip()) => {
+            log.inf(&format!("session start: {who}, redirected from {orig}"))
+        }
         // SECURITY: a redirected connection goes to its original destination
         // only when the administrator allowed transparent proxying.
         Some(orig) => log.wrn(&format!(
@@ -358,81 +451,69 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         )),
         None => log.inf(&format!("session start: {who}")),
     }
-    // 4. Everything that needs the file system or the resolver.
-    sys::load_timezone();
-    let vars = vars();
-    if let Some(deny) = &cfg.deny_message
-        && let Some(lines) = message_lines(deny, &vars)
-    {
-        log.wrn(&format!(
-            "session refused: DenyMessage {} exists",
-            deny.display()
-        ));
-        let mut out = std::io::stdout();
-        let _ = out.write_all(&multiline(
-            reply::SERVICE_NOT_AVAILABLE,
-            &lines,
-            &subst::expand(&cfg.deny_string, &vars),
-        ));
-        let _ = out.flush();
-        return Ok(0);
-    }
+}
+
+/// DenyMessage: when its file exists, the session is refused with its
+/// lines (and DenyString), before any server is contacted.
+fn deny_message(cfg: &Config, vars: &Vars, log: &mut Log) -> Result<(), Stop> {
+    let Some(deny) = &cfg.deny_message else {
+        return Ok(());
+    };
+    let Some(lines) = message_lines(deny, vars) else {
+        return Ok(());
+    };
+    log.wrn(&format!(
+        "session refused: DenyMessage {} exists",
+        deny.display()
+    ));
+    let mut out = std::io::stdout();
+    let _ = out.write_all(&multiline(
+        reply::SERVICE_NOT_AVAILABLE,
+        &lines,
+        &subst::expand(&cfg.deny_string, vars),
+    ));
+    let _ = out.flush();
+    Err(Stop(0))
+}
+
+/// The 220 greeting: WelcomeMessage's lines, then WelcomeString.
+fn greeting(cfg: &Config, vars: &Vars) -> Vec<u8> {
     let welcome = cfg
         .welcome_message
         .as_deref()
-        .and_then(|p| message_lines(p, &vars))
+        .and_then(|p| message_lines(p, vars))
         .unwrap_or_default();
-    let greeting = multiline(
+    multiline(
         reply::SERVICE_READY,
         &welcome,
-        &subst::expand(&cfg.welcome_string, &vars),
-    );
-    let translated = match cfg
-        .translated_address
-        .as_deref()
-        .map(translated_address)
-        .transpose()
-    {
-        Ok(t) => t,
-        Err(e) => {
-            log.err(&format!("{e:#}"));
-            refuse_stdout("Service not available: proxy configuration error.");
-            return Ok(1);
-        }
-    };
-    let client = net::stream_from_stdin().context("taking the client socket")?;
+        &subst::expand(&cfg.welcome_string, vars),
+    )
+}
+
+/// The client's control connection, set up for a long session.
+fn client_socket(cfg: &Config) -> std::io::Result<std::net::TcpStream> {
+    let client = net::stream_from_stdin()?;
     let _ = net::set_keepalive(&client);
     let _ = net::set_nodelay(&client);
     let _ = net::set_oobinline(&client);
     let timeout = cfg.global.timeout.max(1);
     let _ = client.set_write_timeout(Some(Duration::from_secs(timeout)));
-    // 5. The jail: chroot, drop privileges, verify. Fail closed.
+    Ok(client)
+}
+
+/// Step 5: chroot, drop privileges, verify; the resolver's data goes along.
+fn enter_jail(cfg: &Config, names: Resolver, log: &mut Log) -> Result<sys::jail::Jailed, Stop> {
     if cfg.server_root.is_some() && cfg.user.is_none() && sys::jail::running_as_root() {
         // A chroot alone does not hold root; say so rather than pretend.
         log.wrn("ServerRoot without User: the session keeps root, which can leave a chroot");
     }
-    let jailed = match sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
-        .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id))
-    {
-        Ok(j) => j,
-        Err(e) => {
-            log.err(&format!("cannot drop privileges: {e:#}"));
-            refuse_stdout("Service not available: proxy start-up failed.");
-            return Ok(1);
-        }
-    };
-    // 6. The session.
-    let start = relay::Start {
-        cfg: &cfg,
-        client,
-        client_addr,
-        local_addr,
-        translated,
-        greeting,
-        original_dst,
-        proxy_self,
-        early,
-    };
-    let end = relay::run(&jailed, start, &mut log);
-    Ok(if end.is_failure() { 1 } else { 0 })
+    sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
+        .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id, names))
+        .map_err(|e| {
+            refuse(
+                log,
+                &format!("cannot drop privileges: {e:#}"),
+                "Service not available: proxy start-up failed.",
+            )
+        })
 }

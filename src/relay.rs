@@ -43,7 +43,7 @@ pub struct Start<'a> {
     /// What a client-chosen destination may not be: the proxy itself
     /// ([`crate::sys::transparent::proxy_self`]).
     pub proxy_self: Vec<SocketAddr>,
-    /// A server connection begun by [`connect_early`], if any.
+    /// A server connection begun by [`connect_to`], if any.
     pub early: Option<(SocketAddr, TcpStream)>,
 }
 
@@ -132,7 +132,8 @@ impl Driver<'_> {
             Action::Log(level, msg) => self.log.write(level, &msg),
             Action::ConnectEarly => {
                 self.early =
-                    connect_early(self.cfg, self.resolver, e.original_dst(), e.proxy_self());
+                    early_destination(self.cfg, self.resolver, e.original_dst(), e.proxy_self())
+                        .and_then(|dest| connect_to(self.cfg, dest));
                 let dest = self.early.as_ref().map(|(a, _)| *a);
                 e.handle(Instant::now(), Event::EarlyConnecting(dest));
             }
@@ -512,33 +513,39 @@ impl Driver<'_> {
     }
 }
 
-/// A connection to the server begun before the client has said who it is,
-/// so that the handshake and the server's greeting overlap the proxy's own
-/// start-up and the client's first round trip. Only when no login can
-/// change where the session goes: no magic user, no user context with a
-/// destination of its own. `resolver` may be empty (address literals
-/// only). `None` when that does not hold or anything fails: the login
-/// then connects and reports as usual.
-pub fn connect_early(
+/// Where a connection to the server begun before the client has said who
+/// it is would go, so that the handshake and the server's greeting overlap
+/// the proxy's own start-up and the client's first round trip. Only when
+/// no login can change where the session goes: no magic user, no user
+/// context with a destination of its own. None when that does not hold or
+/// the destination cannot be found now: the login then connects and
+/// reports as usual.
+pub fn early_destination(
     cfg: &Config,
     resolver: &Resolver,
     original_dst: Option<SocketAddr>,
     proxy_self: &[SocketAddr],
-) -> Option<(SocketAddr, TcpStream)> {
+) -> Option<SocketAddr> {
     if cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user() {
         return None;
     }
-    let dest = match original_dst {
+    match original_dst {
         Some(orig) if cfg.allow_trans_proxy => {
-            session::check_destination(&[orig], &cfg.global, proxy_self).ok()?
+            session::check_destination(&[orig], &cfg.global, proxy_self).ok()
         }
         _ => {
             let host = cfg.global.destination_address.as_deref()?;
-            *resolve(resolver, host, cfg.global.destination_port)
+            resolve(resolver, host, cfg.global.destination_port)
                 .ok()?
-                .first()?
+                .first()
+                .copied()
         }
-    };
+    }
+}
+
+/// Begin the early connection to `dest` (see [`early_destination`]); the
+/// engine finishes it at USER.
+pub fn connect_to(cfg: &Config, dest: SocketAddr) -> Option<(SocketAddr, TcpStream)> {
     let ports = cfg.global.destination_ports.map(|r| Ports {
         min: r.min,
         max: r.max,

@@ -191,6 +191,30 @@ fn max_clients_refuses_with_the_message_file_and_string() {
     }));
 }
 
+/// A client refused for MaxClients never reaches the server: only the
+/// first session's (early) connection arrives there.
+#[test]
+fn max_clients_refusal_never_contacts_the_server() {
+    if skip_unless_ftpgate("max_clients_refusal_never_contacts_the_server") {
+        return;
+    }
+    let mut server = CountingServer::start();
+    let d = Standalone::start(server.port, "MaxClients 1", &[]);
+    let mut first = Ctrl::connect(d.port);
+    assert_eq!(first.reply().code, 220);
+    assert!(
+        wait_until(10, || server.connections() == 1),
+        "the first session did not connect early"
+    );
+    let mut second = Ctrl::connect(d.port);
+    let got = second
+        .replies_until_eof(REPLY_SECS)
+        .expect("the refused connection is closed");
+    assert_eq!(got.first().map(|r| r.code), Some(421), "{got:?}");
+    d.wait_log("refused: MaxClients 1 reached");
+    assert_eq!(server.connections(), 1, "{}", d.log_text());
+}
+
 #[test]
 fn fork_limit_refuses_sessions_over_the_rate() {
     if skip_unless_ftpgate("fork_limit_refuses_sessions_over_the_rate") {
@@ -783,4 +807,56 @@ fn a_pid_file_naming_a_running_daemon_stops_a_second_start() {
         fs::read_to_string(&pidfile).unwrap(),
         format!("{}\n", first.pid())
     );
+}
+
+/// A client TCPWrapper refuses under a super-server never reaches the
+/// server (the check comes before the early connection).
+#[test]
+fn tcp_wrapper_refusal_under_a_super_server_never_contacts_the_server() {
+    let test = "tcp_wrapper_refusal_under_a_super_server_never_contacts_the_server";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    let mut server = CountingServer::start();
+    let dir = TempDir::new("wrapper-quiet");
+    let (allow, deny) = (dir.join("hosts.allow"), dir.join("hosts.deny"));
+    let (log, conf) = (dir.join("proxy.log"), dir.join("proxy.conf"));
+    fs::write(&allow, "").unwrap();
+    fs::write(&deny, "ftpgate-test: 127.0.0.1\n").unwrap();
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n\
+             TCPWrapper yes\nTCPWrapperName ftpgate-test\n",
+            server.port,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let (port, _socat) = spawn_on_free_port("socat", dir.path(), |port| {
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!(
+                "EXEC:\"{} -i -f {}\",nofork",
+                proxy_bin().display(),
+                conf.display()
+            ))
+            .env("FTPGATE_HOSTS_ALLOW", &allow)
+            .env("FTPGATE_HOSTS_DENY", &deny);
+        cmd
+    });
+    let mut c = Ctrl::connect(port);
+    let got = c.replies_until_eof(REPLY_SECS).expect("closed");
+    assert_eq!(got.first().map(|r| r.code), Some(421), "{got:?}");
+    assert!(
+        wait_until(10, || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("session end")
+            || fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("refused by TCPWrapper")),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(server.connections(), 0);
 }

@@ -207,6 +207,31 @@ fn deny_message_file_present_sends_421_lines_and_closes() {
     );
 }
 
+/// A session refused before login (DenyMessage) never contacts the server,
+/// not even with the early connection an address literal allows.
+#[test]
+fn deny_message_refusal_never_contacts_the_server() {
+    if skip_unless_ftpgate("deny_message_refusal_never_contacts_the_server") {
+        return;
+    }
+    let mut server = CountingServer::start();
+    let dir = TempDir::new("deny-quiet");
+    let msg = dir.join("nologin");
+    fs::write(&msg, "Down for maintenance.\n").unwrap();
+    let proxy = Proxy::start(
+        server.port,
+        &format!("DenyMessage {}\nDenyString Service closed", msg.display()),
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    let got = c.drain(15);
+    assert!(got.ends_with("421 Service closed\r\n"), "{got:?}");
+    assert!(
+        wait_until(10, || proxy.sessions().is_empty()),
+        "session still alive after the deny message"
+    );
+    assert_eq!(server.connections(), 0, "{}", proxy.output());
+}
+
 #[test]
 fn deny_message_file_absent_lets_the_session_proceed() {
     let server = FtpServer::pyftpdlib();

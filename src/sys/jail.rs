@@ -35,12 +35,9 @@ impl Jailed {
 pub struct Identity {
     pub uid: Option<Uid>,
     pub gid: Option<Gid>,
-    /// /etc/hosts and /etc/resolv.conf, cached for use inside the jail.
-    pub names: Resolver,
 }
 
-/// Look up User and Group names (or numbers) and cache the name-resolution
-/// data while /etc is still reachable.
+/// Look up User and Group names (or numbers) while /etc is still reachable.
 pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
     // The user's primary group from /etc/passwd, for a User without Group.
     let (uid, primary) = match user {
@@ -79,16 +76,14 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
             ),
         }),
     };
-    Ok(Identity {
-        uid,
-        gid,
-        names: Resolver::load(),
-    })
+    Ok(Identity { uid, gid })
 }
 
 /// Chroot (when `root` is given), drop groups, gid and uid (when given),
 /// verify that root cannot be regained, forbid new privileges and core dumps.
-pub fn enter(root: Option<&Path>, id: &Identity) -> Result<Jailed> {
+/// `names` (/etc/hosts and /etc/resolv.conf, read before) goes along into
+/// the jail.
+pub fn enter(root: Option<&Path>, id: &Identity, names: Resolver) -> Result<Jailed> {
     if let Some(dir) = root {
         // SECURITY: confine the session's view of the file system; chdir so
         // that no directory handle outside the jail remains.
@@ -119,9 +114,7 @@ pub fn enter(root: Option<&Path>, id: &Identity) -> Result<Jailed> {
     // leaves no core with session data.
     nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
-    Ok(Jailed {
-        resolver: id.names.clone(),
-    })
+    Ok(Jailed { resolver: names })
 }
 
 /// True when the process runs with effective user id 0.

@@ -13,7 +13,6 @@
 // Tests may call libc directly (kill, umask, ...), each block with a
 // `// SAFETY:` comment; the crate-wide deny is for src/.
 #![allow(unsafe_code)]
-
 #![allow(dead_code)]
 
 use std::fs;
@@ -1201,5 +1200,37 @@ impl Ctrl {
     /// half-close).
     pub fn raw_stream(&self) -> TcpStream {
         self.w.try_clone().unwrap()
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that only counts the connections made to it
+/// and never answers: the server of a test that proves something did NOT
+/// contact the server.
+pub struct CountingServer {
+    listener: TcpListener,
+    pub port: u16,
+    seen: Vec<TcpStream>,
+}
+
+impl CountingServer {
+    pub fn start() -> CountingServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a counting server");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("its address").port();
+        CountingServer {
+            listener,
+            port,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Connections made so far (what is queued is accepted, no waiting).
+    pub fn connections(&mut self) -> usize {
+        while let Ok((s, _)) = self.listener.accept() {
+            self.seen.push(s);
+        }
+        self.seen.len()
     }
 }
