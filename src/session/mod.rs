@@ -1011,6 +1011,9 @@ impl<'a> Session<'a> {
     /// Move the client's complete lines to the queue (while it has room)
     /// up to an ABOR, which is taken out: true if there was one.
     fn client_lines_hold_abort(&mut self) -> bool {
+        // SECURITY: a client pipelining commands during a transfer cannot
+        // grow the queue without bound; once it is full the client is not
+        // read until the transfer ends (see `interest`).
         while self.queued.len() < limits::MAX_QUEUED_COMMANDS {
             let Some(line) = self.client_in.next_line() else {
                 break;
