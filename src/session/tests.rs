@@ -395,6 +395,7 @@ fn the_password_is_never_logged() {
     assert!(!logs.iter().any(|l| l.contains("hunter2")), "{logs:?}");
 }
 
+// twin of tests/session.rs::idle_session_after_login_gets_421_and_is_closed_after_timeout
 #[test]
 fn an_idle_logged_in_session_times_out_with_421_and_quits_the_server() {
     let mut t = T::new("TimeOut 60");
