@@ -1711,7 +1711,7 @@ fn rfc_abor_with_telnet_ip_and_synch_stops_a_download_426_then_226() {
 
 // twin of tests/abort.rs::rfc_abort_stops_a_download_from_pyftpdlib_and_the_session_goes_on
 #[test]
-fn abor_during_a_download_answered_226_alone_gives_the_client_426_then_226() {
+fn abor_during_a_download_answered_225_alone_gives_the_client_426_then_225() {
     let mut t = T::logged_in("");
     t.transfer("RETR big.bin", Direction::Download);
     t.client(&["ABOR"]);
