@@ -13,8 +13,11 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 
+use nix::poll::PollFlags;
+
 use crate::limits;
 use crate::sys::splice::Pipe;
+use crate::tls::Channel;
 
 /// Why [`Pump::step`] stopped early.
 #[derive(Debug)]
@@ -300,6 +303,201 @@ fn would_wait(e: &io::Error) -> bool {
 /// splice(2) does not work for these descriptors: use read/write instead.
 fn refused(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS))
+}
+
+/// The pump of a transfer with TLS on one side or both: plaintext moves
+/// through one fixed buffer (TLS cannot be spliced), read from the
+/// source's TLS and written into the sink's. A TLS sink is read too, for
+/// what its peer sends on a connection that carries no data our way (TLS
+/// 1.3 session tickets): left unread, they would make the close a reset,
+/// which can cost the end of an upload. Non-blocking throughout, like
+/// [`Pump`]; the byte count is the plaintext the sink's TLS accepted.
+pub struct TlsPump {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// the source ended (close_notify or the connection's end)
+    pub eof: bool,
+    /// the sink's peer closed its side
+    sink_eof: bool,
+    pub bytes: u64,
+    pub wakeups: u64,
+    max_read: usize,
+}
+
+impl TlsPump {
+    pub fn new(size: usize, max_read: Option<usize>) -> TlsPump {
+        let size = size.max(1);
+        TlsPump {
+            buf: vec![0u8; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            sink_eof: false,
+            bytes: 0,
+            wakeups: 0,
+            max_read: max_read.unwrap_or(size).clamp(1, size),
+        }
+    }
+
+    /// The poll events each side waits for: (source, sink).
+    pub fn flags(&self, src: &Channel, dst: &Channel) -> (PollFlags, PollFlags) {
+        let mut s = PollFlags::empty();
+        if !self.eof && self.end < self.buf.len() {
+            s |= PollFlags::POLLIN;
+        }
+        if src.tls.as_ref().is_some_and(|c| c.wants_write()) {
+            s |= PollFlags::POLLOUT;
+        }
+        let mut d = PollFlags::empty();
+        if self.end > self.start || dst.tls.as_ref().is_some_and(|c| c.wants_write()) {
+            d |= PollFlags::POLLOUT;
+        }
+        if dst.tls.is_some() && !self.sink_eof {
+            d |= PollFlags::POLLIN;
+        }
+        (s, d)
+    }
+
+    /// Everything read and delivered, the sink's TLS flushed.
+    pub fn finished(&self, dst: &Channel) -> bool {
+        self.eof && self.end == self.start && !dst.tls.as_ref().is_some_and(|c| c.wants_write())
+    }
+
+    /// Move what can be moved now, without blocking.
+    pub fn step(&mut self, src: &mut Channel, dst: &mut Channel) -> Result<(), Broken> {
+        let mut moved = 0u64;
+        loop {
+            let mut progress = false;
+            if self.end > self.start {
+                let n = write_plain(dst, &self.buf[self.start..self.end]).map_err(Broken::Sink)?;
+                self.start += n;
+                self.bytes += n as u64;
+                moved += n as u64;
+                progress |= n > 0;
+            }
+            flush(dst).map_err(Broken::Sink)?;
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            }
+            if !self.eof && self.end < self.buf.len() {
+                let room = (self.buf.len() - self.end).min(self.max_read);
+                match read_plain(src, &mut self.buf[self.end..self.end + room]) {
+                    Ok(Some(0)) => self.eof = true,
+                    Ok(Some(n)) => {
+                        self.end += n;
+                        progress = true;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.eof = true;
+                        return Err(Broken::Source(e));
+                    }
+                }
+            }
+            flush(src).map_err(Broken::Source)?;
+            if dst.tls.is_some() && !self.sink_eof {
+                self.sink_eof = absorb(dst).map_err(Broken::Sink)?;
+            }
+            if !progress || moved >= limits::MAX_BYTES_PER_WAKEUP {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Plaintext from `ch`: Some(0) at its end, None when nothing is there now.
+fn read_plain(ch: &mut Channel, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let Some(conn) = ch.tls.as_mut() else {
+        return match ch.sock.read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if would_wait(&e) => Ok(None),
+            Err(e) => Err(e),
+        };
+    };
+    loop {
+        match conn.reader().read(buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The peer closed without close_notify: the end all the same.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(0)),
+            Err(e) => return Err(e),
+        }
+        match conn.read_tls(&mut ch.sock) {
+            Ok(0) => return Ok(Some(0)),
+            Ok(_) => {
+                conn.process_new_packets().map_err(io::Error::other)?;
+            }
+            Err(e) if would_wait(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hand plaintext to `ch`; how much it took.
+fn write_plain(ch: &mut Channel, data: &[u8]) -> io::Result<usize> {
+    let Some(conn) = ch.tls.as_mut() else {
+        return match ch.sock.write(data) {
+            Ok(n) => Ok(n),
+            Err(e) if would_wait(&e) => Ok(0),
+            Err(e) => Err(e),
+        };
+    };
+    // rustls keeps at most its buffer limit of unsent records: a slow
+    // sink slows the source down instead of filling memory.
+    conn.set_buffer_limit(Some(limits::DATA_BUFFER));
+    match conn.writer().write(data) {
+        Ok(n) => Ok(n),
+        Err(e) if would_wait(&e) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Send what TLS has ready for the socket, as far as it takes it.
+fn flush(ch: &mut Channel) -> io::Result<()> {
+    let Some(conn) = ch.tls.as_mut() else {
+        return Ok(());
+    };
+    while conn.wants_write() {
+        match conn.write_tls(&mut ch.sock) {
+            Ok(_) => {}
+            Err(e) if would_wait(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Read and drop what the peer of a sink sends (tickets, alerts, its
+/// close_notify); true at the connection's end.
+pub fn absorb(ch: &mut Channel) -> io::Result<bool> {
+    let mut scratch = [0u8; 4096];
+    let Some(conn) = ch.tls.as_mut() else {
+        return match ch.sock.read(&mut scratch) {
+            Ok(0) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) if would_wait(&e) => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    loop {
+        match conn.read_tls(&mut ch.sock) {
+            Ok(0) => return Ok(true),
+            Ok(_) => {
+                conn.process_new_packets().map_err(io::Error::other)?;
+                loop {
+                    match conn.reader().read(&mut scratch) {
+                        Ok(0) => return Ok(true),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(e) if would_wait(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod relay;
 pub mod session;
 pub mod sys;
+pub mod tls;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -284,6 +285,14 @@ fn session_steps(opts: &Options, cfg: &Config, log: &mut Log) -> Result<ExitStat
         })?),
         None => None,
     };
+    // Certificates and keys, read before the jail (SPEC 10).
+    let tls = tls::Tls::load(cfg).map_err(|e| {
+        refuse(
+            log,
+            &format!("TLS set-up failed: {e}"),
+            "Service not available: proxy TLS configuration error.",
+        )
+    })?;
     let client = client_socket(cfg).map_err(|e| {
         refuse(
             log,
@@ -307,6 +316,7 @@ fn session_steps(opts: &Options, cfg: &Config, log: &mut Log) -> Result<ExitStat
         original_dst: peers.original_dst,
         proxy_self: peers.proxy_self,
         early,
+        tls,
     };
     let end = relay::run(&jailed, start, log);
     Ok(if end.is_failure() { 1 } else { 0 })

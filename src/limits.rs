@@ -39,6 +39,19 @@ pub const CONNECT_TIMEOUT_SECS: u64 = 10;
 /// and a silent one has just had TimeOut or the connect limit already.
 pub const REPLY_AFTER_CUT_SECS: u64 = 3;
 
+/// How long the sink of a finished TLS transfer stays open after our
+/// close_notify, read and dropped, so that its peer's last records (TLS 1.3
+/// tickets, its close_notify) never meet a closed socket and a reset that
+/// could cost it the end of the data. Peers close at once; this bounds one
+/// that does not.
+pub const TLS_LINGER_SECS: u64 = 10;
+
+/// Most finished TLS data connections lingering at once (see above).
+pub const MAX_LINGERING: usize = 4;
+
+/// A TLS handshake (control or data connection) must be done within this.
+pub const TLS_HANDSHAKE_SECS: u64 = 10;
+
 /// Size of each per-direction data relay buffer, bytes.
 pub const DATA_BUFFER: usize = 64 * 1024;
 

@@ -8,7 +8,6 @@
 //! Connects, listens, DNS and LDAP look-ups are blocking and bounded; their
 //! results go back to the engine at once.
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::config::{Config, PortRange};
-use crate::data::{self, Pump};
+use crate::data::{self, Pump, TlsPump};
 use crate::ldap;
 use crate::limits;
 use crate::log::Log;
@@ -25,6 +24,7 @@ use crate::session::{self, Action, Direction, Event, Listener, Params, Peer, Ses
 use crate::sys::jail::Jailed;
 use crate::sys::net::{self, Ports, canonical};
 use crate::sys::resolve::Resolver;
+use crate::tls::{Channel, Tls};
 
 pub use crate::session::End;
 
@@ -45,6 +45,16 @@ pub struct Start<'a> {
     pub proxy_self: Vec<SocketAddr>,
     /// A server connection begun by [`connect_to`], if any.
     pub early: Option<(SocketAddr, TcpStream)>,
+    /// The TLS configurations, read before the jail.
+    pub tls: Tls,
+}
+
+/// The two data connections of a running transfer: source, sink.
+enum Transfer {
+    /// Both plain: spliced.
+    Splice(TcpStream, TcpStream),
+    /// TLS on one side or both.
+    Tls(Channel, Channel),
 }
 
 /// The sockets of one session.
@@ -52,8 +62,12 @@ struct Driver<'a> {
     cfg: &'a Config,
     resolver: &'a Resolver,
     log: &'a mut Log,
-    client: TcpStream,
-    server: Option<TcpStream>,
+    tls: Tls,
+    client: Channel,
+    server: Option<Channel>,
+    /// The server's TLS name and whether to verify it, for its data
+    /// connections (set when the control connection turns to TLS).
+    server_tls: Option<(String, bool)>,
     early: Option<(SocketAddr, TcpStream)>,
     /// The passive listener offered to the client, and the one the server
     /// connects to.
@@ -64,8 +78,11 @@ struct Driver<'a> {
     client_data: Option<TcpStream>,
     server_data: Option<TcpStream>,
     /// source and sink of the running transfer
-    transfer: Option<(TcpStream, TcpStream)>,
+    transfer: Option<Transfer>,
     pump: Pump,
+    tls_pump: TlsPump,
+    /// finished TLS sinks, read until their peer closes (or a deadline)
+    lingering: Vec<(Channel, Instant)>,
     /// the transfer's end found by the last poll, reported next
     pump_note: Option<String>,
 }
@@ -83,14 +100,17 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         proxy_self: start.proxy_self,
         early: start.early.as_ref().map(|(a, _)| *a),
         log_level: log.level(),
+        client_tls: cfg.client_tls_implicit,
     };
     let mut engine = Session::new(params, Instant::now());
     let mut d = Driver {
         cfg,
         resolver: jailed.resolver(),
         log,
-        client: start.client,
+        tls: start.tls,
+        client: Channel::plain(start.client),
         server: None,
+        server_tls: None,
         early: start.early,
         client_listener: None,
         server_listener: None,
@@ -99,8 +119,23 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         server_data: None,
         transfer: None,
         pump: Pump::new(limits::DATA_BUFFER, cfg.max_recv_buf_size),
+        tls_pump: TlsPump::new(0, None),
+        lingering: Vec::new(),
         pump_note: None,
     };
+    if cfg.client_tls_implicit {
+        // ClientTLSImplicit: TLS from the first byte, before the greeting.
+        match d.client_handshake() {
+            Ok((version, suite)) => d.log.inf(&format!("TLS with client: {version}, {suite}")),
+            Err(e) => {
+                let why = format!("TLS handshake with client failed: {e}");
+                d.log.wrn(&why);
+                d.log
+                    .wrn(&format!("session end: client connection error: {why}"));
+                return End::ClientError(why);
+            }
+        }
+    }
     loop {
         while let Some(action) = engine.poll_action() {
             if let Some(end) = d.perform(&mut engine, action) {
@@ -157,7 +192,7 @@ impl Driver<'_> {
             }
             Action::CheckServer => {
                 let open = self.server.as_ref().is_some_and(|s| {
-                    let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLIN)];
+                    let mut fds = [PollFd::new(s.sock.as_fd(), PollFlags::POLLIN)];
                     wait(&mut fds, Duration::ZERO)
                 });
                 if open {
@@ -238,7 +273,67 @@ impl Driver<'_> {
                 *self.data(peer) = self.accepted.take();
             }
             Action::DropAccepted(_) => self.accepted = None,
-            Action::StartPump(direction) => self.start_pump(direction),
+            Action::StartTls { peer, name, verify } => {
+                let event = match peer {
+                    Peer::Client => match self.client_handshake() {
+                        Ok((version, cipher)) => Event::TlsReady {
+                            peer,
+                            version,
+                            cipher,
+                        },
+                        Err(e) => Event::TlsFailed {
+                            peer,
+                            why: e.to_string(),
+                        },
+                    },
+                    Peer::Server => match self.server_handshake(&name, verify) {
+                        Ok((version, cipher)) => {
+                            self.server_tls = Some((name, verify));
+                            Event::TlsReady {
+                                peer,
+                                version,
+                                cipher,
+                            }
+                        }
+                        Err(e) => Event::TlsFailed {
+                            peer,
+                            why: e.to_string(),
+                        },
+                    },
+                };
+                let ready = matches!(event, Event::TlsReady { .. });
+                e.handle(Instant::now(), event);
+                // What came with the handshake's last records is there
+                // already: no poll would announce it.
+                let early = match (ready, peer) {
+                    (false, _) => Vec::new(),
+                    (true, Peer::Client) => self.client.buffered(),
+                    (true, Peer::Server) => self
+                        .server
+                        .as_mut()
+                        .map(Channel::buffered)
+                        .unwrap_or_default(),
+                };
+                if !early.is_empty() {
+                    let event = match peer {
+                        Peer::Client => Event::ClientBytes(&early),
+                        Peer::Server => Event::ServerBytes(&early),
+                    };
+                    e.handle(Instant::now(), event);
+                }
+            }
+            Action::StartPump {
+                direction,
+                client_tls,
+                server_tls,
+            } => {
+                self.start_pump(e, direction, client_tls, server_tls);
+                // Data that came with a TLS handshake is in TLS's buffer
+                // already: move it now rather than wait for the socket.
+                if matches!(self.transfer, Some(Transfer::Tls(..))) {
+                    self.pump_wakeup(e, false, false, None, None);
+                }
+            }
             Action::StopPump { abort } => {
                 let note = self.pump_note.take();
                 self.stop_pump(e, abort, note);
@@ -281,8 +376,33 @@ impl Driver<'_> {
         let _ = net::set_nodelay(&stream);
         let _ = stream.set_write_timeout(Some(Duration::from_secs(self.cfg.global.timeout.max(1))));
         let local = stream.local_addr()?;
-        self.server = Some(stream);
+        self.server = Some(Channel::plain(stream));
+        self.server_tls = None;
         Ok(local)
+    }
+
+    fn handshake_deadline(&self) -> Instant {
+        Instant::now() + Duration::from_secs(limits::TLS_HANDSHAKE_SECS)
+    }
+
+    /// TLS on the client's control connection (the proxy is the server).
+    fn client_handshake(&mut self) -> std::io::Result<(String, String)> {
+        let conn = self.tls.accept()?;
+        let deadline = self.handshake_deadline();
+        self.client.handshake(conn, deadline)?;
+        Ok(self.client.describe())
+    }
+
+    /// TLS on the server's control connection (the proxy is the client).
+    fn server_handshake(&mut self, name: &str, verify: bool) -> std::io::Result<(String, String)> {
+        let conn = self.tls.connect(name, verify)?;
+        let deadline = self.handshake_deadline();
+        let server = self
+            .server
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("not connected"))?;
+        server.handshake(conn, deadline)?;
+        Ok(server.describe())
     }
 
     /// LDAPServer's settings and addresses.
@@ -301,47 +421,142 @@ impl Driver<'_> {
 
     // ----- the data pump -------------------------------------------------------
 
-    fn start_pump(&mut self, direction: Direction) {
+    /// Start the transfer: TLS handshakes on the data connections that
+    /// are to be TLS (towards the client the proxy is the TLS server and,
+    /// with ClientTLSRequireReuse, insists on a resumed session; towards
+    /// the server it resumes the control connection's session), then the
+    /// pump: splice when both are plain.
+    fn start_pump(
+        &mut self,
+        e: &mut Session<'_>,
+        direction: Direction,
+        client_tls: bool,
+        server_tls: bool,
+    ) {
         let (Some(server), Some(client)) = (self.server_data.take(), self.client_data.take())
         else {
             return;
         };
+        self.pump_note = None;
+        if !client_tls && !server_tls {
+            let (src, dst) = match direction {
+                Direction::Download => (server, client),
+                Direction::Upload => (client, server),
+            };
+            let _ = src.set_nonblocking(true);
+            let _ = dst.set_nonblocking(true);
+            self.pump.reset();
+            self.transfer = Some(Transfer::Splice(src, dst));
+            return;
+        }
+        let (mut server, mut client) = (Channel::plain(server), Channel::plain(client));
+        if server_tls {
+            let deadline = self.handshake_deadline();
+            let secured = match &self.server_tls {
+                Some((name, verify)) => self
+                    .tls
+                    .connect(name, *verify)
+                    .and_then(|conn| server.handshake(conn, deadline)),
+                None => Err(std::io::Error::other(
+                    "the server's control connection is not TLS",
+                )),
+            };
+            if let Err(err) = secured {
+                let event = Event::DataTlsFailed {
+                    peer: Peer::Server,
+                    why: err.to_string(),
+                    not_resumed: false,
+                };
+                return e.handle(Instant::now(), event);
+            }
+            self.log.dbg(&format!(
+                "server data connection TLS: resumed {}",
+                server.resumed()
+            ));
+        }
+        if client_tls {
+            let deadline = self.handshake_deadline();
+            let secured = self
+                .tls
+                .accept()
+                .and_then(|conn| client.handshake(conn, deadline));
+            let event = match secured {
+                Err(err) => Some(Event::DataTlsFailed {
+                    peer: Peer::Client,
+                    why: err.to_string(),
+                    not_resumed: false,
+                }),
+                Ok(()) if self.cfg.client_tls_require_reuse && !client.resumed() => {
+                    Some(Event::DataTlsFailed {
+                        peer: Peer::Client,
+                        why: "the client made a new TLS session".into(),
+                        not_resumed: true,
+                    })
+                }
+                Ok(()) => None,
+            };
+            if let Some(event) = event {
+                return e.handle(Instant::now(), event);
+            }
+            self.log.dbg(&format!(
+                "client data connection TLS: resumed {}",
+                client.resumed()
+            ));
+        }
         let (src, dst) = match direction {
             Direction::Download => (server, client),
             Direction::Upload => (client, server),
         };
-        let _ = src.set_nonblocking(true);
-        let _ = dst.set_nonblocking(true);
-        self.pump.reset();
-        self.pump_note = None;
-        self.transfer = Some((src, dst));
+        let _ = src.sock.set_nonblocking(true);
+        let _ = dst.sock.set_nonblocking(true);
+        self.tls_pump = TlsPump::new(limits::DATA_BUFFER, self.cfg.max_recv_buf_size);
+        self.transfer = Some(Transfer::Tls(src, dst));
     }
 
     /// End the transfer: `abort` drops both connections, else the sink is
     /// told that no more data comes. Reports the end to the engine.
     fn stop_pump(&mut self, e: &mut Session<'_>, abort: bool, note: Option<String>) {
-        let Some((src, dst)) = self.transfer.take() else {
+        let Some(transfer) = self.transfer.take() else {
             return;
         };
-        let finished = self.pump.finished();
-        drop(src);
-        if abort {
-            drop(dst);
-        } else {
-            data::finish(dst);
-        }
-        let mib = self.pump.bytes as f64 / f64::from(1u32 << 20);
+        let (bytes, finished, method, wakeups) = match transfer {
+            Transfer::Splice(src, dst) => {
+                drop(src);
+                if abort {
+                    drop(dst);
+                } else {
+                    data::finish(dst);
+                }
+                let p = &self.pump;
+                (p.bytes, p.finished(), p.method(), p.wakeups)
+            }
+            Transfer::Tls(mut src, mut dst) => {
+                let finished = self.tls_pump.finished(&dst);
+                if !abort {
+                    // Every TLS data connection ends with close_notify;
+                    // the sink stays open, read, until its peer closes.
+                    src.close_notify();
+                    dst.close_notify();
+                    let _ = dst.sock.shutdown(std::net::Shutdown::Write);
+                    if self.lingering.len() >= limits::MAX_LINGERING {
+                        self.lingering.remove(0);
+                    }
+                    let until = Instant::now() + Duration::from_secs(limits::TLS_LINGER_SECS);
+                    self.lingering.push((dst, until));
+                }
+                let p = &self.tls_pump;
+                (p.bytes, finished, "TLS", p.wakeups)
+            }
+        };
+        let mib = bytes as f64 / f64::from(1u32 << 20);
         self.log.dbg(&format!(
-            "transfer: {} bytes by {}, {} wakeups ({:.2} per MiB)",
-            self.pump.bytes,
-            self.pump.method(),
-            self.pump.wakeups,
-            self.pump.wakeups as f64 / mib.max(1.0 / 1024.0),
+            "transfer: {bytes} bytes by {method}, {wakeups} wakeups ({:.2} per MiB)",
+            wakeups as f64 / mib.max(1.0 / 1024.0),
         ));
         e.handle(
             Instant::now(),
             Event::TransferEnded {
-                bytes: self.pump.bytes,
+                bytes,
                 finished,
                 note,
             },
@@ -350,28 +565,32 @@ impl Driver<'_> {
 
     // ----- waiting -------------------------------------------------------------
 
-    /// One poll over what the engine wants watched; what happened goes to
-    /// the engine as events.
+    /// One poll over what the engine wants watched (and the lingering TLS
+    /// sinks); what happened goes to the engine as events.
     fn wait(&mut self, e: &mut Session<'_>) {
         let want = e.interest();
-        let timeout = e
+        let now = Instant::now();
+        let deadline = e
             .deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()))
+            .into_iter()
+            .chain(self.lingering.iter().map(|(_, until)| *until))
+            .min();
+        let timeout = deadline
+            .map(|d| d.saturating_duration_since(now))
             .unwrap_or(Duration::from_secs(limits::CONNECT_TIMEOUT_SECS));
-        let pumping = want.pump && self.transfer.is_some();
         let (want_r, want_w) = (self.pump.wants_read(), self.pump.wants_write());
         let listener = want.accept.and_then(|l| match l {
             Listener::Client => self.client_listener.as_ref().map(|s| (l, s)),
             Listener::Server => self.server_listener.as_ref().map(|s| (l, s)),
         });
-        let mut fds = Vec::with_capacity(5);
+        let mut fds = Vec::with_capacity(6 + self.lingering.len());
         let client_slot = want.client.then(|| {
-            fds.push(PollFd::new(self.client.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.client.sock.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
         let server_slot = match (&self.server, want.server) {
             (Some(s), true) => {
-                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+                fds.push(PollFd::new(s.sock.as_fd(), PollFlags::POLLIN));
                 Some(fds.len() - 1)
             }
             _ => None,
@@ -380,8 +599,8 @@ impl Driver<'_> {
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
             (which, fds.len() - 1)
         });
-        let pump_slots = match (&self.transfer, pumping) {
-            (Some((src, dst)), true) => {
+        let pump_slots = match (&self.transfer, want.pump) {
+            (Some(Transfer::Splice(src, dst)), true) => {
                 // A source we do not read from is not polled at all: its
                 // POLLHUP/POLLERR (reported even with no events asked)
                 // would wake us in a loop while the sink is full. The
@@ -396,16 +615,35 @@ impl Driver<'_> {
                 ));
                 Some(fds.len() - 2)
             }
+            (Some(Transfer::Tls(src, dst)), true) => {
+                let (s, d) = self.tls_pump.flags(src, dst);
+                // As above: a source with nothing to do is not polled.
+                fds.push(PollFd::new(
+                    if s.is_empty() {
+                        dst.sock.as_fd()
+                    } else {
+                        src.sock.as_fd()
+                    },
+                    s,
+                ));
+                fds.push(PollFd::new(dst.sock.as_fd(), d));
+                Some(fds.len() - 2)
+            }
             _ => None,
         };
-        if !wait(&mut fds, timeout) {
-            drop(fds);
-            e.handle(Instant::now(), Event::Timer);
-            return;
+        let linger_base = fds.len();
+        for (ch, _) in &self.lingering {
+            fds.push(PollFd::new(ch.sock.as_fd(), PollFlags::POLLIN));
         }
+        let woke = wait(&mut fds, timeout);
         let revents: Vec<Option<PollFlags>> = fds.iter().map(PollFd::revents).collect();
         drop(fds);
         let at = |slot: Option<usize>| slot.and_then(|i| revents.get(i).copied().flatten());
+        self.linger(&revents[linger_base..], woke);
+        if !woke {
+            e.handle(Instant::now(), Event::Timer);
+            return;
+        }
         if let Some(i) = pump_slots {
             self.pump_wakeup(e, want_r, want_w, at(Some(i)), at(Some(i + 1)));
         }
@@ -423,6 +661,19 @@ impl Driver<'_> {
         }
     }
 
+    /// Read and drop what lingering TLS sinks received; let go of those
+    /// whose peer closed or whose time is up.
+    fn linger(&mut self, revents: &[Option<PollFlags>], woke: bool) {
+        let now = Instant::now();
+        let mut i = 0;
+        self.lingering.retain_mut(|(ch, until)| {
+            let flags = revents.get(i).copied().flatten();
+            i += 1;
+            let done = woke && ready(flags) && data::absorb(ch).unwrap_or(true);
+            !done && now < *until
+        });
+    }
+
     /// The pump's descriptors woke the poll: move what can move, and report
     /// the transfer's end when it comes.
     fn pump_wakeup(
@@ -433,30 +684,50 @@ impl Driver<'_> {
         r_src: Option<PollFlags>,
         r_dst: Option<PollFlags>,
     ) {
-        let Some((src, dst)) = self.transfer.as_mut() else {
-            return;
-        };
-        self.pump.wakeups += 1;
         let mut stop = false;
-        // The same for a sink we have nothing for: an error or hang-up
-        // there would wake us in a loop while we wait for the source.
-        // It cannot take the rest of the file, so the transfer ends.
-        if !want_w && r_dst.is_some_and(|f| f.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)) {
-            self.pump_note = Some("sink closed".to_string());
-            stop = true;
-        } else if (want_r && ready(r_src)) || (want_w && writable(r_dst)) {
-            match self.pump.step(src, dst) {
-                Ok(()) => {}
-                Err(data::Broken::Source(err)) => {
-                    self.pump_note = Some(format!("source error: {err}"))
-                }
-                Err(data::Broken::Sink(err)) => {
-                    self.pump_note = Some(format!("sink error: {err}"));
+        let done = match self.transfer.as_mut() {
+            None => return,
+            Some(Transfer::Splice(src, dst)) => {
+                self.pump.wakeups += 1;
+                // The same for a sink we have nothing for: an error or
+                // hang-up there would wake us in a loop while we wait for
+                // the source. It cannot take the rest of the file, so the
+                // transfer ends.
+                if !want_w
+                    && r_dst.is_some_and(|f| f.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+                {
+                    self.pump_note = Some("sink closed".to_string());
                     stop = true;
+                } else if (want_r && ready(r_src)) || (want_w && writable(r_dst)) {
+                    match self.pump.step(src, dst) {
+                        Ok(()) => {}
+                        Err(data::Broken::Source(err)) => {
+                            self.pump_note = Some(format!("source error: {err}"))
+                        }
+                        Err(data::Broken::Sink(err)) => {
+                            self.pump_note = Some(format!("sink error: {err}"));
+                            stop = true;
+                        }
+                    }
                 }
+                self.pump.finished()
             }
-        }
-        if stop || self.pump.finished() {
+            Some(Transfer::Tls(src, dst)) => {
+                self.tls_pump.wakeups += 1;
+                match self.tls_pump.step(src, dst) {
+                    Ok(()) => {}
+                    Err(data::Broken::Source(err)) => {
+                        self.pump_note = Some(format!("source error: {err}"))
+                    }
+                    Err(data::Broken::Sink(err)) => {
+                        self.pump_note = Some(format!("sink error: {err}"));
+                        stop = true;
+                    }
+                }
+                self.tls_pump.finished(dst)
+            }
+        };
+        if stop || done {
             let note = self.pump_note.take();
             self.stop_pump(e, false, note);
         } else {
@@ -469,24 +740,24 @@ impl Driver<'_> {
             return;
         };
         let mut buf = [0u8; 4096];
-        let event = match s.read(&mut buf) {
-            Ok(0) => Event::ServerEof,
-            Ok(n) => Event::ServerBytes(&buf[..n]),
-            Err(err) if would_wait(&err) => return,
-            Err(err) => Event::ServerError(err.to_string()),
-        };
-        e.handle(Instant::now(), event);
+        match s.read_available(&mut buf) {
+            Ok(Some(bytes)) if bytes.is_empty() => {}
+            Ok(Some(bytes)) => e.handle(Instant::now(), Event::ServerBytes(&bytes)),
+            Ok(None) => e.handle(Instant::now(), Event::ServerEof),
+            Err(err) if would_wait(&err) => {}
+            Err(err) => e.handle(Instant::now(), Event::ServerError(err.to_string())),
+        }
     }
 
     fn read_client(&mut self, e: &mut Session<'_>) {
         let mut buf = [0u8; 4096];
-        let event = match self.client.read(&mut buf) {
-            Ok(0) => Event::ClientEof,
-            Ok(n) => Event::ClientBytes(&buf[..n]),
-            Err(err) if would_wait(&err) => return,
-            Err(err) => Event::ClientError(err.to_string()),
-        };
-        e.handle(Instant::now(), event);
+        match self.client.read_available(&mut buf) {
+            Ok(Some(bytes)) if bytes.is_empty() => {}
+            Ok(Some(bytes)) => e.handle(Instant::now(), Event::ClientBytes(&bytes)),
+            Ok(None) => e.handle(Instant::now(), Event::ClientEof),
+            Err(err) if would_wait(&err) => {}
+            Err(err) => e.handle(Instant::now(), Event::ClientError(err.to_string())),
+        }
     }
 
     /// One connection from a watched listener, for the engine to judge.

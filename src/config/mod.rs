@@ -98,6 +98,71 @@ pub enum LogDestination {
     Pipe(String),
 }
 
+/// ClientTLS (SPEC 10): TLS towards the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTls {
+    Off,
+    /// AUTH TLS offered.
+    Optional,
+    /// No login and no data command without TLS (and PROT P).
+    Required,
+}
+
+impl ClientTls {
+    /// From a word the table has checked already.
+    fn of(word: &str) -> ClientTls {
+        match word {
+            "optional" => ClientTls::Optional,
+            "required" => ClientTls::Required,
+            _ => ClientTls::Off,
+        }
+    }
+}
+
+/// ServerTLS (SPEC 10): TLS towards the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTls {
+    Off,
+    /// AUTH TLS when the server's FEAT lists it, else plain.
+    Auto,
+    /// AUTH TLS must succeed.
+    Required,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+impl ServerTls {
+    fn of(word: &str) -> ServerTls {
+        match word {
+            "auto" => ServerTls::Auto,
+            "required" => ServerTls::Required,
+            "implicit" => ServerTls::Implicit,
+            _ => ServerTls::Off,
+        }
+    }
+}
+
+/// ServerTLSProtection: data channels towards a TLS server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// PROT P
+    Private,
+    /// as the client's PROT
+    Client,
+    /// PROT C
+    Clear,
+}
+
+impl Protection {
+    fn of(word: &str) -> Protection {
+        match word {
+            "client" => Protection::Client,
+            "clear" => Protection::Clear,
+            _ => Protection::Private,
+        }
+    }
+}
+
 /// An inclusive local port range (min <= max, both >= 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
@@ -123,6 +188,11 @@ pub struct UserSettings {
     pub same_address: bool,
     /// seconds, default 900
     pub timeout: u64,
+    pub server_tls: ServerTls,
+    /// default true
+    pub server_tls_verify: bool,
+    pub server_tls_name: Option<String>,
+    pub server_tls_protection: Protection,
 }
 
 impl UserSettings {
@@ -141,6 +211,10 @@ impl UserSettings {
             passive_ports: None,
             same_address: false,
             timeout: 0,
+            server_tls: ServerTls::Off,
+            server_tls_verify: false,
+            server_tls_name: None,
+            server_tls_protection: Protection::Private,
         }
     }
 }
@@ -228,6 +302,17 @@ pub struct Config {
     pub port_resets_pasv: bool,
     pub fail_resets_pasv: bool,
     pub max_recv_buf_size: Option<usize>,
+    /// SPEC 10: TLS towards the client.
+    pub client_tls: ClientTls,
+    /// TLS from the first byte (implies ClientTLS required).
+    pub client_tls_implicit: bool,
+    /// A client's TLS data connection must resume the control session.
+    pub client_tls_require_reuse: bool,
+    /// PEM certificate chain and key for the client leg.
+    pub tls_certificate_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle for the server leg.
+    pub server_tls_ca_file: PathBuf,
     pub global: UserSettings,
     pub users: Vec<UserContext>,
     /// LDAPServer and friends; None without LDAPServer.
@@ -482,9 +567,48 @@ impl Config {
         // port named beyond the built-in names, or an LDAP directory whose
         // entries may name ports after the chroot. Every session loads
         // the file, and most give numbers.
-        match Config::parse_str(&file, &text) {
-            Ok(config) if config.ldap.is_none() => Ok(config),
-            _ => Config::parse_str_with(&file, &text, read_services()),
+        let config = match Config::parse_str(&file, &text) {
+            Ok(config) if config.ldap.is_none() => config,
+            _ => Config::parse_str_with(&file, &text, read_services())?,
+        };
+        config.check_tls_files()?;
+        Ok(config)
+    }
+
+    /// SPEC 10: the certificate, key and CA files TLS needs exist and hold
+    /// what they must; else a configuration error at the option's line.
+    fn check_tls_files(&self) -> Result<(), Vec<ConfigError>> {
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        if self.client_tls != ClientTls::Off {
+            files.extend(
+                self.tls_certificate_file
+                    .as_deref()
+                    .map(|p| ("TLSCertificateFile", p)),
+            );
+            files.extend(self.tls_key_file.as_deref().map(|p| ("TLSKeyFile", p)));
+        }
+        let server_tls = std::iter::once(&self.global)
+            .chain(self.users.iter().map(|u| &u.settings))
+            .any(|s| s.server_tls != ServerTls::Off && s.server_tls_verify);
+        if server_tls {
+            files.push(("ServerTLSCAFile", self.server_tls_ca_file.as_path()));
+        }
+        let errors: Vec<ConfigError> = files
+            .into_iter()
+            .filter_map(|(name, path)| {
+                let message = crate::tls::check_file(name, path).err()?;
+                let line = self.global_context.get(name).map_or(0, |s| s.line);
+                Some(ConfigError {
+                    file: self.file.display().to_string(),
+                    line,
+                    message: format!("{name}: {message}"),
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
         }
     }
 
@@ -631,6 +755,8 @@ impl Config {
             ));
         }
 
+        tls_prerequisites(&global, &mut errors);
+
         let Some(user_name_rule) = user_name_rule.filter(|_| errors.is_empty()) else {
             errors.sort_by_key(|(line, _)| *line);
             return Err(errors
@@ -682,9 +808,18 @@ impl Config {
             port_resets_pasv: false,
             fail_resets_pasv: false,
             max_recv_buf_size: None,
+            client_tls: ClientTls::Off,
+            client_tls_implicit: false,
+            client_tls_require_reuse: false,
+            tls_certificate_file: None,
+            tls_key_file: None,
+            server_tls_ca_file: PathBuf::new(),
         };
         for (set, value) in values {
             set(&mut config, value);
+        }
+        if config.client_tls_implicit {
+            config.client_tls = ClientTls::Required;
         }
         Ok(config)
     }
@@ -846,6 +981,25 @@ impl Config {
 /// The LDAP options, checked together: every one needs LDAPServer, and
 /// the [`LdapAuth`] ones UserAuthType too. User contexts in the file still
 /// apply, under a directory entry's values (as in ftp-proxy).
+/// SPEC 10: TLS towards clients needs a certificate and its key.
+fn tls_prerequisites(global: &Context, errors: &mut Vec<(usize, String)>) {
+    let on = |name: &str| {
+        global.get(name).and_then(|s| match &s.value {
+            options::Value::Text(t) if t != "off" => Some(s.line),
+            options::Value::Bool(true) => Some(s.line),
+            _ => None,
+        })
+    };
+    let Some(line) = on("ClientTLS").or_else(|| on("ClientTLSImplicit")) else {
+        return;
+    };
+    for needed in ["TLSCertificateFile", "TLSKeyFile"] {
+        if global.get(needed).is_none() {
+            errors.push((line, format!("TLS towards clients needs {needed}")));
+        }
+    }
+}
+
 fn ldap_settings(global: &Context, errors: &mut Vec<(usize, String)>) -> Option<LdapSettings> {
     use options::Target;
     let given = |def: &options::OptionDef| global.get(def.name);
@@ -1605,6 +1759,22 @@ mod tests {
             "PassiveMinDataPort 40000\nPassiveMaxDataPort 40100",
         ),
         ("PidFile", "PidFile /run/p"),
+        (
+            "ClientTLS",
+            "TLSCertificateFile /c\nTLSKeyFile /k\nClientTLS optional",
+        ),
+        (
+            "ClientTLSImplicit",
+            "TLSCertificateFile /c\nTLSKeyFile /k\nClientTLSImplicit yes",
+        ),
+        ("ClientTLSRequireReuse", "ClientTLSRequireReuse no"),
+        ("ServerTLS", "ServerTLS auto"),
+        ("ServerTLSCAFile", "ServerTLSCAFile /etc/ca.pem"),
+        ("ServerTLSName", "ServerTLSName ftp.example"),
+        ("ServerTLSProtection", "ServerTLSProtection clear"),
+        ("ServerTLSVerify", "ServerTLSVerify no"),
+        ("TLSCertificateFile", "TLSCertificateFile /c"),
+        ("TLSKeyFile", "TLSKeyFile /k"),
         ("Port", "Port 2121"),
         ("PortResetsPasv", "PortResetsPasv no"),
         ("SameAddress", "SameAddress no"),

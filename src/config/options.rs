@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use super::{
-    Config, LdapAuth, LdapSettings, Level, LogDestination, PortRange, ServerType, TransferMode,
-    UserSettings,
+    ClientTls, Config, LdapAuth, LdapSettings, Level, LogDestination, PortRange, Protection,
+    ServerTls, ServerType, TransferMode, UserSettings,
 };
 use crate::policy::dest::{self, DestRule};
 use crate::policy::filter::CommandFilter;
@@ -76,6 +76,8 @@ pub enum Kind {
     AuthType,
     /// UserAuthMagic: `@auth` or `auth@`.
     AuthMagic,
+    /// One word of a fixed list, any case (stored lower-case as Text).
+    Choice(&'static [&'static str]),
 }
 
 /// Where an option's value goes: the one place an option is bound to its
@@ -146,6 +148,9 @@ pub static OPTIONS: &[OptionDef] = &[
     def("AllowedDestinations", U, K::Destinations, None, T::User(|u, v| if let Value::Destinations(d) = v { u.allowed_destinations = Some(d) })),
     def("AllowMagicUser", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_magic_user, v))),
     def("AllowTransProxy", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_trans_proxy, v))),
+    def("ClientTLS", G, K::Choice(&["off", "optional", "required"]), Some("off"), T::Config(|c, v| if let Value::Text(t) = v { c.client_tls = ClientTls::of(&t) })),
+    def("ClientTLSImplicit", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.client_tls_implicit, v))),
+    def("ClientTLSRequireReuse", G, K::Bool, Some("yes"), T::Config(|c, v| set_bool(&mut c.client_tls_require_reuse, v))),
     def("DenyMessage", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.deny_message, v))),
     def("DenyString", G, K::Text, Some("Service not available"), T::Config(|c, v| set_text(&mut c.deny_string, v))),
     def("DestinationAddress", U, K::Host, None, T::User(|u, v| set_some_text(&mut u.destination_address, v))),
@@ -182,10 +187,17 @@ pub static OPTIONS: &[OptionDef] = &[
     def("PortResetsPasv", G, K::Bool, Some("yes"), T::Config(|c, v| set_bool(&mut c.port_resets_pasv, v))),
     def("SameAddress", U, K::Bool, Some("yes"), T::User(|u, v| set_bool(&mut u.same_address, v))),
     def("ServerRoot", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.server_root, v))),
+    def("ServerTLS", U, K::Choice(&["off", "auto", "required", "implicit"]), Some("off"), T::User(|u, v| if let Value::Text(t) = v { u.server_tls = ServerTls::of(&t) })),
+    def("ServerTLSCAFile", G, K::Path, Some("/etc/ssl/certs/ca-certificates.crt"), T::Config(|c, v| if let Value::Path(p) = v { c.server_tls_ca_file = p })),
+    def("ServerTLSName", U, K::Text, None, T::User(|u, v| set_some_text(&mut u.server_tls_name, v))),
+    def("ServerTLSProtection", U, K::Choice(&["private", "client", "clear"]), Some("private"), T::User(|u, v| if let Value::Text(t) = v { u.server_tls_protection = Protection::of(&t) })),
+    def("ServerTLSVerify", U, K::Bool, Some("yes"), T::User(|u, v| set_bool(&mut u.server_tls_verify, v))),
     def("ServerType", G, K::ServerType, Some("inetd"), T::Config(|c, v| if let Value::ServerType(t) = v { c.server_type = t })),
     def("SockBindRand", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.sock_bind_rand, v))),
     def("TCPWrapper", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.tcp_wrapper, v))),
     def("TCPWrapperName", G, K::Text, None, T::Config(|c, v| set_some_text(&mut c.tcp_wrapper_name, v))),
+    def("TLSCertificateFile", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.tls_certificate_file, v))),
+    def("TLSKeyFile", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.tls_key_file, v))),
     def("TimeOut", U, K::Int { min: 1, max: 1 << 31 }, Some("900"), T::User(|u, v| set_int(&mut u.timeout, v))),
     def("TranslatedAddress", G, K::Translated, None, T::Config(|c, v| set_some_text(&mut c.translated_address, v))),
     def("User", G, K::Text, None, T::Config(|c, v| set_some_text(&mut c.user, v))),
@@ -387,6 +399,14 @@ pub fn convert_with(
         K::LogDestination => parse_log_destination(raw)
             .map(Value::LogDestination)
             .map_err(|why| format!("{name}: {why}")),
+        K::Choice(words) => {
+            let word = raw.trim().to_ascii_lowercase();
+            if words.contains(&word.as_str()) {
+                Ok(Value::Text(word))
+            } else {
+                Err(format!("{name}: '{raw}' is not one of {}", words.join(", ")))
+            }
+        }
         K::Char => match raw.as_bytes() {
             [byte] => Ok(Value::Char(*byte)),
             _ => Err(format!("{name}: expected a single character, not '{raw}'")),

@@ -56,6 +56,14 @@ pub const BAD_SEQUENCE: u16 = 503;
 pub const NOT_IMPLEMENTED_FOR_ARG: u16 = 504;
 pub const NOT_LOGGED_IN: u16 = 530;
 pub const UNAVAILABLE: u16 = 550;
+/// RFC 4217: AUTH accepted, the TLS handshake follows.
+pub const AUTH_OK: u16 = 234;
+/// RFC 2228: the data connection must be protected (PROT P).
+pub const PROTECTION_DENIED: u16 = 521;
+/// RFC 2228: request denied for policy reasons (CCC).
+pub const PROTECTION_DENIED_POLICY: u16 = 534;
+/// RFC 2228: protection level not supported (PROT S/E).
+pub const PROTECTION_NOT_SUPPORTED: u16 = 536;
 pub const EXT_PROTO_NOT_SUPPORTED: u16 = 522;
 
 /// A complete reply as received.

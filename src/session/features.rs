@@ -49,8 +49,8 @@ pub fn server_mode(configured: TransferMode, client: Side) -> Side {
 /// Features that ftpgate provides to clients itself, whatever the server has.
 const OWN_FEATURES: &[&[u8]] = &[b"EPRT", b"EPSV"];
 
-/// Features never advertised: TLS cannot be relayed by this proxy, so
-/// clients must not be told it is there.
+/// Features never taken from the server: the client leg's TLS is
+/// ftpgate's own (SPEC 10), whatever the server has.
 const HIDDEN_FEATURES: &[&[u8]] = &[
     b"AUTH", b"PBSZ", b"PROT", b"CCC", b"ADAT", b"MIC", b"CONF", b"ENC",
 ];
@@ -68,8 +68,9 @@ fn feature_command(word: &[u8]) -> &[u8] {
 /// Build the client's FEAT reply from the server's reply (None or not 211:
 /// the server has no FEAT): server features minus hidden ones, minus those
 /// named after commands ftpgate does not relay, and minus those the user's
-/// ValidCommands refuse, plus ftpgate's own.
-pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u8> {
+/// ValidCommands refuse, plus ftpgate's own; with `tls` (ClientTLS is not
+/// off) AUTH TLS, PBSZ and PROT too.
+pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>, tls: bool) -> Vec<u8> {
     let mut lines: Vec<Vec<u8>> = Vec::new();
     if let Some(r) = server.filter(|r| r.code == reply::SYSTEM_STATUS && r.lines.len() > 2) {
         for line in &r.lines[1..r.lines.len() - 1] {
@@ -104,6 +105,9 @@ pub fn features(server: Option<&Reply>, filter: Option<&CommandFilter>) -> Vec<u
             lines.push(own.to_vec());
         }
     }
+    if tls {
+        lines.extend([b"AUTH TLS".to_vec(), b"PBSZ".to_vec(), b"PROT".to_vec()]);
+    }
     let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_slice()).collect();
     reply::listing(reply::SYSTEM_STATUS, b"Features:", &refs, b"End")
 }
@@ -134,7 +138,7 @@ mod tests {
             code: reply::SYSTEM_STATUS,
             lines: lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
         };
-        let out = features(Some(&server), None);
+        let out = features(Some(&server), None, false);
         let text = String::from_utf8_lossy(&out);
         for kept in [
             "UTF8",

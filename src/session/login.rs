@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Action, End, Purpose, Server, Session, State, canonical};
-use crate::config::{Level, UserSettings};
+use super::{Action, End, Peer, Purpose, Secure, Server, Session, State, canonical};
+use crate::config::{Level, ServerTls, UserSettings};
 use crate::ftp::escape;
 use crate::ftp::reply::{self, Reply};
 use crate::ldap::{self, Entry, Found, LdapError};
@@ -79,7 +79,7 @@ pub(super) enum After {
 
 /// A control connection being made.
 pub(super) struct Connecting {
-    dest: SocketAddr,
+    pub(super) dest: SocketAddr,
     /// It is the early connection (a failure falls back to a new one).
     early: bool,
     /// For the early connection and a new one together, never past
@@ -425,6 +425,7 @@ impl<'a> Session<'a> {
                 (host.to_string(), port, false)
             }
             (None, Some(orig)) if self.cfg.allow_trans_proxy => {
+                self.server_host = None;
                 let plan = Plan {
                     login,
                     settings,
@@ -440,6 +441,7 @@ impl<'a> Session<'a> {
                 None => return self.destination_refused(&login, "no DestinationAddress"),
             },
         };
+        self.server_host = Some(host.trim_matches(|c| c == '[' || c == ']').to_string());
         self.actions.push_back(Action::Resolve { host, port });
         self.state = State::ExpectResolved(Box::new(Plan {
             login,
@@ -541,7 +543,13 @@ impl<'a> Session<'a> {
 
     pub(super) fn server_connected(&mut self, mut c: Connecting, local: SocketAddr) {
         self.reset_server_input();
+        self.tls.server = false;
+        self.tls.server_private = false;
         c.local = Some(canonical(local));
+        if self.settings.server_tls == ServerTls::Implicit {
+            // TLS from the first byte: the handshake, then the 220.
+            self.start_server_tls(c.dest);
+        }
         self.state = State::ExpectGreeting(Box::new(c));
     }
 
@@ -639,12 +647,128 @@ impl<'a> Session<'a> {
     }
 
     /// The server said 220: the session has its server.
-    fn greeted_connection(&mut self, c: Connecting) {
+    fn greeted_connection(&mut self, mut c: Connecting) {
         self.server = Some(Server {
             addr: canonical(c.dest),
             local: c.local.unwrap_or(self.local_addr),
         });
-        self.greeted_server(c.then);
+        if self.tls.server {
+            return self.greeted_server(c.then);
+        }
+        c.deadline = self.now + self.timeout();
+        match self.settings.server_tls {
+            ServerTls::Off | ServerTls::Implicit => self.greeted_server(c.then),
+            ServerTls::Auto => {
+                self.send_server(b"FEAT");
+                self.state = State::ExpectServerSecure(Box::new(c), Secure::Feat);
+            }
+            ServerTls::Required => {
+                self.send_server(b"AUTH TLS");
+                self.state = State::ExpectServerSecure(Box::new(c), Secure::Auth);
+            }
+        }
+    }
+
+    /// The server's answers while TLS towards it is set up.
+    pub(super) fn server_secure_reply(&mut self, mut c: Connecting, step: Secure, r: Reply) {
+        if r.is_preliminary() {
+            self.state = State::ExpectServerSecure(Box::new(c), step);
+            return;
+        }
+        let dest = c.dest;
+        c.deadline = self.now + self.timeout();
+        match step {
+            Secure::Feat => {
+                let offers = r.lines.iter().any(|l| {
+                    let l = l.to_ascii_uppercase();
+                    let words: Vec<&[u8]> =
+                        l.split(|&b| b == b' ').filter(|w| !w.is_empty()).collect();
+                    words.first() == Some(&&b"AUTH"[..])
+                        && words.iter().any(|w| w.starts_with(b"TLS"))
+                });
+                if offers {
+                    self.send_server(b"AUTH TLS");
+                    self.state = State::ExpectServerSecure(Box::new(c), Secure::Auth);
+                } else {
+                    self.log(
+                        Level::Wrn,
+                        format!("server {dest} offers no AUTH TLS: the server leg stays plain (downgrade)"),
+                    );
+                    self.greeted_server(c.then);
+                }
+            }
+            Secure::Auth if r.code == reply::AUTH_OK => {
+                // SECURITY: what the server sent in clear after its 234 is
+                // not part of the protected session.
+                self.reset_server_input();
+                self.start_server_tls(dest);
+                self.state = State::ExpectServerSecure(Box::new(c), Secure::Handshake);
+            }
+            Secure::Auth if self.settings.server_tls == ServerTls::Auto => {
+                self.log(
+                    Level::Wrn,
+                    format!(
+                        "server {dest} refused AUTH TLS ({}): the server leg stays plain (downgrade)",
+                        r.code
+                    ),
+                );
+                self.greeted_server(c.then);
+            }
+            Secure::Auth => {
+                let why = format!("AUTH TLS refused: {}", escape(&r.to_wire()));
+                self.server_tls_failed(c, &why);
+            }
+            Secure::Pbsz | Secure::Handshake => self.greeted_server(c.then),
+        }
+    }
+
+    /// The handshake towards the server, under the name to verify:
+    /// ServerTLSName, else the name the login or DestinationAddress gave,
+    /// else the address.
+    fn start_server_tls(&mut self, dest: SocketAddr) {
+        let verify = self.settings.server_tls_verify;
+        if !verify {
+            self.log(
+                Level::Wrn,
+                format!("ServerTLSVerify no: the certificate of server {dest} is not checked"),
+            );
+        }
+        let name = self
+            .settings
+            .server_tls_name
+            .clone()
+            .or_else(|| self.server_host.clone())
+            .unwrap_or_else(|| dest.ip().to_string());
+        self.actions.push_back(Action::StartTls {
+            peer: Peer::Server,
+            name,
+            verify,
+        });
+    }
+
+    /// TLS towards the server is up: PBSZ 0 (RFC 4217 wants it before PROT).
+    pub(super) fn server_tls_ready(&mut self, mut c: Connecting, version: &str, cipher: &str) {
+        let dest = c.dest;
+        self.log(
+            Level::Inf,
+            format!("TLS with server {dest}: {version}, {cipher}"),
+        );
+        self.tls.server = true;
+        c.deadline = self.now + self.timeout();
+        self.send_server(b"PBSZ 0");
+        self.state = State::ExpectServerSecure(Box::new(c), Secure::Pbsz);
+    }
+
+    /// TLS towards the server failed (handshake, certificate, AUTH refused
+    /// with ServerTLS required): the session ends.
+    pub(super) fn server_tls_failed(&mut self, c: Connecting, why: &str) {
+        let dest = c.dest;
+        self.log(Level::Err, format!("TLS with server {dest} failed: {why}"));
+        self.reply(
+            reply::SERVICE_NOT_AVAILABLE,
+            "TLS with the FTP server failed; closing connection.",
+        );
+        self.end(End::Unreachable(format!("TLS: {why}")));
     }
 
     /// Go on with what the connection was made for.

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 pub use features::{Direction, Side, direction, features, server_mode};
 pub use login::check_destination;
 
-use crate::config::{Config, Level, PortRange, UserSettings};
+use crate::config::{ClientTls, Config, Level, PortRange, UserSettings};
 use crate::ftp::command::{self, Command, Kind};
 use crate::ftp::escape;
 use crate::ftp::line::{Line, LineBuffer};
@@ -177,6 +177,22 @@ pub enum Event<'b> {
         finished: bool,
         note: Option<String>,
     },
+    /// Answer to [`Action::StartTls`]: the handshake is done.
+    TlsReady {
+        peer: Peer,
+        version: String,
+        cipher: String,
+    },
+    /// Answer to [`Action::StartTls`]: the handshake failed.
+    TlsFailed { peer: Peer, why: String },
+    /// Answer to [`Action::StartPump`] instead of the transfer: a data
+    /// connection's TLS handshake failed, or a client's did not resume the
+    /// control session when ClientTLSRequireReuse says it must.
+    DataTlsFailed {
+        peer: Peer,
+        why: String,
+        not_resumed: bool,
+    },
     /// The time has come (see [`Session::deadline`]).
     Timer,
 }
@@ -232,8 +248,25 @@ pub enum Action {
     KeepAccepted(Listener),
     /// The connection just reported by `Accepted` is closed.
     DropAccepted(Listener),
-    /// Both data connections are there: move the bytes, this way.
-    StartPump(Direction),
+    /// TLS on this leg's control connection, now: the client's after its
+    /// 234, the server's after the server's 234 or at connect (implicit).
+    /// Answer [`Event::TlsReady`] or [`Event::TlsFailed`].
+    StartTls {
+        peer: Peer,
+        /// The server's name to verify (and to resume under).
+        name: String,
+        /// ServerTLSVerify.
+        verify: bool,
+    },
+    /// Both data connections are there: secure those that are to be TLS
+    /// (the proxy is the TLS server towards the client, the TLS client
+    /// towards the server, resuming the control sessions), then move the
+    /// bytes this way. A failed handshake answers [`Event::DataTlsFailed`].
+    StartPump {
+        direction: Direction,
+        client_tls: bool,
+        server_tls: bool,
+    },
     /// Stop the pump now: `abort` drops both connections, else the sink is
     /// shut down cleanly. Answer [`Event::TransferEnded`].
     StopPump { abort: bool },
@@ -273,6 +306,8 @@ pub struct Params<'a> {
     pub early: Option<SocketAddr>,
     /// Log lines below this level are not even formatted.
     pub log_level: Level,
+    /// The client's control connection is TLS already (ClientTLSImplicit).
+    pub client_tls: bool,
 }
 
 /// The server's control connection as the engine sees it.
@@ -315,6 +350,12 @@ enum State<'a> {
     ExpectGreeting(Box<Connecting>),
     /// Whether the early connection is still open after its 220.
     ExpectStillOpen(Box<Connecting>),
+    /// TLS on the server's control connection (FEAT, AUTH, handshake, PBSZ).
+    ExpectServerSecure(Box<Connecting>, Secure),
+    /// The client's TLS handshake after AUTH; then back to the state kept.
+    ExpectClientTls(Box<State<'a>>),
+    /// The server's answer to PROT before a transfer.
+    ExpectServerProt(Box<Transfer>, bool),
     /// Logged in: any command from the client, unsolicited server replies.
     Ready,
     /// The server's final reply to a command it was sent.
@@ -345,6 +386,34 @@ enum State<'a> {
     Ended,
 }
 
+/// Where TLS towards the server stands while the connection is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secure {
+    /// FEAT sent (ServerTLS auto): does the server offer AUTH TLS?
+    Feat,
+    /// AUTH TLS sent.
+    Auth,
+    /// The handshake runs.
+    Handshake,
+    /// PBSZ 0 sent.
+    Pbsz,
+}
+
+/// TLS on each leg (SPEC 10).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tls {
+    /// The client's control connection is TLS.
+    client: bool,
+    /// The client said PBSZ.
+    client_pbsz: bool,
+    /// The client said PROT P: its data connections are TLS.
+    client_private: bool,
+    /// The server's control connection is TLS.
+    server: bool,
+    /// The server was told PROT P.
+    server_private: bool,
+}
+
 /// Totals for the end-of-session line.
 #[derive(Default)]
 struct Totals {
@@ -373,6 +442,8 @@ pub struct Session<'a> {
     queued: VecDeque<Line>,
     /// the server connection of the logged-in session
     server: Option<Server>,
+    /// the name the login gave the server (for TLS: ServerTLSName wins)
+    server_host: Option<String>,
     /// the server connection made for FEAT before USER, kept for USER
     greeted: Option<Server>,
     /// where the early connection (held by the driver) goes
@@ -390,6 +461,7 @@ pub struct Session<'a> {
     /// which of `pasv`/`port` the client chose last
     client_side: Option<Side>,
     epsv_all: bool,
+    tls: Tls,
     /// a 421 went to the client: the session is ending and it knows
     closing_sent: bool,
     totals: Totals,
@@ -418,6 +490,7 @@ impl<'a> Session<'a> {
             client_eof: false,
             queued: VecDeque::new(),
             server: None,
+            server_host: None,
             greeted: None,
             early: p.early,
             server_lines: LineBuffer::new(),
@@ -430,6 +503,10 @@ impl<'a> Session<'a> {
             port: None,
             client_side: None,
             epsv_all: false,
+            tls: Tls {
+                client: p.client_tls,
+                ..Tls::default()
+            },
             closing_sent: false,
             totals: Totals::default(),
             started: now,
@@ -460,14 +537,16 @@ impl<'a> Session<'a> {
         let abort_watch = !self.client_eof && self.queued.len() < limits::MAX_QUEUED_COMMANDS;
         let (client, accept, pump) = match &self.state {
             _ if idle => (!self.client_eof, None, false),
-            State::ExpectData(t) => match t.waiting_for() {
-                Peer::Server => (false, t.accepting(), false),
-                Peer::Client => (abort_watch, t.accepting(), false),
-            },
+            // The client's ABOR counts while either data connection is
+            // awaited.
+            State::ExpectData(t) => (abort_watch, t.accepting(), false),
             State::Transferring(_) => (abort_watch, None, true),
             _ => (false, None, false),
         };
-        let greeting = matches!(self.state, State::ExpectGreeting(_));
+        let greeting = matches!(
+            self.state,
+            State::ExpectGreeting(_) | State::ExpectServerSecure(..)
+        );
         Interest {
             client,
             server: self.server.is_some() || self.greeted.is_some() || greeting,
@@ -484,6 +563,8 @@ impl<'a> Session<'a> {
             State::Transferring(_) => Some(idle),
             State::ExpectReply { deadline, .. } => Some(*deadline),
             State::ExpectGreeting(c) | State::ExpectStillOpen(c) => Some(c.deadline),
+            State::ExpectServerSecure(c, _) => Some(c.deadline),
+            State::ExpectServerProt(t, _) => Some(t.deadline),
             State::ExpectServerPassive(t)
             | State::ExpectServerPortReply(t)
             | State::ExpectTransferStart(t)
@@ -638,9 +719,14 @@ impl<'a> Session<'a> {
             .now
             .saturating_duration_since(self.started)
             .as_secs_f64();
+        let yes = |b: bool| if b { "yes" } else { "no" };
         let line = format!(
-            "session end: {end}; {secs:.1} s, {} transfers, {} bytes down, {} bytes up",
-            self.totals.transfers, self.totals.bytes_down, self.totals.bytes_up
+            "session end: {end}; {secs:.1} s, {} transfers, {} bytes down, {} bytes up, TLS client {} server {}",
+            self.totals.transfers,
+            self.totals.bytes_down,
+            self.totals.bytes_up,
+            yes(self.tls.client),
+            yes(self.tls.server)
         );
         let level = if end.is_failure() {
             Level::Wrn
@@ -666,7 +752,9 @@ impl<'a> Session<'a> {
     /// aside) have a way on.
     fn server_lost(&mut self, why: String) {
         match std::mem::replace(&mut self.state, State::Ended) {
-            State::ExpectGreeting(c) | State::ExpectStillOpen(c) => {
+            State::ExpectGreeting(c)
+            | State::ExpectStillOpen(c)
+            | State::ExpectServerSecure(c, _) => {
                 self.state = State::Ready; // replaced by greeting_failed
                 self.greeting_failed(*c, login::Greeting::Silent(End::ServerClosed(why)));
             }
@@ -720,6 +808,61 @@ impl<'a> Session<'a> {
                 self.server_connect_failed(*c, why)
             }
             (State::ExpectStillOpen(c), Event::ServerChecked) => self.still_open(*c),
+            (
+                State::ExpectServerSecure(c, Secure::Handshake),
+                Event::TlsReady {
+                    version, cipher, ..
+                },
+            ) => self.server_tls_ready(*c, &version, &cipher),
+            (
+                State::ExpectGreeting(c),
+                Event::TlsReady {
+                    version, cipher, ..
+                },
+            ) => {
+                // Implicit TLS: the handshake came first, the 220 comes now.
+                let dest = c.dest;
+                self.log(
+                    Level::Inf,
+                    format!("TLS with server {dest}: {version}, {cipher}"),
+                );
+                self.tls.server = true;
+                self.state = State::ExpectGreeting(c);
+            }
+            (
+                State::ExpectServerSecure(c, _) | State::ExpectGreeting(c),
+                Event::TlsFailed { why, .. },
+            ) => self.server_tls_failed(*c, &why),
+            (
+                State::ExpectClientTls(previous),
+                Event::TlsReady {
+                    version, cipher, ..
+                },
+            ) => {
+                self.log(Level::Inf, format!("TLS with client: {version}, {cipher}"));
+                self.tls.client = true;
+                // SECURITY: nothing the client sent in clear after AUTH
+                // counts as a command of the protected session (RFC 4217
+                // section 10.2: command injection before the handshake).
+                self.client_in = LineBuffer::new();
+                self.queued.clear();
+                self.state = *previous;
+            }
+            (State::ExpectClientTls(_), Event::TlsFailed { why, .. }) => {
+                self.log(
+                    Level::Wrn,
+                    format!("TLS handshake with client failed: {why}"),
+                );
+                self.end(End::ClientError(format!("TLS handshake failed: {why}")));
+            }
+            (
+                State::Transferring(t),
+                Event::DataTlsFailed {
+                    peer,
+                    why,
+                    not_resumed,
+                },
+            ) => self.data_tls_failed(t, peer, &why, not_resumed),
             (State::ExpectListening { extended }, Event::Listening { addr, .. }) => {
                 self.client_listening(extended, addr)
             }
@@ -817,6 +960,9 @@ impl<'a> Session<'a> {
                 purpose: Purpose::Quit,
                 ..
             } => self.end(End::Quit),
+            State::ExpectServerSecure(c, _) => {
+                self.server_tls_failed(*c, "no reply from server in time")
+            }
             State::ExpectGreeting(c) | State::ExpectStillOpen(c) => self.greeting_failed(
                 *c,
                 login::Greeting::Silent(End::ServerClosed("no reply from server in time".into())),
@@ -902,6 +1048,18 @@ impl<'a> Session<'a> {
                 };
                 self.greeting_reply(*c, r);
             }
+            State::ExpectServerSecure(c, step) if step != Secure::Handshake => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.server_secure_reply(*c, step, r);
+            }
+            State::ExpectServerProt(t, private) => {
+                let Some(r) = self.next_reply() else {
+                    return false;
+                };
+                self.server_prot_reply(t, private, r);
+            }
             State::ExpectServerPassive(t) => {
                 let Some(r) = self.next_reply() else {
                     return false;
@@ -981,7 +1139,7 @@ impl<'a> Session<'a> {
                     None => false,
                 }
             }
-            State::ExpectData(t) if t.waiting_for() == Peer::Client => {
+            State::ExpectData(_) => {
                 if self.client_lines_hold_abort() {
                     let State::ExpectData(t) = std::mem::replace(&mut self.state, State::Ready)
                     else {
@@ -1053,6 +1211,13 @@ impl<'a> Session<'a> {
         let verb = cmd.verb.as_str().to_string();
         let shown = cmd.log_text();
         self.log(Level::Inf, format!("command: {shown}"));
+        // SPEC 10: with TLS offered, AUTH, PBSZ, PROT and CCC are the
+        // proxy's own, whatever ValidCommands lists, and never relayed.
+        if self.cfg.client_tls != ClientTls::Off
+            && command::kind(cmd.verb.as_bytes()) == Some(Kind::Security)
+        {
+            return self.security(&cmd);
+        }
 
         let filter = self.settings.valid_commands.as_ref();
         let kind = match command::kind(cmd.verb.as_bytes()) {
@@ -1094,12 +1259,30 @@ impl<'a> Session<'a> {
             }
         }
         if kind == Kind::Security {
-            // TLS cannot be relayed by a proxy that reads the commands; a
-            // clear refusal makes clients fall back to plain FTP.
+            // ClientTLS off: a clear refusal makes clients fall back to
+            // plain FTP instead of breaking.
             return self.reply(
                 reply::NOT_IMPLEMENTED,
-                &format!("{verb}: TLS/security extensions are not supported by this proxy."),
+                &format!("{verb}: TLS is not offered by this proxy."),
             );
+        }
+        if self.cfg.client_tls == ClientTls::Required {
+            // SECURITY: ClientTLS required: no password in clear, no data
+            // connection in clear.
+            if !self.tls.client && matches!(kind, Kind::User | Kind::Pass) {
+                self.log(Level::Wrn, format!("{verb} refused: TLS required"));
+                return self.reply(
+                    reply::NOT_LOGGED_IN,
+                    "TLS required: use AUTH TLS before logging in.",
+                );
+            }
+            if !self.tls.client_private && kind == Kind::Data {
+                self.log(Level::Wrn, format!("{verb} refused: PROT P required"));
+                return self.reply(
+                    reply::PROTECTION_DENIED,
+                    "Data connections must be protected: use PBSZ 0 and PROT P.",
+                );
+            }
         }
         if self.server.is_none() {
             return self.before_login(kind, cmd);
@@ -1177,7 +1360,7 @@ impl<'a> Session<'a> {
                 self.end(End::Quit);
             }
             Purpose::Feat { before_login } => {
-                let out = features(Some(&r), self.filter());
+                let out = features(Some(&r), self.filter(), self.tls_offered());
                 self.send_client(out);
                 if before_login {
                     self.greeted = self.server.take();
@@ -1193,6 +1376,66 @@ impl<'a> Session<'a> {
                 self.send_server(&line);
                 self.expect_final(Purpose::Relay);
             }
+        }
+    }
+
+    /// The client leg offers TLS (FEAT lists AUTH TLS, PBSZ, PROT).
+    fn tls_offered(&self) -> bool {
+        self.cfg.client_tls != ClientTls::Off
+    }
+
+    /// AUTH, PBSZ, PROT, CCC and friends, with ClientTLS optional or
+    /// required (RFC 4217).
+    fn security(&mut self, cmd: &Command<'_>) {
+        let arg = cmd.arg.to_ascii_uppercase();
+        match cmd.verb.as_bytes() {
+            b"AUTH" if self.tls.client => self.reply(reply::BAD_SEQUENCE, "Already using TLS."),
+            b"AUTH" if matches!(arg.as_slice(), b"TLS" | b"SSL" | b"TLS-C" | b"TLS-P") => {
+                self.reply(reply::AUTH_OK, "AUTH TLS successful.");
+                self.actions.push_back(Action::StartTls {
+                    peer: Peer::Client,
+                    name: String::new(),
+                    verify: false,
+                });
+                let previous = std::mem::replace(&mut self.state, State::Ready);
+                self.state = State::ExpectClientTls(Box::new(previous));
+            }
+            b"AUTH" => self.reply(
+                reply::NOT_IMPLEMENTED_FOR_ARG,
+                "AUTH: only TLS (or SSL) is supported.",
+            ),
+            b"PBSZ" if !self.tls.client => {
+                self.reply(reply::BAD_SEQUENCE, "PBSZ needs AUTH TLS first.")
+            }
+            b"PBSZ" => {
+                self.tls.client_pbsz = true;
+                self.reply(reply::COMMAND_OK, "PBSZ=0");
+            }
+            b"PROT" if !self.tls.client || !self.tls.client_pbsz => {
+                self.reply(reply::BAD_SEQUENCE, "PROT needs AUTH TLS and PBSZ first.")
+            }
+            b"PROT" if arg == b"P" => {
+                self.tls.client_private = true;
+                self.reply(reply::COMMAND_OK, "Protection level set to Private.");
+            }
+            b"PROT" if arg == b"C" => {
+                self.tls.client_private = false;
+                self.reply(reply::COMMAND_OK, "Protection level set to Clear.");
+            }
+            b"PROT" => self.reply(
+                reply::PROTECTION_NOT_SUPPORTED,
+                "Protection level not supported: use C or P.",
+            ),
+            // SECURITY: after CCC the control connection would be clear
+            // text that anyone on the path can change.
+            b"CCC" => self.reply(
+                reply::PROTECTION_DENIED_POLICY,
+                "CCC refused: the control connection stays encrypted.",
+            ),
+            _ => self.reply(
+                reply::NOT_IMPLEMENTED,
+                &format!("{}: not supported by this proxy.", cmd.verb.as_str()),
+            ),
         }
     }
 
@@ -1212,9 +1455,15 @@ impl<'a> Session<'a> {
                 self.server = Some(greeted);
                 self.feat(true);
             }
-            (None, Some(dest)) => self.connect_server(dest, login::After::Feat),
+            (None, Some(dest)) => {
+                self.server_host = match self.original_dst {
+                    Some(_) if self.cfg.allow_trans_proxy => None,
+                    _ => self.cfg.global.destination_address.clone(),
+                };
+                self.connect_server(dest, login::After::Feat)
+            }
             (None, None) => {
-                let r = features(None, self.filter());
+                let r = features(None, self.filter(), self.tls_offered());
                 self.send_client(r);
             }
         }

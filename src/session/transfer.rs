@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::{Action, Direction, End, Listener, Peer, Session, Side, State, canonical, direction};
-use crate::config::Level;
+use crate::config::{Level, Protection};
 use crate::ftp::addr;
 use crate::ftp::command::Command;
 use crate::ftp::escape;
@@ -81,6 +81,8 @@ pub(super) struct SetupAbort {
     /// The server's reply to the transfer has come (its ABOR's may follow).
     first_seen: bool,
     pub(super) deadline: Instant,
+    /// What the client is told at the end.
+    reply: (u16, &'static str),
 }
 
 impl<'a> Session<'a> {
@@ -214,7 +216,7 @@ impl<'a> Session<'a> {
             return self.end(End::ServerClosed("not connected".into()));
         };
         let side = super::server_mode(self.settings.destination_transfer_mode, client_side);
-        let t = Box::new(Transfer {
+        let mut t = Box::new(Transfer {
             line: line.to_vec(),
             verb: cmd.verb.as_str().to_string(),
             arg: cmd.arg.to_vec(),
@@ -230,7 +232,50 @@ impl<'a> Session<'a> {
             cut: false,
             bytes: 0,
         });
-        match side {
+        // ServerTLSProtection: the server's data connections as configured
+        // (or as the client's); PROT only when the level changes.
+        if self.tls.server {
+            let private = match self.settings.server_tls_protection {
+                Protection::Private => true,
+                Protection::Clear => false,
+                Protection::Client => self.tls.client_private,
+            };
+            if private != self.tls.server_private {
+                self.send_server(if private { b"PROT P" } else { b"PROT C" });
+                t.deadline = self.now + self.timeout();
+                self.state = State::ExpectServerProt(t, private);
+                return;
+            }
+        }
+        self.server_data_side(t, server);
+    }
+
+    /// The server's answer to PROT.
+    pub(super) fn server_prot_reply(&mut self, t: Box<Transfer>, private: bool, r: Reply) {
+        if r.is_preliminary() {
+            self.state = State::ExpectServerProt(t, private);
+            return;
+        }
+        if !r.is_positive() {
+            self.log(
+                Level::Wrn,
+                format!("server refused PROT: {}", escape(&r.to_wire())),
+            );
+            return self.reply(
+                reply::CANT_OPEN_DATA,
+                "Cannot open data connection: the server refused the protection level.",
+            );
+        }
+        self.tls.server_private = private;
+        let Some(server) = self.server else {
+            return self.end(End::ServerClosed("not connected".into()));
+        };
+        self.server_data_side(t, server);
+    }
+
+    /// Ask the server for its side of the data connection.
+    fn server_data_side(&mut self, t: Box<Transfer>, server: super::Server) {
+        match t.server_side {
             Side::Passive => {
                 self.send_server(if server.addr.is_ipv6() {
                     b"EPSV"
@@ -428,7 +473,11 @@ impl<'a> Session<'a> {
             None
         };
         self.port = None;
-        self.actions.push_back(Action::StartPump(t.direction));
+        self.actions.push_back(Action::StartPump {
+            direction: t.direction,
+            client_tls: self.tls.client_private,
+            server_tls: self.tls.server && self.tls.server_private,
+        });
         self.last_io = self.now;
         self.state = State::Transferring(t);
     }
@@ -448,19 +497,56 @@ impl<'a> Session<'a> {
     /// A data connection could not be made after the server's 1xx: stop the
     /// server's side and tell the client.
     pub(super) fn data_failed(&mut self, t: Box<Transfer>) {
+        self.data_failed_with(t, reply::CANT_OPEN_DATA, "Cannot open data connection.");
+    }
+
+    fn data_failed_with(&mut self, t: Box<Transfer>, code: u16, text: &'static str) {
         self.client_wait_over(&t);
         self.log(
             Level::Wrn,
             "data connection could not be established".into(),
         );
         if self.take_final().is_some() {
-            return self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+            return self.reply(code, text);
         }
         self.send_server(b"ABOR");
         self.state = State::ExpectSetupAbort(Box::new(SetupAbort {
             first_seen: false,
             deadline: self.now + self.after_cut(),
+            reply: (code, text),
         }));
+    }
+
+    /// A data connection's TLS failed before the transfer could start.
+    pub(super) fn data_tls_failed(
+        &mut self,
+        t: Box<Transfer>,
+        peer: Peer,
+        why: &str,
+        not_resumed: bool,
+    ) {
+        let what = match peer {
+            Peer::Client => "client",
+            Peer::Server => "server",
+        };
+        if not_resumed {
+            // SECURITY: ClientTLSRequireReuse: a data connection that does
+            // not resume the control session may come from someone else.
+            self.log(
+                Level::Wrn,
+                format!("client data connection refused: TLS session not resumed ({why})"),
+            );
+            return self.data_failed_with(
+                t,
+                reply::CANT_OPEN_DATA,
+                "Cannot open data connection: TLS session reuse required.",
+            );
+        }
+        self.log(
+            Level::Wrn,
+            format!("TLS on the {what} data connection failed: {why}"),
+        );
+        self.data_failed(t);
     }
 
     /// How long to wait for a reply once the proxy has cut a transfer.
@@ -479,9 +565,10 @@ impl<'a> Session<'a> {
         self.setup_abort_done(*a);
     }
 
-    pub(super) fn setup_abort_done(&mut self, _a: SetupAbort) {
+    pub(super) fn setup_abort_done(&mut self, a: SetupAbort) {
         self.state = State::Ready;
-        self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+        let (code, text) = a.reply;
+        self.reply(code, text);
     }
 
     /// A final reply the server already sent, if any; the 1xx before it go

@@ -210,10 +210,24 @@ pub fn finish_connect(stream: TcpStream, timeout: Duration) -> io::Result<TcpStr
     Ok(stream)
 }
 
-fn wait_writable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+/// Wait until `fd` is writable or `timeout` passes (false).
+pub fn wait_writable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    wait_for(fd, nix::poll::PollFlags::POLLOUT, timeout)
+}
+
+/// Wait until `fd` is readable (or at its end) or `timeout` passes (false).
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    wait_for(fd, nix::poll::PollFlags::POLLIN, timeout)
+}
+
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    flags: nix::poll::PollFlags,
+    timeout: Duration,
+) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollTimeout, poll};
+    let ms = i32::try_from(timeout.as_millis().max(1)).unwrap_or(i32::MAX);
+    let mut fds = [PollFd::new(fd, flags)];
     loop {
         match poll(
             &mut fds,
