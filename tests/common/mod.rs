@@ -1279,11 +1279,24 @@ impl Pki {
             openssl(
                 &d,
                 &[
-                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-                    "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"),
-                    "-days", "3", "-subj", &format!("/CN={cn}"),
-                    "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-sha256",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.pem"),
+                    "-days",
+                    "3",
+                    "-subj",
+                    &format!("/CN={cn}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
                 ],
             );
         };
@@ -1300,27 +1313,58 @@ impl Pki {
             openssl(
                 &d,
                 &[
-                    "req", "-newkey", "rsa:2048", "-nodes", "-sha256",
-                    "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
-                    "-subj", &format!("/CN={cn}"),
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-sha256",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN={cn}"),
                 ],
             );
             openssl(
                 &d,
                 &[
-                    "x509", "-req", "-sha256", "-in", &format!("{name}.csr"),
-                    "-CA", &format!("{by}.pem"), "-CAkey", &format!("{by}.key"),
-                    "-CAcreateserial", "-days", "3",
-                    "-extfile", &format!("{name}.ext"), "-out", &format!("{name}.pem"),
+                    "x509",
+                    "-req",
+                    "-sha256",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    &format!("{by}.pem"),
+                    "-CAkey",
+                    &format!("{by}.key"),
+                    "-CAcreateserial",
+                    "-days",
+                    "3",
+                    "-extfile",
+                    &format!("{name}.ext"),
+                    "-out",
+                    &format!("{name}.pem"),
                 ],
             );
         };
         ca("ca", "ftpgate test CA");
         ca("otherca", "ftpgate untrusted test CA");
         leaf("localhost", "localhost", "DNS:localhost,IP:127.0.0.1", "ca");
-        leaf("otherca-leaf", "localhost", "DNS:localhost,IP:127.0.0.1", "otherca");
+        leaf(
+            "otherca-leaf",
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1",
+            "otherca",
+        );
         leaf("other-name", "other.example", "DNS:other.example", "ca");
-        for f in ["ca.key", "otherca.key", "localhost.key", "otherca-leaf.key", "other-name.key"] {
+        for f in [
+            "ca.key",
+            "otherca.key",
+            "localhost.key",
+            "otherca-leaf.key",
+            "other-name.key",
+        ] {
             set_mode(&d.join(f), 0o600);
         }
         Pki {
