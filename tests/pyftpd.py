@@ -3,6 +3,8 @@
 
 Usage: pyftpd.py PORT ROOT [HOST]
 Environment: PYFTPD_IDLE_TIMEOUT=SECONDS closes idle control connections.
+PYFTPD_TLS_CERT=PEM and PYFTPD_TLS_KEY=PEM make it an FTPS server (explicit
+AUTH TLS, TLS required on control and data connections; needs pyOpenSSL).
 
 Serves ROOT on HOST (default 127.0.0.1) port PORT with user "test" / "secret" (full
 permissions) and anonymous read access. Passive mode on, foreign
@@ -26,6 +28,14 @@ def main():
     auth.add_user("test", "secret", root, perm="elradfmwMT")
     auth.add_anonymous(root)
     handler = FTPHandler
+    if os.environ.get("PYFTPD_TLS_CERT"):
+        from pyftpdlib.handlers import TLS_FTPHandler
+
+        handler = TLS_FTPHandler
+        handler.certfile = os.environ["PYFTPD_TLS_CERT"]
+        handler.keyfile = os.environ["PYFTPD_TLS_KEY"]
+        handler.tls_control_required = True
+        handler.tls_data_required = True
     handler.authorizer = auth
     handler.permit_foreign_addresses = False
     handler.permit_privileged_ports = False

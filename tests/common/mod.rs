@@ -1234,3 +1234,677 @@ impl CountingServer {
         self.seen.len()
     }
 }
+
+// ---------------------------------------------------------------------------
+// FTPS (SPEC 10): a throw-away PKI, TLS servers and TLS clients
+
+/// A throw-away PKI made with the openssl CLI in a temporary directory
+/// (removed on drop): a test CA, a leaf for `localhost` / 127.0.0.1 signed
+/// by it, a leaf for the same names signed by a different CA, and a leaf
+/// for `other.example` signed by the test CA.
+pub struct Pki {
+    pub dir: PathBuf,
+    /// The test CA (trust this one).
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    /// Leaf for DNS:localhost and IP:127.0.0.1, signed by `ca_cert`.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Another CA that nothing trusts.
+    pub other_ca_cert: PathBuf,
+    /// Leaf for DNS:localhost and IP:127.0.0.1 signed by `other_ca_cert`
+    /// ("wrong CA").
+    pub other_ca_leaf_cert: PathBuf,
+    pub other_ca_leaf_key: PathBuf,
+    /// Leaf for DNS:other.example only, signed by `ca_cert` ("wrong name").
+    pub wrong_name_cert: PathBuf,
+    pub wrong_name_key: PathBuf,
+    _tmp: TempDir,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir).args(args);
+    let r = run_bounded(cmd, 30);
+    assert!(r.ok(), "openssl {args:?} failed: {}", r.describe());
+}
+
+impl Pki {
+    /// Make a fresh PKI (a few RSA-2048 keys; each openssl call is bounded
+    /// to 30 s).
+    pub fn new() -> Pki {
+        let tmp = TempDir::new("pki");
+        let d = tmp.path().to_path_buf();
+        let ca = |name: &str, cn: &str| {
+            openssl(
+                &d,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-sha256",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.pem"),
+                    "-days",
+                    "3",
+                    "-subj",
+                    &format!("/CN={cn}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            );
+        };
+        let leaf = |name: &str, cn: &str, san: &str, by: &str| {
+            fs::write(
+                d.join(format!("{name}.ext")),
+                format!(
+                    "subjectAltName={san}\nbasicConstraints=CA:FALSE\n\
+                     keyUsage=critical,digitalSignature,keyEncipherment\n\
+                     extendedKeyUsage=serverAuth\n"
+                ),
+            )
+            .unwrap();
+            openssl(
+                &d,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-sha256",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN={cn}"),
+                ],
+            );
+            openssl(
+                &d,
+                &[
+                    "x509",
+                    "-req",
+                    "-sha256",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    &format!("{by}.pem"),
+                    "-CAkey",
+                    &format!("{by}.key"),
+                    "-CAcreateserial",
+                    "-days",
+                    "3",
+                    "-extfile",
+                    &format!("{name}.ext"),
+                    "-out",
+                    &format!("{name}.pem"),
+                ],
+            );
+        };
+        ca("ca", "ftpgate test CA");
+        ca("otherca", "ftpgate untrusted test CA");
+        leaf("localhost", "localhost", "DNS:localhost,IP:127.0.0.1", "ca");
+        leaf(
+            "otherca-leaf",
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1",
+            "otherca",
+        );
+        leaf("other-name", "other.example", "DNS:other.example", "ca");
+        for f in [
+            "ca.key",
+            "otherca.key",
+            "localhost.key",
+            "otherca-leaf.key",
+            "other-name.key",
+        ] {
+            set_mode(&d.join(f), 0o600);
+        }
+        Pki {
+            dir: d.clone(),
+            ca_cert: d.join("ca.pem"),
+            ca_key: d.join("ca.key"),
+            cert: d.join("localhost.pem"),
+            key: d.join("localhost.key"),
+            other_ca_cert: d.join("otherca.pem"),
+            other_ca_leaf_cert: d.join("otherca-leaf.pem"),
+            other_ca_leaf_key: d.join("otherca-leaf.key"),
+            wrong_name_cert: d.join("other-name.pem"),
+            wrong_name_key: d.join("other-name.key"),
+            _tmp: tmp,
+        }
+    }
+
+    /// Certificate and key of `which` leaf.
+    pub fn leaf(&self, which: ServerCert) -> (&Path, &Path) {
+        match which {
+            ServerCert::Good => (&self.cert, &self.key),
+            ServerCert::OtherCa => (&self.other_ca_leaf_cert, &self.other_ca_leaf_key),
+            ServerCert::WrongName => (&self.wrong_name_cert, &self.wrong_name_key),
+        }
+    }
+
+    /// Proxy configuration lines for a TLS client leg: `ClientTLS mode`
+    /// with this PKI's `localhost` certificate and key.
+    pub fn client_tls_conf(&self, mode: &str) -> String {
+        format!(
+            "ClientTLS {mode}\nTLSCertificateFile {}\nTLSKeyFile {}\n",
+            self.cert.display(),
+            self.key.display()
+        )
+    }
+
+    /// Proxy configuration lines for a TLS server leg: `ServerTLS mode`,
+    /// the test CA, and `ServerTLSName localhost` (the destination is
+    /// 127.0.0.1).
+    pub fn server_tls_conf(&self, mode: &str) -> String {
+        format!(
+            "ServerTLS {mode}\nServerTLSCAFile {}\nServerTLSName localhost\n",
+            self.ca_cert.display()
+        )
+    }
+}
+
+/// Which certificate a TLS test server presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServerCert {
+    /// localhost / 127.0.0.1, signed by the test CA.
+    #[default]
+    Good,
+    /// localhost / 127.0.0.1, signed by an untrusted CA.
+    OtherCa,
+    /// other.example, signed by the test CA.
+    WrongName,
+}
+
+/// TLS protocol versions a client or server allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    /// 1.2 or 1.3 (1.3 is what is negotiated).
+    #[default]
+    Any,
+    /// TLS 1.2 only.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The argument of the Python scripts: any, 1.2 or 1.3.
+    pub fn arg(self) -> &'static str {
+        match self {
+            TlsVersion::Any => "any",
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        }
+    }
+
+    /// The name OpenSSL and Python report: "TLSv1.2" / "TLSv1.3" (None for
+    /// Any).
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            TlsVersion::Any => None,
+            TlsVersion::Tls12 => Some("TLSv1.2"),
+            TlsVersion::Tls13 => Some("TLSv1.3"),
+        }
+    }
+}
+
+/// Options of `FtpServer::vsftpd_tls`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsServerOpts {
+    /// Versions the server accepts. Debian 12's vsftpd 3.0.3 has no TLS
+    /// 1.2/1.3 switch (only ssl_tlsv1, which allows every TLS version);
+    /// the limit is set through an OpenSSL configuration file
+    /// (OPENSSL_CONF, MinProtocol/MaxProtocol).
+    pub version: TlsVersion,
+    /// implicit_ssl=YES: TLS from the first byte.
+    pub implicit: bool,
+    /// The certificate the server presents.
+    pub cert: ServerCert,
+}
+
+impl FtpServer {
+    /// vsftpd as an FTPS server (anonymous login, like `vsftpd()`):
+    /// ssl_enable, allow_anon_ssl, TLS forced for logins and data of both
+    /// anonymous and local users, require_ssl_reuse=YES (vsftpd's default,
+    /// kept: every data connection must resume the control session).
+    /// Its protocol log (with debug_ssl) is in `server_log()`.
+    pub fn vsftpd_tls(pki: &Pki, opts: TlsServerOpts) -> FtpServer {
+        let dir = TempDir::new("vsftpd-tls");
+        let top = dir.join("root");
+        fs::create_dir_all(&top).unwrap();
+        let root = top.join("pub");
+        fs::create_dir_all(&root).unwrap();
+        set_mode(&root, 0o777);
+        let _ = fs::create_dir_all("/var/run/vsftpd/empty");
+        let (cert, key) = pki.leaf(opts.cert);
+        let ossl_conf = dir.join("openssl.cnf");
+        let (min, max) = match opts.version {
+            TlsVersion::Any => ("TLSv1.2", "TLSv1.3"),
+            TlsVersion::Tls12 => ("TLSv1.2", "TLSv1.2"),
+            TlsVersion::Tls13 => ("TLSv1.3", "TLSv1.3"),
+        };
+        fs::write(
+            &ossl_conf,
+            format!(
+                "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n\
+                 [ssl_sect]\nsystem_default = system_default_sect\n\
+                 [system_default_sect]\nMinProtocol = {min}\nMaxProtocol = {max}\n"
+            ),
+        )
+        .unwrap();
+        let dpath = dir.path().to_path_buf();
+        let (port, daemon) = spawn_on_free_port("vsftpd-tls", dir.path(), |port| {
+            let conf = dpath.join(format!("vsftpd-{port}.conf"));
+            let body = format!(
+                "listen=YES\n\
+                 listen_ipv6=NO\n\
+                 listen_address=127.0.0.1\n\
+                 listen_port={port}\n\
+                 background=NO\n\
+                 run_as_launching_user=NO\n\
+                 anonymous_enable=YES\n\
+                 local_enable=NO\n\
+                 anon_root={top}\n\
+                 no_anon_password=NO\n\
+                 write_enable=YES\n\
+                 anon_upload_enable=YES\n\
+                 anon_mkdir_write_enable=YES\n\
+                 anon_other_write_enable=YES\n\
+                 anon_world_readable_only=NO\n\
+                 anon_umask=022\n\
+                 allow_writeable_chroot=YES\n\
+                 secure_chroot_dir=/var/run/vsftpd/empty\n\
+                 seccomp_sandbox=NO\n\
+                 pasv_enable=YES\n\
+                 port_enable=YES\n\
+                 connect_from_port_20=NO\n\
+                 xferlog_enable=YES\n\
+                 xferlog_std_format=NO\n\
+                 log_ftp_protocol=YES\n\
+                 vsftpd_log_file={dir}/vsftpd.log\n\
+                 ftpd_banner=vsftpd TLS test server ready.\n\
+                 max_clients=64\n\
+                 max_per_ip=0\n\
+                 ssl_enable=YES\n\
+                 ssl_tlsv1=YES\n\
+                 ssl_sslv2=NO\n\
+                 ssl_sslv3=NO\n\
+                 allow_anon_ssl=YES\n\
+                 force_anon_logins_ssl=YES\n\
+                 force_anon_data_ssl=YES\n\
+                 force_local_logins_ssl=YES\n\
+                 force_local_data_ssl=YES\n\
+                 require_ssl_reuse=YES\n\
+                 debug_ssl=YES\n\
+                 implicit_ssl={implicit}\n\
+                 rsa_cert_file={cert}\n\
+                 rsa_private_key_file={key}\n",
+                top = top.display(),
+                dir = dpath.display(),
+                implicit = if opts.implicit { "YES" } else { "NO" },
+                cert = cert.display(),
+                key = key.display(),
+            );
+            fs::write(&conf, body).unwrap();
+            set_mode(&conf, 0o600);
+            let mut cmd = Command::new(vsftpd_bin());
+            cmd.arg(&conf).env("OPENSSL_CONF", &ossl_conf);
+            cmd
+        });
+        FtpServer {
+            kind: ServerKind::Vsftpd,
+            port,
+            root,
+            sub: "pub/",
+            daemon,
+            _dir: dir,
+        }
+    }
+
+    /// pyftpdlib's TLS_FTPHandler (explicit AUTH TLS; TLS required on the
+    /// control and data connections; no session-reuse requirement) with the
+    /// PKI's `localhost` certificate. Needs pyOpenSSL.
+    pub fn pyftpdlib_tls(pki: &Pki) -> FtpServer {
+        let dir = TempDir::new("pyftpd-tls");
+        let root = dir.join("root");
+        fs::create_dir_all(&root).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyftpd.py");
+        let (port, daemon) = spawn_on_free_port("pyftpdlib-tls", dir.path(), |port| {
+            let mut cmd = Command::new(python());
+            cmd.arg(&script)
+                .arg(port.to_string())
+                .arg(&root)
+                .env("PYFTPD_TLS_CERT", &pki.cert)
+                .env("PYFTPD_TLS_KEY", &pki.key);
+            cmd
+        });
+        FtpServer {
+            kind: ServerKind::Pyftpdlib,
+            port,
+            root,
+            sub: "",
+            daemon,
+            _dir: dir,
+        }
+    }
+
+    /// The server's own log file, if it writes one (vsftpd: vsftpd.log,
+    /// with the FTP protocol and, for `vsftpd_tls`, TLS debugging).
+    pub fn server_log(&self) -> String {
+        String::from_utf8_lossy(&fs::read(self._dir.join("vsftpd.log")).unwrap_or_default())
+            .into_owned()
+    }
+}
+
+/// How a TLS client opens its data connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataCmd {
+    Pasv,
+    Epsv,
+    Port,
+    Eprt,
+}
+
+impl DataCmd {
+    pub fn verb(self) -> &'static str {
+        match self {
+            DataCmd::Pasv => "PASV",
+            DataCmd::Epsv => "EPSV",
+            DataCmd::Port => "PORT",
+            DataCmd::Eprt => "EPRT",
+        }
+    }
+}
+
+/// `ftp://user:pass@127.0.0.1:port` (explicit FTPS with curl's
+/// `--ssl-reqd`) or, with `implicit`, `ftps://...` (TLS from the first
+/// byte).
+pub fn ftps_url(port: u16, user: &str, pass: &str, implicit: bool) -> String {
+    format!(
+        "{}://{}:{}@127.0.0.1:{port}",
+        if implicit { "ftps" } else { "ftp" },
+        url_escape(user),
+        url_escape(pass)
+    )
+}
+
+/// curl over FTPS: `--ssl-reqd --cacert CA` (the server must present a
+/// certificate for 127.0.0.1 chaining to `ca`), data connections as
+/// `data` says, and `args` (an `ftp://` URL for explicit FTPS, `ftps://`
+/// for implicit; add `--tls-max 1.2` or `--tlsv1.3` to pin a version).
+///
+/// Debian 12's curl 7.88.1 cannot do active-mode FTPS (PORT/EPRT): it never
+/// starts TLS on the accepted data connection and times out with "sa_addr
+/// inet_ntop() failed" (curl issue 10666, fixed in curl 8.0). Tests of
+/// active mode over TLS use lftp or ftplib.
+pub fn curl_tls(data: DataCmd, ca: &Path, args: &[&str]) -> Ran {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "--max-time", "100", "--ssl-reqd", "--cacert"])
+        .arg(ca);
+    match data {
+        DataCmd::Pasv => {
+            cmd.arg("--disable-epsv");
+        }
+        DataCmd::Epsv => {}
+        DataCmd::Port => {
+            cmd.args(["--disable-eprt", "--ftp-port", "127.0.0.1"]);
+        }
+        DataCmd::Eprt => {
+            cmd.args(["--ftp-port", "127.0.0.1"]);
+        }
+    }
+    cmd.args(args);
+    run_bounded(cmd, CLIENT_SECS)
+}
+
+/// lftp over FTPS to 127.0.0.1:port: `ftp:ssl-force true`,
+/// `ftp:ssl-protect-data true`, the certificate checked against `ca`
+/// (and the name 127.0.0.1), PASV/EPSV or PORT (lftp sends EPRT only on
+/// IPv6: `Eprt` means PORT here); `implicit` uses an `ftps://` URL. Runs
+/// `script` (commands separated by `;`).
+pub fn lftp_tls(
+    port: u16,
+    user: &str,
+    pass: &str,
+    ca: &Path,
+    data: DataCmd,
+    implicit: bool,
+    script: &str,
+) -> Ran {
+    let passive = matches!(data, DataCmd::Pasv | DataCmd::Epsv);
+    let full = format!(
+        "set ftp:ssl-allow yes; set ftp:ssl-force true; set ftp:ssl-protect-data true; \
+         set ftp:ssl-protect-list true; set ssl:ca-file {ca}; set ssl:verify-certificate yes; \
+         set ssl:check-hostname yes; set ftp:passive-mode {pasv}; set ftp:prefer-epsv {epsv}; \
+         set net:max-retries 1; set net:timeout 20; set net:reconnect-interval-base 1; \
+         set cmd:fail-exit yes; {script}; bye",
+        ca = ca.display(),
+        pasv = if passive { "on" } else { "off" },
+        epsv = if data == DataCmd::Epsv { "yes" } else { "no" },
+    );
+    let mut cmd = Command::new("lftp");
+    cmd.arg("-u")
+        .arg(format!("{user},{pass}"))
+        .arg("-e")
+        .arg(full)
+        .arg(format!(
+            "{}://127.0.0.1:{port}",
+            if implicit { "ftps" } else { "ftp" }
+        ));
+    run_bounded(cmd, CLIENT_SECS)
+}
+
+/// Python ftplib.FTP_TLS with `prot_p()`, several transfers in one session.
+/// Arguments: HOST PORT USER PASS DIR CAFILE NAME VERSION IMPLICIT REUSE
+/// MODES SRC. The certificate is verified against CAFILE for the server
+/// name NAME; VERSION is any, 1.2 or 1.3 (the context's minimum and
+/// maximum); IMPLICIT 1 wraps the control connection from the first byte;
+/// REUSE 1 resumes the control connection's TLS session on every data
+/// connection (stock ftplib does not: REUSE 0). MODES is a comma list of
+/// PASV, EPSV, PORT, EPRT: each does a STOR of SRC's bytes minus the first
+/// i (file DIR/ftps-i-MODE.bin) and a RETR back, compared byte for byte;
+/// then one LIST of DIR and one more RETR of the first file: 2 * modes + 2
+/// data connections. Prints "control TLSvX CIPHER", "ok MODE", "list ok",
+/// "data connections N", "data TLSvX reused BOOL" per data connection;
+/// exits non-zero with the failing reply otherwise.
+pub const FTPLIB_TLS: &str = r#"
+import ftplib, socket, ssl, sys
+(host, port, user, pw, sub, cafile, name, ver, implicit, reuse, modes, src) = sys.argv[1:13]
+port = int(port)
+data = open(src, 'rb').read()
+ctx = ssl.create_default_context(cafile=cafile)
+if ver == '1.2':
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+elif ver == '1.3':
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+cur = ['PASV']
+count = [0]
+class Client(ftplib.FTP_TLS):
+    def connect(self, host, port, timeout=30):
+        if implicit != '1':
+            r = ftplib.FTP_TLS.connect(self, host, port, timeout)
+            self.host = name
+            return r
+        self.host, self.port, self.timeout = name, port, timeout
+        self.sock = socket.create_connection((host, port), timeout)
+        self.af = self.sock.family
+        self.sock = self.context.wrap_socket(self.sock, server_hostname=name)
+        self.file = self.sock.makefile('r', encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+    def makepasv(self):
+        if cur[0] == 'EPSV':
+            return ftplib.parse229(self.sendcmd('EPSV'), self.sock.getpeername())
+        return ftplib.parse227(self.sendcmd('PASV'))
+    def makeport(self):
+        srv = socket.create_server(('127.0.0.1', 0), family=socket.AF_INET, backlog=1)
+        srv.settimeout(30)
+        p = srv.getsockname()[1]
+        if cur[0] == 'EPRT':
+            self.sendeprt('127.0.0.1', p)
+        else:
+            self.sendport('127.0.0.1', p)
+        return srv
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            kw = {'session': self.sock.session} if reuse == '1' else {}
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, **kw)
+            print('data', conn.version(), 'reused', conn.session_reused, flush=True)
+        count[0] += 1
+        return conn, size
+ftp = Client(context=ctx, timeout=30)
+ftp.connect(host, port, 30)
+ftp.login(user, pw)
+print('control', ftp.sock.version(), ftp.sock.cipher()[0], flush=True)
+ftp.prot_p()
+ftp.voidcmd('TYPE I')
+names = []
+for i, mode in enumerate(modes.split(',')):
+    cur[0] = mode
+    ftp.set_pasv(mode in ('PASV', 'EPSV'))
+    body = data[i:]
+    fname = 'ftps-%d-%s.bin' % (i, mode)
+    names.append(fname)
+    class R:
+        def __init__(self, b): self.b, self.o = b, 0
+        def read(self, n):
+            c = self.b[self.o:self.o + n]; self.o += len(c); return c
+    ftp.storbinary('STOR ' + sub + fname, R(body))
+    got = bytearray()
+    ftp.retrbinary('RETR ' + sub + fname, got.extend)
+    if bytes(got) != body:
+        print('mismatch', mode, len(got), len(body), flush=True); sys.exit(3)
+    print('ok', mode, flush=True)
+lines = []
+ftp.retrlines('LIST ' + (sub or '.'), lines.append)
+for n in names:
+    if not any(n in l for l in lines):
+        print('LIST lacks', n, lines, flush=True); sys.exit(4)
+print('list ok', flush=True)
+got = bytearray()
+ftp.retrbinary('RETR ' + sub + names[0], got.extend)
+if bytes(got) != data:
+    print('mismatch again', len(got), len(data), flush=True); sys.exit(5)
+print('data connections', count[0], flush=True)
+ftp.voidcmd('NOOP')
+ftp.quit()
+"#;
+
+/// Options of `ftplib_tls`.
+#[derive(Clone, Copy, Debug)]
+pub struct FtplibTls<'a> {
+    /// CA file to verify the certificate against (for the name
+    /// `localhost`).
+    pub ca: &'a Path,
+    pub version: TlsVersion,
+    pub implicit: bool,
+    /// Resume the control session on data connections (stock ftplib: no).
+    pub reuse: bool,
+    /// Comma list of PASV, EPSV, PORT, EPRT (see `FTPLIB_TLS`).
+    pub modes: &'a str,
+    /// The file whose bytes are uploaded (minus the first i for mode i).
+    pub src: &'a Path,
+}
+
+/// Run `FTPLIB_TLS` against 127.0.0.1:port, logging in as `server`'s user
+/// into `server`'s directory (the server may be behind the proxy).
+pub fn ftplib_tls(port: u16, server: &FtpServer, o: &FtplibTls) -> Ran {
+    python_script(
+        FTPLIB_TLS,
+        &[
+            "127.0.0.1",
+            &port.to_string(),
+            server.user(),
+            server.pass(),
+            server.sub,
+            o.ca.to_str().unwrap(),
+            "localhost",
+            o.version.arg(),
+            if o.implicit { "1" } else { "0" },
+            if o.reuse { "1" } else { "0" },
+            o.modes,
+            o.src.to_str().unwrap(),
+        ],
+    )
+}
+
+/// A raw FTP(S) command sequence in Python: arguments HOST PORT CAFILE
+/// IMPLICIT CMD...; prints "reply 0 CODE TEXT" for the greeting and
+/// "reply I CODE TEXT" (first line) for the I-th command. A command `AUTH
+/// ...` answered with 234 wraps the control connection in TLS (verified
+/// against CAFILE for `localhost`); IMPLICIT 1 wraps it from the first
+/// byte. Stops at EOF ("eof I") or a time-out ("timeout I").
+pub const FTPS_COMMANDS: &str = r#"
+import socket, ssl, sys
+host, port, cafile, implicit = sys.argv[1:5]
+cmds = sys.argv[5:]
+ctx = ssl.create_default_context(cafile=cafile)
+s = socket.create_connection((host, int(port)), 20)
+if implicit == '1':
+    s = ctx.wrap_socket(s, server_hostname='localhost')
+f = s.makefile('rb')
+def reply(i):
+    try:
+        line = f.readline()
+    except (socket.timeout, TimeoutError):
+        print('timeout', i, flush=True); sys.exit(0)
+    except (ConnectionError, ssl.SSLError) as e:
+        print('eof', i, e, flush=True); sys.exit(0)
+    if not line:
+        print('eof', i, flush=True); sys.exit(0)
+    first = line.decode('latin-1').rstrip('\r\n')
+    if first[3:4] == '-':
+        while True:
+            l = f.readline()
+            if not l: break
+            l = l.decode('latin-1').rstrip('\r\n')
+            print('line', i, l, flush=True)
+            if l.startswith(first[:3] + ' '): break
+    print('reply', i, first, flush=True)
+    return first
+reply(0)
+for i, c in enumerate(cmds, 1):
+    s.sendall(c.encode() + b'\r\n')
+    r = reply(i)
+    if c.upper().startswith('AUTH') and r.startswith('234'):
+        s = ctx.wrap_socket(s, server_hostname='localhost')
+        f = s.makefile('rb')
+        print('tls', i, s.version(), flush=True)
+"#;
+
+/// Run `FTPS_COMMANDS` against 127.0.0.1:port.
+pub fn ftps_commands(port: u16, ca: &Path, implicit: bool, cmds: &[&str]) -> Ran {
+    let port = port.to_string();
+    let mut args = vec![
+        "127.0.0.1",
+        &port,
+        ca.to_str().unwrap(),
+        if implicit { "1" } else { "0" },
+    ];
+    args.extend_from_slice(cmds);
+    python_script(FTPS_COMMANDS, &args)
+}
+
+/// The replies `FTPS_COMMANDS` printed: (command index, code, first line);
+/// index 0 is the greeting.
+pub fn ftps_replies(r: &Ran) -> Vec<(usize, u16, String)> {
+    r.stdout
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("reply ")?;
+            let (i, text) = rest.split_once(' ')?;
+            let code = text.get(..3)?.parse().ok()?;
+            Some((i.parse().ok()?, code, text.to_string()))
+        })
+        .collect()
+}
