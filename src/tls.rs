@@ -260,15 +260,17 @@ impl Channel {
         Ok(())
     }
 
-    /// "TLSv1_3, TLS13_AES_256_GCM_SHA384" for the log.
+    /// ("TLSv1.3", "TLS13_AES_256_GCM_SHA384") for the log.
     pub fn describe(&self) -> (String, String) {
         let Some(c) = &self.tls else {
             return ("plain".into(), String::new());
         };
-        let version = c
-            .protocol_version()
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_default();
+        let version = match c.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        };
         let suite = c
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
