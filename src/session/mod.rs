@@ -21,6 +21,7 @@
 //! it can become an action towards the server.
 #![forbid(unsafe_code)]
 
+pub mod check;
 mod features;
 mod login;
 mod transfer;
