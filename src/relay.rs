@@ -387,7 +387,7 @@ impl Driver<'_> {
 
     /// TLS on the client's control connection (the proxy is the server).
     fn client_handshake(&mut self) -> std::io::Result<(String, String)> {
-        let conn = self.tls.accept()?;
+        let conn = self.tls.accept(true)?;
         let deadline = self.handshake_deadline();
         self.client.handshake(conn, deadline)?;
         Ok(self.client.describe())
@@ -476,9 +476,10 @@ impl Driver<'_> {
         }
         if client_tls {
             let deadline = self.handshake_deadline();
+            let tickets = direction == Direction::Download;
             let secured = self
                 .tls
-                .accept()
+                .accept(tickets)
                 .and_then(|conn| client.handshake(conn, deadline));
             let event = match secured {
                 Err(err) => Some(Event::DataTlsFailed {

@@ -30,6 +30,9 @@ use crate::sys::net;
 pub struct Tls {
     /// Towards clients (the proxy is the TLS server); ClientTLS not off.
     client_leg: Option<Arc<ServerConfig>>,
+    /// The same, sending no TLS 1.3 session tickets: for the client's
+    /// upload data connections (see [`Tls::accept`]).
+    client_leg_quiet: Option<Arc<ServerConfig>>,
     /// Towards servers, checking their certificates (ServerTLSVerify yes).
     verified: Option<Arc<ClientConfig>>,
     /// Towards servers, accepting any certificate (ServerTLSVerify no).
@@ -93,7 +96,10 @@ impl Tls {
             // clients that take the newest ticket each time (curl) find one.
             server.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
             server.session_storage = ServerSessionMemoryCache::new(64);
+            let mut quiet = server.clone();
+            quiet.send_tls13_tickets = 0;
             tls.client_leg = Some(Arc::new(server));
+            tls.client_leg_quiet = Some(Arc::new(quiet));
         }
         let contexts = std::iter::once(&cfg.global).chain(cfg.users.iter().map(|u| &u.settings));
         let (mut verify, mut trust_any) = (false, false);
@@ -136,12 +142,20 @@ impl Tls {
         Ok(tls)
     }
 
-    /// A new TLS server connection towards the client.
-    pub fn accept(&self) -> io::Result<Connection> {
-        let cfg = self
-            .client_leg
-            .clone()
-            .ok_or_else(|| io::Error::other("TLS towards clients is not configured"))?;
+    /// A new TLS server connection towards the client. `tickets`: send
+    /// TLS 1.3 session tickets after the handshake (control connections,
+    /// downloads). Not on an upload's data connection: its client never
+    /// reads it, so tickets would lie unread when it closes, which makes
+    /// its kernel reset the connection and throw away the end of the
+    /// upload still on its way to us.
+    pub fn accept(&self, tickets: bool) -> io::Result<Connection> {
+        let cfg = if tickets {
+            &self.client_leg
+        } else {
+            &self.client_leg_quiet
+        }
+        .clone()
+        .ok_or_else(|| io::Error::other("TLS towards clients is not configured"))?;
         ServerConnection::new(cfg)
             .map(Connection::Server)
             .map_err(io::Error::other)

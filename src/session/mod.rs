@@ -599,6 +599,7 @@ impl<'a> Session<'a> {
             return;
         }
         self.now = now;
+        let was_idle = self.is_idle();
         match event {
             Event::Timer => {
                 if self.deadline().is_some_and(|d| now >= d) {
@@ -630,6 +631,19 @@ impl<'a> Session<'a> {
             other => self.answer(other),
         }
         self.progress();
+        // TimeOut counts from the moment the session is idle again: a
+        // client that waited for a slow answer was not idle meanwhile.
+        if !was_idle && self.is_idle() {
+            self.last_io = now;
+        }
+    }
+
+    /// Waiting for the client's next command (TimeOut applies).
+    fn is_idle(&self) -> bool {
+        matches!(
+            self.state,
+            State::ExpectUser | State::ExpectPass(_) | State::Ready
+        )
     }
 
     // ----- small tools -----------------------------------------------------
