@@ -2045,3 +2045,262 @@ fn plain_pump(direction: Direction) -> Action {
         server_tls: false,
     }
 }
+
+// ----- TLS (SPEC 10) -------------------------------------------------------------
+
+/// Lines that turn TLS on towards the client (the files are not read here).
+const CLIENT_TLS: &str = "TLSCertificateFile /c.pem\nTLSKeyFile /k.pem\nClientTLS ";
+
+impl T {
+    /// AUTH TLS, the handshake done, PBSZ 0 and PROT P.
+    fn secure_client(&mut self) {
+        self.client(&["AUTH TLS"]);
+        assert_eq!(self.codes(), ["234"]);
+        assert!(self.take(|a| matches!(
+            a,
+            Action::StartTls {
+                peer: Peer::Client,
+                ..
+            }
+        )));
+        self.event(Event::TlsReady {
+            peer: Peer::Client,
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+        });
+        self.client(&["PBSZ 0", "PROT P"]);
+        assert_eq!(self.codes(), ["200", "200"]);
+    }
+}
+
+#[test]
+fn with_client_tls_off_auth_is_refused_and_feat_lists_no_auth() {
+    let mut t = T::new("");
+    t.client(&["AUTH TLS"]);
+    assert_eq!(t.codes(), ["502"]);
+    t.client(&["FEAT"]);
+    let feat = t.client_lines().join("\n");
+    assert!(!feat.contains("AUTH"), "{feat}");
+    assert!(t.server_lines().is_empty());
+}
+
+#[test]
+fn with_client_tls_optional_feat_lists_auth_pbsz_and_prot() {
+    let mut t = T::new(&format!("{CLIENT_TLS}optional"));
+    t.client(&["FEAT"]);
+    let feat = t.client_lines().join("\n");
+    for f in [" AUTH TLS", " PBSZ", " PROT"] {
+        assert!(feat.contains(f), "{f} missing: {feat}");
+    }
+}
+
+#[test]
+fn auth_tls_answers_234_and_asks_the_driver_for_the_handshake() {
+    let mut t = T::new(&format!("{CLIENT_TLS}optional"));
+    t.client(&["AUTH TLS"]);
+    assert_eq!(t.codes(), ["234"]);
+    assert!(t.take(|a| matches!(
+        a,
+        Action::StartTls {
+            peer: Peer::Client,
+            ..
+        }
+    )));
+    // Nothing is read from the client until the handshake is done.
+    assert!(!t.s.interest().client);
+}
+
+#[test]
+fn clear_text_pipelined_after_auth_is_dropped_not_obeyed() {
+    let mut t = T::new(&format!("{CLIENT_TLS}optional"));
+    // An attacker on the path appends a command to AUTH in clear text.
+    t.client(&["AUTH TLS", "USER injected"]);
+    assert_eq!(t.codes(), ["234"]);
+    t.event(Event::TlsReady {
+        peer: Peer::Client,
+        version: "TLSv1.3".into(),
+        cipher: "x".into(),
+    });
+    assert!(t.client_lines().is_empty());
+    assert!(!t.out.iter().any(|a| matches!(a, Action::Resolve { .. })));
+    t.client(&["NOOP"]);
+    assert_eq!(t.codes(), ["530"]);
+}
+
+#[test]
+fn pbsz_and_prot_need_auth_first_and_their_order() {
+    let mut t = T::new(&format!("{CLIENT_TLS}optional"));
+    t.client(&["PBSZ 0", "PROT P"]);
+    assert_eq!(t.codes(), ["503", "503"]);
+    t.client(&["AUTH TLS"]);
+    t.take(|a| matches!(a, Action::StartTls { .. }));
+    t.event(Event::TlsReady {
+        peer: Peer::Client,
+        version: "v".into(),
+        cipher: "c".into(),
+    });
+    t.client(&["PROT P", "PBSZ 0", "PROT S", "PROT P", "AUTH TLS"]);
+    assert_eq!(t.codes(), ["234", "503", "200", "536", "200", "503"]);
+}
+
+#[test]
+fn ccc_is_refused_and_other_security_commands_are_not_relayed() {
+    let mut t = T::logged_in(&format!("{CLIENT_TLS}optional"));
+    t.client(&["CCC", "ADAT x", "MIC x"]);
+    assert_eq!(t.codes(), ["534", "502", "502"]);
+    assert!(t.server_lines().is_empty());
+}
+
+#[test]
+fn security_commands_need_not_be_in_valid_commands() {
+    let mut t = T::new(&format!(
+        "{CLIENT_TLS}optional\nValidCommands USER,PASS,QUIT"
+    ));
+    t.client(&["AUTH TLS"]);
+    assert_eq!(t.codes(), ["234"]);
+}
+
+#[test]
+fn client_tls_required_refuses_user_in_clear_and_data_without_prot_p() {
+    let mut t = T::new(&format!("{CLIENT_TLS}required"));
+    t.client(&["USER anon"]);
+    assert_eq!(t.codes(), ["530"]);
+    assert!(!t.out.iter().any(|a| matches!(a, Action::Resolve { .. })));
+    t.client(&["AUTH TLS"]);
+    assert_eq!(t.codes(), ["234"]);
+    t.take(|a| matches!(a, Action::StartTls { .. }));
+    t.event(Event::TlsReady {
+        peer: Peer::Client,
+        version: "v".into(),
+        cipher: "c".into(),
+    });
+    t.login();
+    t.pasv();
+    t.client(&["RETR f"]);
+    assert_eq!(t.codes(), ["521"]);
+    assert!(t.server_lines().is_empty());
+}
+
+#[test]
+fn a_client_with_prot_p_gets_tls_data_connections() {
+    let mut t = T::new(&format!("{CLIENT_TLS}optional"));
+    t.secure_client();
+    t.login();
+    t.until_150("RETR f");
+    t.client_connects();
+    let pump = Action::StartPump {
+        direction: Direction::Download,
+        client_tls: true,
+        server_tls: false,
+    };
+    assert!(t.took(pump), "{:?}", t.out);
+}
+
+#[test]
+fn a_data_connection_that_does_not_resume_is_refused_425_and_logged() {
+    let mut t = T::new(&format!("{CLIENT_TLS}optional"));
+    t.secure_client();
+    t.login();
+    t.until_150("RETR f");
+    t.client_connects();
+    t.event(Event::DataTlsFailed {
+        peer: Peer::Client,
+        why: "the client made a new TLS session".into(),
+        not_resumed: true,
+    });
+    assert!(
+        t.logs()
+            .iter()
+            .any(|l| l.contains("TLS session not resumed"))
+    );
+    assert_eq!(t.server_lines(), ["ABOR"]);
+    t.server(&["426 aborted", "226 abort ok"]);
+    assert_eq!(t.codes(), ["425"]);
+    t.client(&["NOOP"]);
+    assert_eq!(t.server_lines(), ["NOOP"]);
+}
+
+#[test]
+fn server_tls_required_secures_the_server_leg_before_user() {
+    let mut t = T::new("ServerTLS required\nServerTLSName ftp.example");
+    t.client(&["USER anon"]);
+    t.connect();
+    assert_eq!(t.server_lines(), ["AUTH TLS"]);
+    t.server(&["234 go ahead"]);
+    let started = t.take(|a| {
+        matches!(a, Action::StartTls { peer: Peer::Server, name, verify: true }
+            if name == "ftp.example")
+    });
+    assert!(started, "{:?}", t.out);
+    t.event(Event::TlsReady {
+        peer: Peer::Server,
+        version: "TLSv1.3".into(),
+        cipher: "c".into(),
+    });
+    assert_eq!(t.server_lines(), ["PBSZ 0"]);
+    t.server(&["200 PBSZ=0"]);
+    assert_eq!(t.server_lines(), ["USER anon"]);
+}
+
+#[test]
+fn server_tls_required_refused_by_the_server_ends_with_421() {
+    let mut t = T::new("ServerTLS required");
+    t.client(&["USER anon"]);
+    t.connect();
+    assert_eq!(t.server_lines(), ["AUTH TLS"]);
+    t.server(&["500 AUTH not understood"]);
+    assert_eq!(t.codes(), ["421"]);
+    assert!(matches!(t.end(), Some(End::Unreachable(_))));
+}
+
+#[test]
+fn server_tls_auto_stays_plain_when_feat_offers_no_auth_and_says_so() {
+    let mut t = T::new("ServerTLS auto");
+    t.client(&["USER anon"]);
+    t.connect();
+    assert_eq!(t.server_lines(), ["FEAT"]);
+    t.server(&["211-Features:", " MDTM", "211 End"]);
+    assert!(t.logs().iter().any(|l| l.contains("downgrade")));
+    assert_eq!(t.server_lines(), ["USER anon"]);
+}
+
+#[test]
+fn a_failed_server_certificate_check_ends_the_session_with_421_and_the_reason() {
+    let mut t = T::new("ServerTLS required");
+    t.client(&["USER anon"]);
+    t.connect();
+    t.server(&["234 go ahead"]);
+    t.take(|a| matches!(a, Action::StartTls { .. }));
+    t.event(Event::TlsFailed {
+        peer: Peer::Server,
+        why: "invalid peer certificate: UnknownIssuer".into(),
+    });
+    assert_eq!(t.codes(), ["421"]);
+    assert!(t.logs().iter().any(|l| l.contains("UnknownIssuer")));
+}
+
+#[test]
+fn server_tls_protection_sends_prot_p_before_the_first_transfer_only() {
+    let mut t = T::new("ServerTLS required");
+    t.client(&["USER anon"]);
+    t.connect();
+    t.server(&["234 go ahead"]);
+    t.take(|a| matches!(a, Action::StartTls { .. }));
+    t.event(Event::TlsReady {
+        peer: Peer::Server,
+        version: "v".into(),
+        cipher: "c".into(),
+    });
+    t.server(&["200 PBSZ=0"]);
+    t.server_lines();
+    t.server(&["331 pw"]);
+    t.client(&["PASS x"]);
+    t.server(&["230 ok"]);
+    t.client_lines();
+    t.server_lines();
+    t.pasv();
+    t.client(&["RETR f"]);
+    assert_eq!(t.server_lines(), ["PROT P"]);
+    t.server(&["200 PROT now Private"]);
+    assert_eq!(t.server_lines(), ["PASV"]);
+}
