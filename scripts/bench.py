@@ -18,10 +18,29 @@ ftp-proxy, direct, ...), against one vsftpd serving from /dev/shm:
       splice the receiver pays for what the proxy does not.
 
 Prints medians with min-max, the ratios ftpgate/direct and ftpgate/ftp-proxy,
-and the issue #6 targets. Everything stays on 127.0.0.1; every process
-started here is ended by its PID; the work directory is removed.
+and the issue #6 targets.
+
+Then the FTPS part (SPEC 10; --ftps runs only it, --no-ftps skips it): a
+second vsftpd on the same directory with ssl_enable=YES (TLS forced,
+require_ssl_reuse=YES) and a throw-away CA + `localhost` leaf made with the
+openssl CLI, and three subjects reached by curl --ssl-reqd --cacert CA:
+
+  direct FTPS      curl -> vsftpd (TLS);
+  TLS both legs    curl -> ftpgate (ClientTLS optional, ServerTLS required,
+                   ServerTLSCAFile CA, ServerTLSName localhost) -> vsftpd (TLS);
+  TLS client leg   curl -> ftpgate (ClientTLS optional) -> vsftpd (plain);
+
+measured like the plain part (interleaved RETR and STOR, data phase only;
+the proxy's CPU s/GiB and peak RSS; machine CPU s/GiB), and the set-up time
+of a session (connect, AUTH TLS, USER, PASS, PWD, QUIT with
+ftplib.FTP_TLS; the plain session through vsftpd and ftpgate interleaved
+with them for comparison). ftp-proxy has no TLS and is not in this part.
+
+Everything stays on 127.0.0.1; every process started here is ended by its
+PID; the work directory is removed.
 
     bench.py [--quick] [--rounds N] [--sessions N] [--keep]
+             [--ftps | --no-ftps] [--ftps-sessions N] [--stor-tls-max V]
     bench.py rusage OUT PROG ARGS...   (internal: run PROG, append rusage to OUT)
 """
 
@@ -32,6 +51,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -190,15 +210,34 @@ def make_file(path, size):
     os.chmod(path, 0o644)
 
 
-def start_vsftpd(procs, work):
+def start_vsftpd(procs, work, pki=None):
+    """vsftpd on 127.0.0.1 serving work/root (anonymous, uploads allowed);
+    with `pki`, as an FTPS server: TLS forced for logins and data,
+    require_ssl_reuse=YES (vsftpd's default), the PKI's localhost leaf."""
     top = os.path.join(work, "root")
     pub = os.path.join(top, "pub")
-    os.makedirs(pub)
+    os.makedirs(pub, exist_ok=True)
     os.chmod(top, 0o755)
     os.chmod(pub, 0o777)
     os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
     port = free_port()
-    conf = os.path.join(work, "vsftpd.conf")
+    name = "vsftpd-tls" if pki else "vsftpd"
+    conf = os.path.join(work, f"{name}.conf")
+    tls = ""
+    if pki:
+        tls = f"""ssl_enable=YES
+ssl_tlsv1=YES
+ssl_sslv2=NO
+ssl_sslv3=NO
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+force_local_logins_ssl=YES
+force_local_data_ssl=YES
+require_ssl_reuse=YES
+rsa_cert_file={pki['cert']}
+rsa_private_key_file={pki['key']}
+"""
     write(
         conf,
         f"""listen=YES
@@ -224,21 +263,55 @@ pasv_address=127.0.0.1
 port_enable=YES
 connect_from_port_20=NO
 xferlog_enable=NO
-vsftpd_log_file={work}/vsftpd.log
+vsftpd_log_file={work}/{name}.log
 ftpd_banner=vsftpd bench server ready.
 max_clients=64
 max_per_ip=0
-""",
+{tls}""",
         0o600,
     )
-    log = open(os.path.join(work, "vsftpd.out"), "w")
+    log = open(os.path.join(work, f"{name}.out"), "w")
     p = procs.start(["/usr/sbin/vsftpd", conf], log)
-    wait_listening(port, p, "vsftpd")
+    wait_listening(port, p, name)
     return port, pub
 
 
-def start_proxy(procs, work, name, binary, dest_port, level, timed):
-    """socat TCP-LISTEN -> EXEC proxy; `timed` wraps it in our rusage runner."""
+def make_pki(work):
+    """A throw-away CA and a leaf for DNS:localhost, IP:127.0.0.1 signed by
+    it (RSA-2048, like tests/common's Pki), made with the openssl CLI."""
+    d = os.path.join(work, "pki")
+    os.makedirs(d)
+
+    def openssl(*a):
+        r = subprocess.run(["openssl", *a], cwd=d, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            sys.exit(f"bench: openssl {' '.join(a)} failed: {r.stderr.strip()}")
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "3",
+            "-subj", "/CN=ftpgate bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    write(os.path.join(d, "leaf.ext"),
+          "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+          "keyUsage=critical,digitalSignature,keyEncipherment\n"
+          "extendedKeyUsage=serverAuth\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-sha256",
+            "-keyout", "localhost.key", "-out", "localhost.csr", "-subj", "/CN=localhost")
+    openssl("x509", "-req", "-sha256", "-in", "localhost.csr", "-CA", "ca.pem",
+            "-CAkey", "ca.key", "-CAcreateserial", "-days", "3",
+            "-extfile", "leaf.ext", "-out", "localhost.pem")
+    for f in ("ca.key", "localhost.key"):
+        os.chmod(os.path.join(d, f), 0o600)
+    return {"ca": os.path.join(d, "ca.pem"),
+            "cert": os.path.join(d, "localhost.pem"),
+            "key": os.path.join(d, "localhost.key")}
+
+
+def start_proxy(procs, work, name, binary, dest_port, level, timed, extra=""):
+    """socat TCP-LISTEN -> EXEC proxy; `timed` wraps it in our rusage runner;
+    `extra`: more configuration lines (TLS)."""
     conf = os.path.join(work, f"{name}-{level}.conf")
     log = os.path.join(work, f"{name}-{level}.log")
     write(
@@ -248,7 +321,7 @@ DestinationAddress 127.0.0.1
 DestinationPort {dest_port}
 LogDestination {log}
 LogLevel {level}
-""",
+{extra}""",
     )
     usage = os.path.join(work, f"{name}-{level}.rusage")
     if timed:
@@ -304,9 +377,10 @@ def proxy_pid(root, names=("ftpgate", "ftp-proxy")):
     return None
 
 
-def curl(port, args, what, watch=None):
+def curl(port, args, what, watch=None, tls=()):
     """Run curl; with `watch` (socat's PID) sample the proxy session's
-    private (anonymous) RSS every 5 ms meanwhile; returns (fields, max KiB)."""
+    private (anonymous) RSS every 5 ms meanwhile; returns (fields, max KiB).
+    `tls`: more curl arguments (--ssl-reqd --cacert CA ...)."""
     base = [
         "curl",
         "-s",
@@ -319,7 +393,7 @@ def curl(port, args, what, watch=None):
         "anonymous:bench@example.org",
     ]
     p = subprocess.Popen(
-        base + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        base + list(tls) + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     peak = None
     if watch is not None:
@@ -344,7 +418,7 @@ def busy_seconds():
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
 
 
-def retr(port, size, watch):
+def retr(port, size, watch, tls=(), name="big.bin"):
     (size_s, total, pre), anon = curl(
         port,
         [
@@ -352,17 +426,18 @@ def retr(port, size, watch):
             "/dev/null",
             "-w",
             "%{size_download} %{time_total} %{time_pretransfer}",
-            f"ftp://127.0.0.1:{port}/pub/big.bin",
+            f"ftp://127.0.0.1:{port}/pub/{name}",
         ],
         "RETR",
         watch,
+        tls,
     )
     if int(size_s) != size:
         sys.exit(f"bench: RETR on port {port} got {size_s} bytes, want {size}")
     return size / (float(total) - float(pre)), anon
 
 
-def stor(port, src, pub, size, n, watch):
+def stor(port, src, pub, size, n, watch, tls=()):
     name = f"up-{n}.bin"
     (size_s, total, pre), anon = curl(
         port,
@@ -375,6 +450,7 @@ def stor(port, src, pub, size, n, watch):
         ],
         "STOR",
         watch,
+        tls,
     )
     path = os.path.join(pub, name)
     got = os.path.getsize(path)
