@@ -34,6 +34,7 @@ const FILTER: &str = "USER,PASS,CWD,PWD,LIST,NLST,RETR=^[a-z.]+$,STOR,TYPE,PASV,
 /// Commands the proxy itself sends to the server, whatever ValidCommands says.
 const OWN_COMMANDS: &[&[u8]] = &[
     b"USER", b"PASS", b"PASV", b"EPSV", b"PORT", b"EPRT", b"ABOR", b"NOOP", b"FEAT", b"QUIT",
+    b"AUTH", b"PBSZ", b"PROT",
 ];
 
 /// The configurations, by number: `(extra lines, early connection possible)`.
@@ -51,6 +52,15 @@ const VARIANTS: &[(&str, bool)] = &[
     (
         "AllowMagicUser yes\nDestinationTransferMode active\nFailResetsPasv yes",
         false,
+    ),
+    (
+        "TLSCertificateFile /c.pem\nTLSKeyFile /k.pem\nClientTLS required\nValidCommands {FILTER}",
+        true,
+    ),
+    (
+        "TLSCertificateFile /c.pem\nTLSKeyFile /k.pem\nClientTLS optional\nServerTLS auto\n\
+         ServerTLSProtection client\nDestinationTransferMode active",
+        true,
     ),
 ];
 
@@ -96,7 +106,7 @@ impl Net {
 
 /// The configuration of variant `v` for address family `v6`, parsed once.
 fn config(v: usize, v6: bool) -> &'static Config {
-    static CONFIGS: [OnceLock<Config>; 10] = [const { OnceLock::new() }; 10];
+    static CONFIGS: [OnceLock<Config>; 14] = [const { OnceLock::new() }; 14];
     let v = v % VARIANTS.len();
     CONFIGS[v * 2 + usize::from(v6)].get_or_init(|| {
         let net = Net::of(v6);
@@ -147,6 +157,11 @@ const CLIENT_LINES: &[&[u8]] = &[
     b"PWD",
     b"NLST",
     b"APPE y",
+    b"PBSZ 0",
+    b"PROT P",
+    b"PROT C",
+    b"CCC",
+    b"AUTH SSL",
 ];
 
 /// Server replies the harness can send (CRLF added).
@@ -175,6 +190,8 @@ const SERVER_REPLIES: &[&[u8]] = &[
     b"257 \"/\"",
     b"530 Not logged in",
     b"120 Wait a minute",
+    b"234 AUTH TLS ok",
+    b"211-Features:\r\n MDTM\r\n211 End",
 ];
 
 fn listener_index(l: Listener) -> usize {
@@ -550,11 +567,21 @@ impl<'d> Harness<'d> {
                 }
             }
             Action::Log(..) => {}
-            // The configurations fuzzed have no TLS: a handshake fails.
-            Action::StartTls { peer, .. } => self.event(Event::TlsFailed {
-                peer,
-                why: "harness: no TLS".into(),
-            }),
+            // A handshake succeeds or fails, as the next byte says.
+            Action::StartTls { peer, .. } => {
+                if self.input.choice().is_multiple_of(3) {
+                    self.event(Event::TlsFailed {
+                        peer,
+                        why: "harness: handshake failed".into(),
+                    });
+                } else {
+                    self.event(Event::TlsReady {
+                        peer,
+                        version: "TLSv1.3".into(),
+                        cipher: "harness".into(),
+                    });
+                }
+            }
             Action::ConnectEarly => {
                 let c = self.input.choice();
                 let early = VARIANTS[self.ck.variant].1 && c % 2 == 1;
@@ -648,10 +675,24 @@ impl<'d> Harness<'d> {
                 self.ck.data[peer_index(peer)] = true;
             }
             Action::DropAccepted(_) => self.ck.accepted = None,
-            Action::StartPump { .. } => {
+            Action::StartPump {
+                client_tls,
+                server_tls,
+                ..
+            } => {
                 self.ck.data = [false; 2];
-                self.ck.pump = true;
-                self.stats.pumps += 1;
+                if (client_tls || server_tls) && self.input.choice().is_multiple_of(4) {
+                    // A data connection's handshake fails (or does not resume).
+                    let peer = if client_tls { Peer::Client } else { Peer::Server };
+                    self.event(Event::DataTlsFailed {
+                        peer,
+                        why: "harness: data handshake failed".into(),
+                        not_resumed: client_tls,
+                    });
+                } else {
+                    self.ck.pump = true;
+                    self.stats.pumps += 1;
+                }
             }
             Action::StopPump { .. } => {
                 if self.ck.pump {
@@ -1087,10 +1128,11 @@ mod tests {
 
     #[test]
     fn every_harness_configuration_parses() {
-        for v in 0..VARIANTS.len() {
+        for (v, (text, _)) in VARIANTS.iter().enumerate() {
             for v6 in [false, true] {
                 let cfg = config(v, v6);
-                assert_eq!(cfg.global.valid_commands.is_some(), v < 3);
+                let filtered = text.contains("{FILTER}");
+                assert_eq!(cfg.global.valid_commands.is_some(), filtered);
             }
         }
     }
