@@ -20,7 +20,8 @@ ftp-proxy, direct, ...), against one vsftpd serving from /dev/shm:
 Prints medians with min-max, the ratios ftpgate/direct and ftpgate/ftp-proxy,
 and the issue #6 targets.
 
-Then the FTPS part (SPEC 10; --ftps runs only it, --no-ftps skips it): a
+Then the FTPS part (SPEC 10; --ftps runs only it, --no-ftps skips it;
+RETR 512 MiB, STOR 256 MiB, 100 set-up sessions; --quick 128, 64, 25): a
 second vsftpd on the same directory with ssl_enable=YES (TLS forced,
 require_ssl_reuse=YES) and a throw-away CA + `localhost` leaf made with the
 openssl CLI, and three subjects reached by curl --ssl-reqd --cacert CA:
@@ -48,6 +49,7 @@ import argparse
 import ftplib
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -273,7 +275,7 @@ max_per_ip=0
     log = open(os.path.join(work, f"{name}.out"), "w")
     p = procs.start(["/usr/sbin/vsftpd", conf], log)
     wait_listening(port, p, name)
-    return port, pub
+    return port, pub, p.pid
 
 
 def make_pki(work):
@@ -377,10 +379,11 @@ def proxy_pid(root, names=("ftpgate", "ftp-proxy")):
     return None
 
 
-def curl(port, args, what, watch=None, tls=()):
+def curl(port, args, what, watch=None, tls=(), server=None):
     """Run curl; with `watch` (socat's PID) sample the proxy session's
     private (anonymous) RSS every 5 ms meanwhile; returns (fields, max KiB).
-    `tls`: more curl arguments (--ssl-reqd --cacert CA ...)."""
+    `tls`: more curl arguments (--ssl-reqd --cacert CA ...); `server`: a
+    TreeCpu to sample meanwhile (and until the server's sessions end)."""
     base = [
         "curl",
         "-s",
@@ -396,15 +399,20 @@ def curl(port, args, what, watch=None, tls=()):
         base + list(tls) + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     peak = None
-    if watch is not None:
+    if watch is not None or server is not None:
         pid = None
         while p.poll() is None:
-            pid = pid or proxy_pid(watch)
-            kib = anon_kib(pid) if pid else None
-            if kib is not None:
-                peak = max(peak or 0, kib)
+            if watch is not None:
+                pid = pid or proxy_pid(watch)
+                kib = anon_kib(pid) if pid else None
+                if kib is not None:
+                    peak = max(peak or 0, kib)
+            if server is not None:
+                server.sample()
             time.sleep(0.005)
     out, err = p.communicate(timeout=320)
+    if server is not None:
+        server.drain()
     if p.returncode != 0:
         sys.exit(f"bench: curl {what} on port {port} failed: {err.strip()}")
     return out.split(), peak
@@ -418,7 +426,7 @@ def busy_seconds():
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
 
 
-def retr(port, size, watch, tls=(), name="big.bin"):
+def retr(port, size, watch, tls=(), name="big.bin", server=None):
     (size_s, total, pre), anon = curl(
         port,
         [
@@ -431,13 +439,14 @@ def retr(port, size, watch, tls=(), name="big.bin"):
         "RETR",
         watch,
         tls,
+        server,
     )
     if int(size_s) != size:
         sys.exit(f"bench: RETR on port {port} got {size_s} bytes, want {size}")
     return size / (float(total) - float(pre)), anon
 
 
-def stor(port, src, pub, size, n, watch, tls=()):
+def stor(port, src, pub, size, n, watch, tls=(), server=None):
     name = f"up-{n}.bin"
     (size_s, total, pre), anon = curl(
         port,
@@ -451,6 +460,7 @@ def stor(port, src, pub, size, n, watch, tls=()):
         "STOR",
         watch,
         tls,
+        server,
     )
     path = os.path.join(pub, name)
     got = os.path.getsize(path)
@@ -499,6 +509,36 @@ def session_time(port):
     return t1 - t0, t2 - t0
 
 
+def session_time_tls(port, ctx):
+    """FTPS session with ftplib.FTP_TLS (a full handshake each time, no
+    resumption): seconds to the greeting, to the end of AUTH TLS (reply and
+    handshake), and for the whole session (USER, PASS, PWD, QUIT on TLS)."""
+    t0 = time.perf_counter()
+    ftp = ftplib.FTP_TLS(context=ctx)
+    ftp.connect("127.0.0.1", port, timeout=20)
+    t1 = time.perf_counter()
+    ftp.auth()
+    t2 = time.perf_counter()
+    ftp.login("anonymous", "bench@example.org")
+    ftp.pwd()
+    ftp.quit()
+    t3 = time.perf_counter()
+    ftp.close()
+    return t1 - t0, t2 - t0, t3 - t0
+
+
+def tls_probe(port, ctx):
+    """(version, cipher) of an FTP_TLS control connection to `port`."""
+    ftp = ftplib.FTP_TLS(context=ctx)
+    ftp.connect("127.0.0.1", port, timeout=20)
+    ftp.auth()
+    got = (ftp.sock.version(), ftp.sock.cipher()[0])
+    ftp.login("anonymous", "bench@example.org")
+    ftp.quit()
+    ftp.close()
+    return got
+
+
 # ---------------------------------------------------------------------------
 # report
 
@@ -528,6 +568,13 @@ def main():
     ap.add_argument("--sessions", type=int)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--ftpgate", default=os.path.join(REPO, "target/release/ftpgate"))
+    part = ap.add_mutually_exclusive_group()
+    part.add_argument("--ftps", action="store_true", help="only the FTPS part")
+    part.add_argument("--no-ftps", action="store_true", help="only the plain part")
+    ap.add_argument("--ftps-sessions", type=int,
+                    help="FTPS set-up sessions per subject (100; --quick 25)")
+    ap.add_argument("--stor-tls-max", metavar="V",
+                    help="curl --tls-max V for FTPS STOR (e.g. 1.2); default: none")
     args = ap.parse_args()
     rounds = args.rounds or (2 if args.quick else 5)
     sessions = args.sessions or (50 if args.quick else 200)
@@ -551,7 +598,18 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size)
+        vport, pub, vpid = start_vsftpd(procs, work)
+        if not args.ftps:
+            run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size,
+                vport, pub)
+        if not args.no_ftps:
+            if shutil.which("openssl") is None:
+                msg = "bench: no openssl CLI (package openssl), FTPS part skipped"
+                if args.ftps:
+                    sys.exit(msg)
+                print(msg, file=sys.stderr)
+            else:
+                run_ftps(args, work, procs, rounds, vport, pub, vpid)
     finally:
         procs.stop_all()
         if args.keep:
@@ -571,10 +629,9 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
-def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
+def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size, vport, pub):
     started = time.monotonic()
     load_before = loadavg()
-    vport, pub = start_vsftpd(procs, work)
     make_file(os.path.join(pub, "big.bin"), retr_size)
     src = os.path.join(work, "upload.bin")
     make_file(src, stor_size)
@@ -629,6 +686,237 @@ def run(args, work, procs, subjects, rounds, sessions, retr_size, stor_size):
     print(f"bench: {sessions} sessions per subject done", file=sys.stderr)
     report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods,
            time.monotonic() - started, (load_before, loadavg()))
+    for f in (os.path.join(pub, "big.bin"), src):
+        os.unlink(f)
+
+
+FTPS_SUBJECTS = ["direct FTPS", "TLS both legs", "TLS client leg"]
+TLS_LINE = re.compile(r"TLS with (client|server)(?: \S+)?: (TLSv\S+), (\S+)|"
+                      r"(client|server) data connection TLS: resumed (\w+)")
+
+
+def children_cpu():
+    """CPU seconds (user+sys) of this process's reaped children: around one
+    curl, that curl's own CPU (microseconds)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def tree(root):
+    """PIDs of the processes under `root` (its children, theirs, ...)."""
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
+class TreeCpu:
+    """CPU time of the processes under `root` (vsftpd's sessions, not the
+    listener), from /proc/PID/schedstat (run time in ns), sampled while a
+    transfer runs and until those processes are gone. A session's
+    processes are not reliably reaped by the listener (vsftpd's
+    unprivileged child can outlive its parent), so the listener's cutime
+    would miss them. What a process runs after its last sample (at most
+    a few ms) is missed."""
+
+    def __init__(self, root):
+        self.root = root
+        self.ns = {}
+
+    def sample(self):
+        pids = tree(self.root)
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/schedstat") as f:
+                    ns = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ns > self.ns.get(pid, 0):
+                self.ns[pid] = ns
+        return pids
+
+    def drain(self, secs=10):
+        deadline = time.monotonic() + secs
+        while self.sample() and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def seconds(self):
+        return sum(self.ns.values()) / 1e9
+
+
+def run_ftps(args, work, procs, rounds, vport, pub, vpid):
+    """The FTPS part: direct FTPS vs ftpgate with TLS on both legs vs
+    ftpgate with TLS on the client leg only (to the plain vsftpd)."""
+    started = time.monotonic()
+    load_before = loadavg()
+    retr_size = 128 * MIB if args.quick else 512 * MIB
+    stor_size = 64 * MIB if args.quick else 256 * MIB
+    sessions = args.ftps_sessions or (25 if args.quick else 100)
+    pki = make_pki(work)
+    sport, _, spid = start_vsftpd(procs, work, pki)
+    server_pid = {"direct FTPS": spid, "TLS both legs": spid, "TLS client leg": vpid}
+    make_file(os.path.join(pub, "big-ftps.bin"), retr_size)
+    src = os.path.join(work, "upload-ftps.bin")
+    make_file(src, stor_size)
+    client_tls = (f"ClientTLS optional\nTLSCertificateFile {pki['cert']}\n"
+                  f"TLSKeyFile {pki['key']}\n")
+    server_tls = (f"ServerTLS required\nServerTLSCAFile {pki['ca']}\n"
+                  "ServerTLSName localhost\n")
+    legs = {"TLS both legs": ("ftpgate-tls-both", sport, client_tls + server_tls),
+            "TLS client leg": ("ftpgate-tls-client", vport, client_tls)}
+    # Transfers: timed sessions at DBG (wake-up line); set-up: INF, untimed.
+    timed, plain = {}, {"direct FTPS": sport}
+    for s, (name, dest, extra) in legs.items():
+        timed[s] = start_proxy(procs, work, name, args.ftpgate, dest, "DBG", True, extra)
+        plain[s] = start_proxy(procs, work, name, args.ftpgate, dest, "INF", False,
+                               extra)["port"]
+    plain_gate = start_proxy(procs, work, "ftpgate-plain", args.ftpgate, vport, "INF",
+                             False)["port"]
+    tport = dict(plain)
+    tport.update({s: p["port"] for s, p in timed.items()})
+    curl_tls = ["--ssl-reqd", "--cacert", pki["ca"]]
+    stor_tls = curl_tls + (["--tls-max", args.stor_tls_max] if args.stor_tls_max else [])
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    probes = {s: tls_probe(plain[s], ctx) for s in FTPS_SUBJECTS}
+
+    keys = ("retr", "stor", "cpu_retr", "cpu_stor", "rss", "anon", "wake_retr",
+            "wake_stor", "sys_retr", "sys_stor", "curl_retr", "curl_stor", "srv_retr",
+            "srv_stor", "greet", "auth", "setup")
+    res = {s: {k: [] for k in keys} for s in FTPS_SUBJECTS + ["plain direct", "plain ftpgate"]}
+
+    def measure(s, kind, size, transfer):
+        srv = TreeCpu(server_pid[s])
+        mine = children_cpu()
+        busy = busy_seconds()
+        speed, anon = transfer(tport[s], timed[s]["pid"] if s in timed else None, srv)
+        res[s][f"sys_{kind}"].append((busy_seconds() - busy) / (size / GIB))
+        res[s][f"curl_{kind}"].append((children_cpu() - mine) / (size / GIB))
+        res[s][f"srv_{kind}"].append(srv.seconds() / (size / GIB))
+        res[s][kind].append(speed)
+        if anon is not None:
+            res[s]["anon"].append(anon)
+        if s in timed:
+            cpu, rss, wake, _ = proxy_cost(timed[s], size)
+            res[s][f"cpu_{kind}"].append(cpu)
+            res[s]["rss"].append(rss)
+            if wake is not None:
+                res[s][f"wake_{kind}"].append(wake)
+
+    n = 0
+    for r in range(rounds):
+        for s in FTPS_SUBJECTS:
+            measure(s, "retr", retr_size,
+                    lambda port, watch, srv: retr(port, retr_size, watch, curl_tls,
+                                                  "big-ftps.bin", srv))
+        for s in FTPS_SUBJECTS:
+            n += 1
+            measure(s, "stor", stor_size,
+                    lambda port, watch, srv: stor(port, src, pub, stor_size, f"ftps-{n}",
+                                                  watch, stor_tls, srv))
+        print(f"bench: FTPS round {r + 1}/{rounds} of transfers done", file=sys.stderr)
+    for i in range(sessions):
+        for s in ("plain direct", "plain ftpgate"):
+            g, t = session_time(vport if s == "plain direct" else plain_gate)
+            res[s]["greet"].append(g)
+            res[s]["setup"].append(t)
+        for s in FTPS_SUBJECTS:
+            g, a, t = session_time_tls(plain[s], ctx)
+            res[s]["greet"].append(g)
+            res[s]["auth"].append(a)
+            res[s]["setup"].append(t)
+    print(f"bench: {sessions} FTPS set-up sessions per subject done", file=sys.stderr)
+    seen = {}
+    for s, p in timed.items():
+        with open(p["log"], errors="replace") as f:
+            for leg, version, suite, dleg, resumed in TLS_LINE.findall(f.read()):
+                key = (f"{leg} control {version} {suite}" if leg
+                       else f"{dleg} data resumed {resumed}")
+                seen.setdefault(s, {}).setdefault(key, 0)
+                seen[s][key] += 1
+    report_ftps(args, res, rounds, sessions, retr_size, stor_size, probes, seen,
+                time.monotonic() - started, (load_before, loadavg()))
+    for f in (os.path.join(pub, "big-ftps.bin"), src):
+        os.unlink(f)
+
+
+def report_ftps(args, res, rounds, sessions, retr_size, stor_size, probes, seen, secs, load):
+    mbs = 1 / 1e6
+    med = statistics.median
+    both, cli, d = res["TLS both legs"], res["TLS client leg"], res["direct FTPS"]
+    print()
+    print(f"ftpgate FTPS benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{rounds} rounds, RETR {retr_size // MIB} MiB, STOR {stor_size // MIB} MiB, "
+          f"{sessions} set-up sessions per subject, {secs:.0f} s")
+    print(f"ftpgate binary: {args.ftpgate} (static, {libc_of(args.ftpgate)})")
+    print(f"{os.cpu_count()} CPUs, kernel {os.uname().release}, load average "
+          f"{load[0]} before, {load[1]} after")
+    print("clients: curl --ssl-reqd --cacert CA (RSA-2048 leaf)"
+          + (f", STOR with --tls-max {args.stor_tls_max}" if args.stor_tls_max else "")
+          + "; set-up: ftplib.FTP_TLS")
+    for s in FTPS_SUBJECTS:
+        v, c = probes[s]
+        print(f"  {s}: control connection {v}, {c} (as seen by Python)")
+    for s, kinds in seen.items():
+        print(f"  ftpgate {s}, handshakes logged: "
+              + "; ".join(f"{k} ×{n}" for k, n in sorted(kinds.items())))
+    print("ftp-proxy: no TLS support, not measured in this part")
+    print("median (min–max)")
+    print()
+    cols = (["direct FTPS", "ftpgate TLS both legs", "ftpgate TLS client leg",
+             "both/direct", "client leg/direct", "both/client leg"])
+    print("| measure | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+
+    def row(label, key, scale, digits, direct=True):
+        cells = [fmt(d[key], scale, digits) if direct else "—",
+                 fmt(both[key], scale, digits), fmt(cli[key], scale, digits),
+                 ratio(both[key], d[key]) if direct else "—",
+                 ratio(cli[key], d[key]) if direct else "—",
+                 ratio(both[key], cli[key])]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+    row("RETR MB/s", "retr", mbs, 0)
+    row("STOR MB/s", "stor", mbs, 0)
+    row("CPU s/GiB, RETR", "cpu_retr", 1, 4, False)
+    row("CPU s/GiB, STOR", "cpu_stor", 1, 4, False)
+    row("vsftpd CPU s/GiB, RETR", "srv_retr", 1, 3)
+    row("vsftpd CPU s/GiB, STOR", "srv_stor", 1, 3)
+    row("curl CPU s/GiB, RETR", "curl_retr", 1, 3)
+    row("curl CPU s/GiB, STOR", "curl_stor", 1, 3)
+    row("machine CPU s/GiB, RETR", "sys_retr", 1, 3)
+    row("machine CPU s/GiB, STOR", "sys_stor", 1, 3)
+    row("peak RSS MiB", "rss", 1 / 1024, 2, False)
+    row("private RSS MiB (sampled)", "anon", 1 / 1024, 2, False)
+    row("wake-ups/MiB, RETR", "wake_retr", 1, 2, False)
+    row("wake-ups/MiB, STOR", "wake_stor", 1, 2, False)
+    print()
+    setup = ["plain direct", "plain ftpgate"] + FTPS_SUBJECTS
+    print("| set-up, ms | " + " | ".join(setup) + " |")
+    print("|---" * (len(setup) + 1) + "|")
+    for label, key in (("time to 220", "greet"), ("to end of AUTH TLS", "auth"),
+                       ("session set-up", "setup")):
+        print(f"| {label} | "
+              + " | ".join(fmt(res[s][key], 1000, 2) for s in setup) + " |")
+    m = {s: med(res[s]["setup"]) * 1000 for s in setup}
+    print()
+    print("set-up, differences of medians:")
+    print(f"  TLS on a direct session (direct FTPS - plain direct): "
+          f"{m['direct FTPS'] - m['plain direct']:.2f} ms")
+    print(f"  ftpgate, plain (plain ftpgate - plain direct): "
+          f"{m['plain ftpgate'] - m['plain direct']:.2f} ms")
+    print(f"  ftpgate, TLS both legs over direct FTPS: "
+          f"{m['TLS both legs'] - m['direct FTPS']:.2f} ms")
+    print(f"  ftpgate, TLS client leg over plain ftpgate (the client leg's TLS): "
+          f"{m['TLS client leg'] - m['plain ftpgate']:.2f} ms")
+    print(f"  ftpgate, TLS both legs over TLS client leg (the server leg's TLS): "
+          f"{m['TLS both legs'] - m['TLS client leg']:.2f} ms")
 
 
 def report(args, res, subjects, rounds, sessions, retr_size, stor_size, methods, secs, load):

@@ -737,28 +737,13 @@ impl Driver<'_> {
     }
 
     fn read_server(&mut self, e: &mut Session<'_>) {
-        let Some(s) = self.server.as_mut() else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        match s.read_available(&mut buf) {
-            Ok(Some(bytes)) if bytes.is_empty() => {}
-            Ok(Some(bytes)) => e.handle(Instant::now(), Event::ServerBytes(&bytes)),
-            Ok(None) => e.handle(Instant::now(), Event::ServerEof),
-            Err(err) if would_wait(&err) => {}
-            Err(err) => e.handle(Instant::now(), Event::ServerError(err.to_string())),
+        if let Some(s) = self.server.as_mut() {
+            read_control(s, e, Peer::Server);
         }
     }
 
     fn read_client(&mut self, e: &mut Session<'_>) {
-        let mut buf = [0u8; 4096];
-        match self.client.read_available(&mut buf) {
-            Ok(Some(bytes)) if bytes.is_empty() => {}
-            Ok(Some(bytes)) => e.handle(Instant::now(), Event::ClientBytes(&bytes)),
-            Ok(None) => e.handle(Instant::now(), Event::ClientEof),
-            Err(err) if would_wait(&err) => {}
-            Err(err) => e.handle(Instant::now(), Event::ClientError(err.to_string())),
-        }
+        read_control(&mut self.client, e, Peer::Client);
     }
 
     /// One connection from a watched listener, for the engine to judge.
@@ -825,6 +810,23 @@ pub fn connect_to(cfg: &Config, dest: SocketAddr) -> Option<(SocketAddr, TcpStre
     });
     let stream = net::start_connect(dest, None, ports).ok()?;
     Some((dest, stream))
+}
+
+/// Read a control connection once (it is readable) and tell the engine.
+fn read_control(ch: &mut Channel, e: &mut Session<'_>, peer: Peer) {
+    let mut buf = [0u8; 4096];
+    let now = Instant::now();
+    let client = peer == Peer::Client;
+    match ch.read_available(&mut buf) {
+        Ok(Some(bytes)) if bytes.is_empty() => {}
+        Ok(Some(bytes)) if client => e.handle(now, Event::ClientBytes(&bytes)),
+        Ok(Some(bytes)) => e.handle(now, Event::ServerBytes(&bytes)),
+        Ok(None) if client => e.handle(now, Event::ClientEof),
+        Ok(None) => e.handle(now, Event::ServerEof),
+        Err(err) if would_wait(&err) => {}
+        Err(err) if client => e.handle(now, Event::ClientError(err.to_string())),
+        Err(err) => e.handle(now, Event::ServerError(err.to_string())),
+    }
 }
 
 /// Resolve a host name or address literal to its socket addresses (never

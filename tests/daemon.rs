@@ -684,34 +684,8 @@ fn tcp_wrapper_also_refuses_denied_clients_under_a_super_server() {
     }
     let server = FtpServer::pyftpdlib();
     let dir = TempDir::new("wrapper-inetd");
-    let allow = dir.join("hosts.allow");
-    let deny = dir.join("hosts.deny");
-    let log = dir.join("proxy.log");
-    let conf = dir.join("proxy.conf");
-    fs::write(&allow, "").unwrap();
-    fs::write(&deny, "ftpgate-test: 127.0.0.1\n").unwrap();
-    fs::write(
-        &conf,
-        format!(
-            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n\
-             TCPWrapper yes\nTCPWrapperName ftpgate-test\n",
-            server.port,
-            log.display()
-        ),
-    )
-    .unwrap();
-    let (port, _socat) = spawn_on_free_port("socat", dir.path(), |port| {
-        let mut cmd = Command::new("socat");
-        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-            .arg(format!(
-                "EXEC:\"{} -i -f {}\",nofork",
-                proxy_bin().display(),
-                conf.display()
-            ))
-            .env("FTPGATE_HOSTS_ALLOW", &allow)
-            .env("FTPGATE_HOSTS_DENY", &deny);
-        cmd
-    });
+    let w = WrappedProxy::start(&dir, server.port);
+    let (port, allow, deny, log) = (w.port, w.allow.clone(), w.deny.clone(), w.log.clone());
     let mut c = Ctrl::connect(port);
     let got = c.replies_until_eof(REPLY_SECS).expect("closed");
     assert_eq!(got.len(), 1, "{got:?}");
@@ -819,32 +793,8 @@ fn tcp_wrapper_refusal_under_a_super_server_never_contacts_the_server() {
     }
     let mut server = CountingServer::start();
     let dir = TempDir::new("wrapper-quiet");
-    let (allow, deny) = (dir.join("hosts.allow"), dir.join("hosts.deny"));
-    let (log, conf) = (dir.join("proxy.log"), dir.join("proxy.conf"));
-    fs::write(&allow, "").unwrap();
-    fs::write(&deny, "ftpgate-test: 127.0.0.1\n").unwrap();
-    fs::write(
-        &conf,
-        format!(
-            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n\
-             TCPWrapper yes\nTCPWrapperName ftpgate-test\n",
-            server.port,
-            log.display()
-        ),
-    )
-    .unwrap();
-    let (port, _socat) = spawn_on_free_port("socat", dir.path(), |port| {
-        let mut cmd = Command::new("socat");
-        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-            .arg(format!(
-                "EXEC:\"{} -i -f {}\",nofork",
-                proxy_bin().display(),
-                conf.display()
-            ))
-            .env("FTPGATE_HOSTS_ALLOW", &allow)
-            .env("FTPGATE_HOSTS_DENY", &deny);
-        cmd
-    });
+    let w = WrappedProxy::start(&dir, server.port);
+    let (port, log) = (w.port, w.log.clone());
     let mut c = Ctrl::connect(port);
     let got = c.replies_until_eof(REPLY_SECS).expect("closed");
     assert_eq!(got.first().map(|r| r.code), Some(421), "{got:?}");
@@ -859,4 +809,51 @@ fn tcp_wrapper_refusal_under_a_super_server_never_contacts_the_server() {
         fs::read_to_string(&log).unwrap_or_default()
     );
     assert_eq!(server.connections(), 0);
+}
+
+/// ftpgate under socat (as under xinetd) with `TCPWrapper yes` and tables
+/// that deny 127.0.0.1, in front of `dest_port`.
+struct WrappedProxy {
+    port: u16,
+    allow: PathBuf,
+    deny: PathBuf,
+    log: PathBuf,
+    _socat: Daemon,
+}
+
+impl WrappedProxy {
+    fn start(dir: &TempDir, dest_port: u16) -> WrappedProxy {
+        let (allow, deny) = (dir.join("hosts.allow"), dir.join("hosts.deny"));
+        let (log, conf) = (dir.join("proxy.log"), dir.join("proxy.conf"));
+        fs::write(&allow, "").unwrap();
+        fs::write(&deny, "ftpgate-test: 127.0.0.1\n").unwrap();
+        fs::write(
+            &conf,
+            format!(
+                "DestinationAddress 127.0.0.1\nDestinationPort {dest_port}\nLogDestination {}\n\
+                 TCPWrapper yes\nTCPWrapperName ftpgate-test\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let (port, socat) = spawn_on_free_port("socat", dir.path(), |port| {
+            let mut cmd = Command::new("socat");
+            cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+                .arg(format!(
+                    "EXEC:\"{} -i -f {}\",nofork",
+                    proxy_bin().display(),
+                    conf.display()
+                ))
+                .env("FTPGATE_HOSTS_ALLOW", &allow)
+                .env("FTPGATE_HOSTS_DENY", &deny);
+            cmd
+        });
+        WrappedProxy {
+            port,
+            allow,
+            deny,
+            log,
+            _socat: socat,
+        }
+    }
 }

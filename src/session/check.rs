@@ -683,7 +683,11 @@ impl<'d> Harness<'d> {
                 self.ck.data = [false; 2];
                 if (client_tls || server_tls) && self.input.choice().is_multiple_of(4) {
                     // A data connection's handshake fails (or does not resume).
-                    let peer = if client_tls { Peer::Client } else { Peer::Server };
+                    let peer = if client_tls {
+                        Peer::Client
+                    } else {
+                        Peer::Server
+                    };
                     self.event(Event::DataTlsFailed {
                         peer,
                         why: "harness: data handshake failed".into(),

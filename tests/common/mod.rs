@@ -496,36 +496,11 @@ impl FtpServer {
         let _ = fs::create_dir_all("/var/run/vsftpd/empty");
         let port = free_port();
         let conf = dir.join("vsftpd.conf");
-        let body = format!(
-            "listen=YES\n\
-             listen_ipv6=NO\n\
-             listen_address=127.0.0.1\n\
-             listen_port={port}\n\
-             background=NO\n\
-             run_as_launching_user=NO\n\
-             anonymous_enable=YES\n\
-             local_enable=NO\n\
-             anon_root={top}\n\
-             no_anon_password=NO\n\
-             write_enable=YES\n\
-             anon_upload_enable=YES\n\
-             anon_mkdir_write_enable=YES\n\
-             anon_other_write_enable=YES\n\
-             anon_world_readable_only=NO\n\
-             anon_umask=022\n\
-             allow_writeable_chroot=YES\n\
-             secure_chroot_dir=/var/run/vsftpd/empty\n\
-             seccomp_sandbox=NO\n\
-             pasv_enable=YES\n\
-             port_enable=YES\n\
-             connect_from_port_20=NO\n\
-             xferlog_enable=NO\n\
-             vsftpd_log_file={dir}/vsftpd.log\n\
-             ftpd_banner=vsftpd test server ready.\n\
-             max_clients=64\n\
-             max_per_ip=0\n",
-            top = top.display(),
-            dir = dir.path().display()
+        let body = vsftpd_conf(
+            port,
+            &top,
+            dir.path(),
+            "xferlog_enable=NO\nftpd_banner=vsftpd test server ready.\n",
         );
         fs::write(&conf, body).unwrap();
         set_mode(&conf, 0o600);
@@ -1504,55 +1479,33 @@ impl FtpServer {
         let dpath = dir.path().to_path_buf();
         let (port, daemon) = spawn_on_free_port("vsftpd-tls", dir.path(), |port| {
             let conf = dpath.join(format!("vsftpd-{port}.conf"));
-            let body = format!(
-                "listen=YES\n\
-                 listen_ipv6=NO\n\
-                 listen_address=127.0.0.1\n\
-                 listen_port={port}\n\
-                 background=NO\n\
-                 run_as_launching_user=NO\n\
-                 anonymous_enable=YES\n\
-                 local_enable=NO\n\
-                 anon_root={top}\n\
-                 no_anon_password=NO\n\
-                 write_enable=YES\n\
-                 anon_upload_enable=YES\n\
-                 anon_mkdir_write_enable=YES\n\
-                 anon_other_write_enable=YES\n\
-                 anon_world_readable_only=NO\n\
-                 anon_umask=022\n\
-                 allow_writeable_chroot=YES\n\
-                 secure_chroot_dir=/var/run/vsftpd/empty\n\
-                 seccomp_sandbox=NO\n\
-                 pasv_enable=YES\n\
-                 port_enable=YES\n\
-                 connect_from_port_20=NO\n\
-                 xferlog_enable=YES\n\
-                 xferlog_std_format=NO\n\
-                 log_ftp_protocol=YES\n\
-                 vsftpd_log_file={dir}/vsftpd.log\n\
-                 ftpd_banner=vsftpd TLS test server ready.\n\
-                 max_clients=64\n\
-                 max_per_ip=0\n\
-                 ssl_enable=YES\n\
-                 ssl_tlsv1=YES\n\
-                 ssl_sslv2=NO\n\
-                 ssl_sslv3=NO\n\
-                 allow_anon_ssl=YES\n\
-                 force_anon_logins_ssl=YES\n\
-                 force_anon_data_ssl=YES\n\
-                 force_local_logins_ssl=YES\n\
-                 force_local_data_ssl=YES\n\
-                 require_ssl_reuse=YES\n\
-                 debug_ssl=YES\n\
-                 implicit_ssl={implicit}\n\
-                 rsa_cert_file={cert}\n\
-                 rsa_private_key_file={key}\n",
-                top = top.display(),
-                dir = dpath.display(),
-                implicit = if opts.implicit { "YES" } else { "NO" },
-                cert = cert.display(),
-                key = key.display(),
+            let body = vsftpd_conf(
+                port,
+                &top,
+                &dpath,
+                &format!(
+                    "xferlog_enable=YES\n\
+                     xferlog_std_format=NO\n\
+                     log_ftp_protocol=YES\n\
+                     ftpd_banner=vsftpd TLS test server ready.\n\
+                     ssl_enable=YES\n\
+                     ssl_tlsv1=YES\n\
+                     ssl_sslv2=NO\n\
+                     ssl_sslv3=NO\n\
+                     allow_anon_ssl=YES\n\
+                     force_anon_logins_ssl=YES\n\
+                     force_anon_data_ssl=YES\n\
+                     force_local_logins_ssl=YES\n\
+                     force_local_data_ssl=YES\n\
+                     require_ssl_reuse=YES\n\
+                     debug_ssl=YES\n\
+                     implicit_ssl={implicit}\n\
+                     rsa_cert_file={cert}\n\
+                     rsa_private_key_file={key}\n",
+                    implicit = if opts.implicit { "YES" } else { "NO" },
+                    cert = cert.display(),
+                    key = key.display(),
+                ),
             );
             fs::write(&conf, body).unwrap();
             set_mode(&conf, 0o600);
@@ -1907,4 +1860,39 @@ pub fn ftps_replies(r: &Ran) -> Vec<(usize, u16, String)> {
             Some((i.parse().ok()?, code, text.to_string()))
         })
         .collect()
+}
+
+/// A vsftpd configuration for the fixtures: anonymous with uploads under
+/// `top`, on 127.0.0.1:`port`, its log in `dir`; `extra` lines follow.
+fn vsftpd_conf(port: u16, top: &Path, dir: &Path, extra: &str) -> String {
+    format!(
+        "listen=YES\n\
+         listen_ipv6=NO\n\
+         listen_address=127.0.0.1\n\
+         listen_port={port}\n\
+         background=NO\n\
+         run_as_launching_user=NO\n\
+         anonymous_enable=YES\n\
+         local_enable=NO\n\
+         anon_root={top}\n\
+         no_anon_password=NO\n\
+         write_enable=YES\n\
+         anon_upload_enable=YES\n\
+         anon_mkdir_write_enable=YES\n\
+         anon_other_write_enable=YES\n\
+         anon_world_readable_only=NO\n\
+         anon_umask=022\n\
+         allow_writeable_chroot=YES\n\
+         secure_chroot_dir=/var/run/vsftpd/empty\n\
+         seccomp_sandbox=NO\n\
+         pasv_enable=YES\n\
+         port_enable=YES\n\
+         connect_from_port_20=NO\n\
+         vsftpd_log_file={dir}/vsftpd.log\n\
+         max_clients=64\n\
+         max_per_ip=0\n\
+         {extra}",
+        top = top.display(),
+        dir = dir.display(),
+    )
 }
