@@ -241,7 +241,20 @@ pub fn serve_session(opts: &Options, cfg: Config) -> Result<ExitStatus> {
         Ok(log) => log,
         Err(Stop(status)) => return Ok(status),
     };
-    match session_steps(opts, &cfg, &mut log) {
+    // 3. Who is talking to whom; the client's class decides the rest.
+    let (client, local) = match net::client_addresses(std::io::stdin().as_fd()) {
+        Ok(a) => a,
+        Err(e) => {
+            let Stop(status) = refuse(
+                &mut log,
+                &e.to_string(),
+                &format!("Service not available: {e}."),
+            );
+            return Ok(status);
+        }
+    };
+    let cfg = cfg.for_client(client.ip());
+    match session_steps(opts, &cfg, (client, local), &mut log) {
         Ok(status) | Err(Stop(status)) => Ok(status),
     }
 }
@@ -256,9 +269,14 @@ fn refuse(log: &mut Log, msg: &str, text: &str) -> Stop {
     Stop(1)
 }
 
-fn session_steps(opts: &Options, cfg: &Config, log: &mut Log) -> Result<ExitStatus, Stop> {
-    // 3. Who is talking to whom, and the checks that need nothing more.
-    let peers = addresses(opts, cfg, log)?;
+fn session_steps(
+    opts: &Options,
+    cfg: &Config,
+    (client, local): (SocketAddr, SocketAddr),
+    log: &mut Log,
+) -> Result<ExitStatus, Stop> {
+    // The checks that need the addresses and nothing more.
+    let peers = addresses(opts, cfg, client, local, log)?;
     // 4. Everything that needs the file system or the resolver.
     let names = Resolver::load();
     // Address literals and transparent destinations only (an empty
@@ -352,12 +370,16 @@ struct Peers {
     proxy_self: Vec<SocketAddr>,
 }
 
-/// Step 3: the client's and our address (getpeername, getsockname), the
-/// original destination of a redirected connection; TCPWrapper and the
+/// Step 3: with the client's and our address (getpeername, getsockname),
+/// the original destination of a redirected connection; TCPWrapper and the
 /// redirect loop refuse here.
-fn addresses(opts: &Options, cfg: &Config, log: &mut Log) -> Result<Peers, Stop> {
-    let (client_addr, local_addr) = net::client_addresses(std::io::stdin().as_fd())
-        .map_err(|e| refuse(log, &e.to_string(), &format!("Service not available: {e}.")))?;
+fn addresses(
+    opts: &Options,
+    cfg: &Config,
+    client_addr: SocketAddr,
+    local_addr: SocketAddr,
+    log: &mut Log,
+) -> Result<Peers, Stop> {
     let client = net::canonical(client_addr);
     // SECURITY: TCPWrapper under a super-server too (the standalone daemon
     // has checked before the fork): a file that says "TCPWrapper yes" must
@@ -439,8 +461,10 @@ fn log_start(cfg: &Config, peers: &Peers, early: Option<SocketAddr>, log: &mut L
         ),
         (None, None) => "server chosen at login".to_string(),
     };
+    // SPEC 11: every session start line names the class.
+    let class = cfg.class.as_deref().unwrap_or("none");
     let who = format!(
-        "client {} on {}, {server}",
+        "client {} on {}, class {class}, {server}",
         net::canonical(peers.client),
         net::canonical(peers.local)
     );

@@ -41,6 +41,7 @@ pub mod parse;
 pub mod subst;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::policy::dest::DestRule;
@@ -322,6 +323,15 @@ pub struct Config {
     global_context: Context,
     /// (context display name, canonical option name, raw value) for `-c`, in file order.
     pub entries: Vec<(String, String, String)>,
+    /// ClientClass lines, in file order (SPEC 11).
+    pub client_classes: Vec<ClientClass>,
+    /// `[-Class-NAME-]` contexts as given.
+    class_contexts: Vec<Context>,
+    /// The client class this configuration was resolved for
+    /// ([`Config::for_client`]); None: no class matched, or not resolved.
+    pub class: Option<String>,
+    /// That class's context as given (for [`Config::origin`]).
+    class_context: Option<Context>,
     /// TCP service names read with the file (see `options::parse_services`),
     /// for port values given by name in LDAP entries too.
     services: Vec<(String, u16)>,
@@ -342,6 +352,8 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContextName {
     Global,
+    /// A client class context (SPEC 11): its name.
+    Class(String),
     /// A user context: lower-case name, with `*` for `[name*]`.
     User(String),
 }
@@ -350,6 +362,7 @@ impl fmt::Display for ContextName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ContextName::Global => write!(f, "global"),
+            ContextName::Class(name) => write!(f, "class {name}"),
             ContextName::User(name) => write!(f, "user {name}"),
         }
     }
@@ -357,6 +370,30 @@ impl fmt::Display for ContextName {
 
 /// The display name of the global context in `-c` output.
 const GLOBAL_DISPLAY: &str = "(-global-)";
+
+/// How `-c` and messages name a class context.
+fn class_display(name: &str) -> String {
+    format!("-Class-{name}-")
+}
+
+/// A copy of `base` with every setting of `top` put over it.
+fn overlay(base: &Context, top: &Context) -> Context {
+    let mut merged = base.clone();
+    for s in &top.settings {
+        merged.set(s.clone());
+    }
+    merged
+}
+
+/// One `ClientClass NAME CIDR...` line (SPEC 11).
+#[derive(Debug, Clone)]
+pub struct ClientClass {
+    /// lower-case
+    pub name: String,
+    /// address blocks (no ports)
+    pub nets: Vec<DestRule>,
+    pub line: usize,
+}
 
 /// One option as given in one context (the last one given wins).
 #[derive(Debug, Clone)]
@@ -542,7 +579,7 @@ fn log_destination_of(text: &str) -> Option<LogDestination> {
     for entry in parse::parse(text).0 {
         match entry.item {
             parse::Item::Global => global = true,
-            parse::Item::Section { .. } => global = false,
+            parse::Item::Section { .. } | parse::Item::Class { .. } => global = false,
             parse::Item::Setting { name, value } if global => {
                 let def = options::lookup(&name).filter(|d| d.name == "LogDestination");
                 if let Some(Ok(options::Value::LogDestination(d))) =
@@ -638,14 +675,40 @@ impl Config {
 
         let mut global = Context::default();
         let mut users: Vec<Context> = Vec::new();
+        // `[-Class-NAME-]` contexts (SPEC 11), each with the line that
+        // opened it first, and the ClientClass lines in file order.
+        let mut class_contexts: Vec<(Context, usize)> = Vec::new();
+        let mut client_classes: Vec<ClientClass> = Vec::new();
         let mut current: Option<usize> = None;
+        let mut in_class: Option<usize> = None;
         let mut raw_entries = Vec::new();
         // A DestinationAddress line in the global context, valid or not
         // (a bad one has its own error; "required" would mislead).
         let mut destination_given = false;
         for entry in entries {
             match entry.item {
-                parse::Item::Global => current = None,
+                parse::Item::Global => {
+                    current = None;
+                    in_class = None;
+                }
+                parse::Item::Class { name } => {
+                    current = None;
+                    let index = match class_contexts.iter().position(|(c, _)| c.name == name) {
+                        Some(index) => index,
+                        None => {
+                            class_contexts.push((
+                                Context {
+                                    name,
+                                    wildcard: false,
+                                    settings: Vec::new(),
+                                },
+                                entry.line,
+                            ));
+                            class_contexts.len() - 1
+                        }
+                    };
+                    in_class = Some(index);
+                }
                 parse::Item::Section { name, wildcard } => {
                     let name = name.to_ascii_lowercase();
                     // A context given twice is the same context: merge.
@@ -664,19 +727,41 @@ impl Config {
                         }
                     };
                     current = Some(index);
+                    in_class = None;
                 }
                 parse::Item::Setting { name, value } => {
                     let Some(def) = options::lookup(&name) else {
                         errors.push((entry.line, format!("unknown option '{name}'")));
                         continue;
                     };
-                    let context = match current {
-                        Some(index) => match users.get_mut(index) {
+                    let context = match (current, in_class) {
+                        (Some(index), _) => match users.get_mut(index) {
                             Some(c) => c,
                             None => continue,
                         },
-                        None => &mut global,
+                        (None, Some(index)) => match class_contexts.get_mut(index) {
+                            Some((c, _)) => c,
+                            None => continue,
+                        },
+                        (None, None) => &mut global,
                     };
+                    // SECURITY: an option in a context where it has no
+                    // effect would look as if it restricted that class
+                    // while doing nothing.
+                    if in_class.is_some()
+                        && def.scope == options::Scope::Global
+                        && !options::CLASS_OPTIONS.contains(&def.name)
+                    {
+                        errors.push((
+                            entry.line,
+                            format!(
+                                "{} is not allowed in a class context (only user-context options and {})",
+                                def.name,
+                                options::CLASS_OPTIONS.join(", ")
+                            ),
+                        ));
+                        continue;
+                    }
                     // SECURITY: global-only options (User, ServerRoot,
                     // AllowMagicUser, ...) in a user context would look as if
                     // they restricted that user while doing nothing.
@@ -687,13 +772,26 @@ impl Config {
                         ));
                         continue;
                     }
-                    destination_given |= current.is_none() && def.name == "DestinationAddress";
+                    let in_global = current.is_none() && in_class.is_none();
+                    destination_given |= in_global && def.name == "DestinationAddress";
                     match options::convert_with(def, &value, &services) {
+                        Ok(options::Value::ClientClass(name, nets)) => {
+                            raw_entries.push((
+                                GLOBAL_DISPLAY.to_string(),
+                                def.name.to_string(),
+                                value,
+                            ));
+                            client_classes.push(ClientClass {
+                                name,
+                                nets,
+                                line: entry.line,
+                            });
+                        }
                         Ok(typed) => {
-                            let display = if current.is_some() {
-                                context.display()
-                            } else {
-                                GLOBAL_DISPLAY.to_string()
+                            let display = match (current, in_class) {
+                                (Some(_), _) => context.display(),
+                                (None, Some(_)) => class_display(&context.name),
+                                (None, None) => GLOBAL_DISPLAY.to_string(),
                             };
                             raw_entries.push((display, def.name.to_string(), value));
                             context.set(Setting {
@@ -713,6 +811,42 @@ impl Config {
                 0,
                 "DestinationAddress is required in the global context".to_string(),
             ));
+        }
+
+        // SPEC 11: a class context needs its ClientClass line, and a
+        // ClientClass line its context.
+        for (ctx, line) in &class_contexts {
+            if !client_classes.iter().any(|c| c.name == ctx.name) {
+                errors.push((
+                    *line,
+                    format!(
+                        "class context [{}] has no ClientClass line",
+                        class_display(&ctx.name)
+                    ),
+                ));
+            }
+        }
+        for class in &client_classes {
+            if !class_contexts.iter().any(|(c, _)| c.name == class.name) {
+                errors.push((
+                    class.line,
+                    format!(
+                        "ClientClass {} has no [{}] context",
+                        class.name,
+                        class_display(&class.name)
+                    ),
+                ));
+            }
+        }
+        // Each class's settings must resolve (port pairs, TLS files) as
+        // its sessions will see them.
+        for (ctx, _) in &class_contexts {
+            let merged = overlay(&global, ctx);
+            Layers {
+                layers: vec![&merged],
+            }
+            .user_settings(&mut errors);
+            tls_prerequisites(&merged, &mut errors);
         }
 
         let ldap = ldap_settings(&global, &mut errors);
@@ -777,6 +911,10 @@ impl Config {
             global_context: global,
             entries: raw_entries,
             services,
+            client_classes,
+            class_contexts: class_contexts.into_iter().map(|(c, _)| c).collect(),
+            class: None,
+            class_context: None,
             // Set by the table below, defaults included; blank until then:
             // empty, zero, false, an enum at its first variant.
             user_name_rule,
@@ -845,6 +983,14 @@ impl Config {
             return Some(Origin {
                 line: Some(s.line),
                 context: ContextName::User(user.context.display()),
+            });
+        }
+        if let (Some(ctx), Some(class)) = (&self.class_context, &self.class)
+            && let Some(s) = ctx.get(def.name)
+        {
+            return Some(Origin {
+                line: Some(s.line),
+                context: ContextName::Class(class.clone()),
             });
         }
         if let Some(s) = self.global_context.get(def.name) {
@@ -943,6 +1089,59 @@ impl Config {
     /// The `-c` output, in ftp-proxy's layout: the global context first,
     /// then user contexts by name; in each, one line per option given (the
     /// last value), sorted by canonical name case-insensitively.
+    /// The client class of an address: the first ClientClass line, in
+    /// file order, one of whose blocks holds it (an IPv4-mapped IPv6
+    /// address as the IPv4 address it is).
+    pub fn class_of(&self, client: IpAddr) -> Option<&ClientClass> {
+        let ip = client.to_canonical();
+        self.client_classes
+            .iter()
+            .find(|c| c.nets.iter().any(|n| n.contains_ip(ip)))
+    }
+
+    /// This configuration as a session from `client` sees it: its class's
+    /// context over the global one, under every user context (SPEC 11:
+    /// global < class < `[user*]` < `[user]` < LDAP entry). The same
+    /// configuration when no class matches.
+    pub fn for_client(mut self, client: IpAddr) -> Config {
+        let Some(class) = self.class_of(client).map(|c| c.name.clone()) else {
+            return self;
+        };
+        let Some(ctx) = self
+            .class_contexts
+            .iter()
+            .find(|c| c.name == class)
+            .cloned()
+        else {
+            return self;
+        };
+        let merged = overlay(&self.global_context, &ctx);
+        // The file was checked with these very layers at load: no errors.
+        let mut ignored = Vec::new();
+        self.global = Layers {
+            layers: vec![&merged],
+        }
+        .user_settings(&mut ignored);
+        for user in &mut self.users {
+            user.settings = Layers {
+                layers: vec![&user.context, &merged],
+            }
+            .user_settings(&mut ignored);
+        }
+        for def in options::OPTIONS {
+            if let (options::Target::Config(set), Some(setting)) = (def.target, ctx.get(def.name)) {
+                set(&mut self, setting.value.clone());
+            }
+        }
+        if self.client_tls_implicit {
+            self.client_tls = ClientTls::Required;
+        }
+        self.global_context = merged;
+        self.class = Some(class);
+        self.class_context = Some(ctx);
+        self
+    }
+
     pub fn normalised(&self) -> String {
         let mut out = format!("Config-File: '{}'\n", self.file.display());
         let mut sections = vec![GLOBAL_DISPLAY.to_string()];
@@ -958,6 +1157,13 @@ impl Config {
             })
             .collect();
         names.sort();
+        let mut classes: Vec<String> = self
+            .class_contexts
+            .iter()
+            .map(|c| class_display(&c.name))
+            .collect();
+        classes.sort();
+        sections.extend(classes);
         sections.extend(names);
         for section in sections {
             out.push_str(&format!("Config-Section ------ '{section}'\n"));
@@ -966,9 +1172,13 @@ impl Config {
                 if *context != section {
                     continue;
                 }
-                lines.retain(|(n, _)| n != name);
+                // ClientClass lines add up; any other option: the last counts.
+                if name != "ClientClass" {
+                    lines.retain(|(n, _)| n != name);
+                }
                 lines.push((name, value));
             }
+            // Stable: ClientClass lines keep their file order.
             lines.sort_by_key(|(name, _)| name.to_ascii_lowercase());
             for (name, value) in lines {
                 out.push_str(&format!("Config:        {name:<24} = '{value}'\n"));
@@ -978,9 +1188,6 @@ impl Config {
     }
 }
 
-/// The LDAP options, checked together: every one needs LDAPServer, and
-/// the [`LdapAuth`] ones UserAuthType too. User contexts in the file still
-/// apply, under a directory entry's values (as in ftp-proxy).
 /// SPEC 10: TLS towards clients needs a certificate and its key.
 fn tls_prerequisites(global: &Context, errors: &mut Vec<(usize, String)>) {
     let on = |name: &str| {
@@ -1000,6 +1207,9 @@ fn tls_prerequisites(global: &Context, errors: &mut Vec<(usize, String)>) {
     }
 }
 
+/// The LDAP options, checked together: every one needs LDAPServer, and
+/// the [`LdapAuth`] ones UserAuthType too. User contexts in the file still
+/// apply, under a directory entry's values (as in ftp-proxy).
 fn ldap_settings(global: &Context, errors: &mut Vec<(usize, String)>) -> Option<LdapSettings> {
     use options::Target;
     let given = |def: &options::OptionDef| global.get(def.name);
@@ -1798,6 +2008,10 @@ mod tests {
     fn every_option_reaches_its_field() {
         let unset = ok(EVERY);
         for def in options::OPTIONS {
+            if def.name == "ClientClass" {
+                // No field: it names the classes (see the class tests).
+                continue;
+            }
             if def.name == "UserAuthType" {
                 // No field of its own: it turns authentication on.
                 let without = ok(&EVERY.replace("UserAuthType ldap\n", ""));
@@ -1886,5 +2100,127 @@ mod tests {
         fn check_parse_holds_for_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             super::check_parse(&data);
         }
+    }
+
+    // ----- client classes (SPEC 11) -----
+
+    const CLASSES: &str = "DestinationAddress 198.51.100.7\n\
+        ClientClass internal 10.0.0.0/8 192.168.0.0/16 fd00::/8\n\
+        ClientClass partners 198.51.100.0/24 10.1.0.0/16\n\
+        ValidCommands USER,PASS,RETR,QUIT\n\
+        TimeOut 100\n\
+        [-Class-internal-]\n\
+        ValidCommands USER,PASS,RETR,STOR,QUIT\n\
+        AllowMagicUser yes\n\
+        TimeOut 200\n\
+        [-Class-partners-]\n\
+        SameAddress no\n\
+        [bob]\n\
+        TimeOut 300\n";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_first_client_class_line_in_file_order_wins() {
+        let c = ok(CLASSES);
+        let name = |a: &str| c.class_of(ip(a)).map(|k| k.name.clone());
+        assert_eq!(name("10.1.2.3").as_deref(), Some("internal"));
+        assert_eq!(name("198.51.100.9").as_deref(), Some("partners"));
+        assert_eq!(name("::ffff:192.168.1.1").as_deref(), Some("internal"));
+        assert_eq!(name("fd00::1").as_deref(), Some("internal"));
+        assert_eq!(name("203.0.113.1"), None);
+    }
+
+    #[test]
+    fn a_class_layers_between_global_and_user_contexts() {
+        let c = ok(CLASSES).for_client(ip("10.9.9.9"));
+        assert_eq!(c.class.as_deref(), Some("internal"));
+        assert!(c.allow_magic_user);
+        assert_eq!(c.global.timeout, 200);
+        assert!(
+            c.for_user(b"anyone")
+                .valid_commands
+                .as_ref()
+                .is_some_and(|f| f.allows(b"STOR"))
+        );
+        // [bob] over the class over the global context.
+        assert_eq!(c.for_user(b"bob").timeout, 300);
+        assert!(
+            c.for_user(b"bob")
+                .valid_commands
+                .as_ref()
+                .is_some_and(|f| f.allows(b"STOR"))
+        );
+        let o = c.origin(b"anyone", "TimeOut").unwrap();
+        assert_eq!(
+            (o.line, o.context.to_string()),
+            (Some(9), "class internal".to_string())
+        );
+        let outside = ok(CLASSES).for_client(ip("203.0.113.1"));
+        assert_eq!(outside.class, None);
+        assert!(!outside.allow_magic_user);
+        assert!(
+            !outside
+                .for_user(b"x")
+                .valid_commands
+                .as_ref()
+                .is_some_and(|f| f.allows(b"STOR"))
+        );
+        let partner = ok(CLASSES).for_client(ip("198.51.100.20"));
+        assert!(!partner.global.same_address);
+        assert!(!partner.allow_magic_user);
+    }
+
+    #[test]
+    fn class_errors_name_their_line() {
+        let e = errors(
+            "DestinationAddress a\nClientClass lonely 10.0.0.0/8\n[-Class-ghost-]\nTimeOut 5\n",
+        );
+        assert!(
+            e.iter()
+                .any(|(l, m)| *l == 2 && m.contains("no [-Class-lonely-] context")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|(l, m)| *l == 3 && m.contains("no ClientClass line")),
+            "{e:?}"
+        );
+        let e =
+            errors("DestinationAddress a\nClientClass c 10.0.0.0/8\n[-Class-c-]\nUser nobody\n");
+        assert!(
+            e.iter()
+                .any(|(l, m)| *l == 4 && m.contains("not allowed in a class context")),
+            "{e:?}"
+        );
+        let e = errors("DestinationAddress a\nClientClass c 10.0.0.0/8:21\n[-Class-c-]\n");
+        assert!(
+            e.iter()
+                .any(|(l, m)| *l == 2 && m.contains("not an address block")),
+            "{e:?}"
+        );
+        let e = errors("DestinationAddress a\nClientClass c\n[-Class-c-]\n");
+        assert!(e.iter().any(|(l, _)| *l == 2), "{e:?}");
+    }
+
+    #[test]
+    fn check_output_lists_class_lines_and_contexts() {
+        let out = ok(CLASSES).normalised();
+        assert!(
+            out.contains("Config-Section ------ '-Class-internal-'"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "ClientClass              = 'internal 10.0.0.0/8 192.168.0.0/16 fd00::/8'"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("ClientClass              = 'partners 198.51.100.0/24 10.1.0.0/16'"),
+            "{out}"
+        );
     }
 }

@@ -78,6 +78,8 @@ pub enum Kind {
     AuthMagic,
     /// One word of a fixed list, any case (stored lower-case as Text).
     Choice(&'static [&'static str]),
+    /// ClientClass: a class name, then address blocks.
+    ClientClass,
 }
 
 /// Where an option's value goes: the one place an option is bound to its
@@ -104,6 +106,8 @@ pub enum Target {
     LdapAuth(fn(&mut LdapAuth, Value)),
     /// UserAuthType: no field of its own; given, it turns [`LdapAuth`] on.
     AuthSwitch,
+    /// ClientClass: repeatable, collected in file order (not a field).
+    Classes,
 }
 
 /// One option of the table.
@@ -148,6 +152,7 @@ pub static OPTIONS: &[OptionDef] = &[
     def("AllowedDestinations", U, K::Destinations, None, T::User(|u, v| if let Value::Destinations(d) = v { u.allowed_destinations = Some(d) })),
     def("AllowMagicUser", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_magic_user, v))),
     def("AllowTransProxy", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_trans_proxy, v))),
+    def("ClientClass", G, K::ClientClass, None, T::Classes),
     def("ClientTLS", G, K::Choice(&["off", "optional", "required"]), Some("off"), T::Config(|c, v| if let Value::Text(t) = v { c.client_tls = ClientTls::of(&t) })),
     def("ClientTLSImplicit", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.client_tls_implicit, v))),
     def("ClientTLSRequireReuse", G, K::Bool, Some("yes"), T::Config(|c, v| set_bool(&mut c.client_tls_require_reuse, v))),
@@ -253,6 +258,18 @@ fn set_some_path(field: &mut Option<PathBuf>, value: Value) {
     }
 }
 
+/// Global options a `[-Class-NAME-]` context may set too (SPEC 11), besides
+/// every user-context option.
+pub const CLASS_OPTIONS: &[&str] = &[
+    "AllowMagicUser",
+    "ForceMagicUser",
+    "AllowTransProxy",
+    "ClientTLS",
+    "ClientTLSRequireReuse",
+    "MaxDownloadRate",
+    "MaxUploadRate",
+];
+
 /// Other spellings accepted for an option: (alias, canonical name).
 const ALIASES: &[(&str, &str)] = &[("UseMagicChar", "UserMagicChar")];
 
@@ -309,6 +326,8 @@ pub enum Value {
     AttrValue(String, String),
     /// UserAuthMagic.
     AuthMagic(user::AuthMagic),
+    /// ClientClass: lower-case name and its address blocks.
+    ClientClass(String, Vec<DestRule>),
 }
 
 /// Converts `raw` to the option's type. The error says what is wrong,
@@ -399,6 +418,39 @@ pub fn convert_with(
         K::LogDestination => parse_log_destination(raw)
             .map(Value::LogDestination)
             .map_err(|why| format!("{name}: {why}")),
+        K::ClientClass => {
+            let mut words = raw.split_whitespace();
+            let class = words.next().unwrap_or_default().to_ascii_lowercase();
+            if class.is_empty()
+                || !class
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Err(format!(
+                    "{name}: '{class}' is not a class name (letters, digits, '_', '-', '.')"
+                ));
+            }
+            let blocks: Vec<&str> = words.collect();
+            if blocks.is_empty() {
+                return Err(format!("{name} {class}: no address block"));
+            }
+            // A block with no ports has the ports of a whole-range entry.
+            let whole = dest::parse_allowed("0.0.0.0/0")
+                .ok()
+                .and_then(|r| r.first().map(|r| r.ports));
+            let mut nets = Vec::new();
+            for block in blocks {
+                let rule = dest::parse_allowed(block)
+                    .ok()
+                    .and_then(|mut r| r.pop())
+                    .filter(|r| !r.any_public && Some(r.ports) == whole)
+                    .ok_or_else(|| {
+                        format!("{name} {class}: '{block}' is not an address block (CIDR, no port)")
+                    })?;
+                nets.push(rule);
+            }
+            Ok(Value::ClientClass(class, nets))
+        }
         K::Choice(words) => {
             let word = raw.trim().to_ascii_lowercase();
             if words.contains(&word.as_str()) {

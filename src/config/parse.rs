@@ -13,7 +13,8 @@
 //!                                           ; whose leading white space is dropped
 //! comment    = *WSP "#" *CHAR             ; only at the start of a line
 //! blank      = *WSP
-//! section    = *WSP "[" name ["*"] "]" *WSP ; "[-Global-]" (any case) = global
+//! section    = *WSP "[" name ["*"] "]" *WSP ; "[-Global-]" (any case) = global,
+//!                                             ; "[-Class-NAME-]" = a client class
 //! option     = *WSP Name (1*WSP / *WSP "=" *WSP) Value *WSP
 //! ```
 //!
@@ -29,6 +30,8 @@ pub enum Item {
     Global,
     /// `[name]` or `[name*]`; `name` as written, without the `*`.
     Section { name: String, wildcard: bool },
+    /// `[-Class-NAME-]`: a client class context (SPEC 11).
+    Class { name: String },
     /// `Name Value`; both as written, value trimmed and continuations joined.
     Setting { name: String, value: String },
 }
@@ -49,6 +52,9 @@ pub struct SyntaxError {
 
 /// The name of the global context in section brackets (case-insensitive).
 pub const GLOBAL_SECTION: &str = "-Global-";
+
+/// How a class context's name starts: `[-Class-NAME-]`.
+pub const CLASS_PREFIX: &str = "-Class-";
 
 /// Splits `text` into entries and collects every syntax error.
 ///
@@ -161,6 +167,26 @@ fn parse_line(logical: &str) -> Result<Option<Item>, String> {
         let inner = inner.trim();
         if inner.eq_ignore_ascii_case(GLOBAL_SECTION) {
             return Ok(Some(Item::Global));
+        }
+        if inner.len() > CLASS_PREFIX.len()
+            && inner.is_char_boundary(CLASS_PREFIX.len())
+            && inner[..CLASS_PREFIX.len()].eq_ignore_ascii_case(CLASS_PREFIX)
+        {
+            let name = inner[CLASS_PREFIX.len()..]
+                .strip_suffix('-')
+                .ok_or_else(|| format!("bad class context '[{inner}]': write [-Class-NAME-]"))?;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            {
+                return Err(format!(
+                    "bad class name in '[{inner}]': letters, digits, '_', '-', '.'"
+                ));
+            }
+            return Ok(Some(Item::Class {
+                name: name.to_ascii_lowercase(),
+            }));
         }
         let (name, wildcard) = match inner.strip_suffix('*') {
             Some(prefix) => (prefix, true),

@@ -64,6 +64,14 @@ pub struct DestRule {
     pub any_public: bool,
 }
 
+impl DestRule {
+    /// The rule's address block holds `ip` (ports aside; an entry of
+    /// ports alone holds no address).
+    pub fn contains_ip(&self, ip: IpAddr) -> bool {
+        !self.any_public && in_block(ip.to_canonical(), self.net, self.prefix)
+    }
+}
+
 /// Why a destination is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
