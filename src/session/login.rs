@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Action, End, Peer, Purpose, Secure, Server, Session, State, canonical};
+use super::{Action, End, Peer, Purpose, Rule, Secure, Server, Session, State, canonical};
 use crate::config::{Level, ServerTls, UserSettings};
 use crate::ftp::escape;
 use crate::ftp::reply::{self, Reply};
@@ -228,6 +228,7 @@ impl<'a> Session<'a> {
                     .and_then(|attrs| cfg.settings_from_attributes(user, &attrs));
                 match settings {
                     Ok(s) => {
+                        self.from_directory = true;
                         self.log(
                             Level::Inf,
                             format!(
@@ -481,7 +482,26 @@ impl<'a> Session<'a> {
         };
         let dest = match dest {
             Ok(d) => d,
-            Err(why) => return self.destination_refused(&plan.login, &why),
+            Err(why) => {
+                let option = plan
+                    .settings
+                    .allowed_destinations
+                    .is_some()
+                    .then_some("AllowedDestinations");
+                let rule = Rule::of(self.cfg, &plan.login.user, option);
+                self.log(
+                    Level::Wrn,
+                    format!(
+                        "login '{}' refused: {why} ({rule})",
+                        escape(&plan.login.user)
+                    ),
+                );
+                self.state = State::ExpectUser;
+                return self.reply(
+                    reply::NOT_LOGGED_IN,
+                    &format!("Destination refused: {why}."),
+                );
+            }
         };
         let Plan {
             login,

@@ -453,6 +453,8 @@ pub struct Session<'a> {
     parser: ReplyParser,
     replies: VecDeque<Reply>,
     user: Option<Vec<u8>>,
+    /// The user's settings came from an LDAP entry.
+    from_directory: bool,
     auth_failures: u32,
     lookups: u32,
     /// the port of the open passive listener offered to the client
@@ -498,6 +500,7 @@ impl<'a> Session<'a> {
             parser: ReplyParser::new(),
             replies: VecDeque::new(),
             user: None,
+            from_directory: false,
             auth_failures: 0,
             lookups: 0,
             pasv: None,
@@ -1201,7 +1204,7 @@ impl<'a> Session<'a> {
 
     // ----- one client command -------------------------------------------------
 
-    /// One client line: parse, log, filter, dispatch.
+    /// One client line: parse, log, judge, dispatch.
     fn handle_line(&mut self, line: Line) {
         let line = match line {
             Line::Complete(l) => l,
@@ -1223,82 +1226,21 @@ impl<'a> Session<'a> {
                 return self.reply(reply::SYNTAX_ERROR, &format!("Syntax error: {e}."));
             }
         };
-        let verb = cmd.verb.as_str().to_string();
         let shown = cmd.log_text();
         self.log(Level::Inf, format!("command: {shown}"));
-        // SPEC 10: with TLS offered, AUTH, PBSZ, PROT and CCC are the
-        // proxy's own, whatever ValidCommands lists, and never relayed.
-        if self.cfg.client_tls != ClientTls::Off
-            && command::kind(cmd.verb.as_bytes()) == Some(Kind::Security)
-        {
-            return self.security(&cmd);
-        }
-
-        let filter = self.settings.valid_commands.as_ref();
-        let kind = match command::kind(cmd.verb.as_bytes()) {
-            Some(k) => k,
-            // An unknown verb reaches the server only if ValidCommands names it.
-            None if filter.is_some_and(|f| f.allows(cmd.verb.as_bytes())) => Kind::Plain,
-            None => {
-                self.log(Level::Wrn, format!("unknown command refused: {shown}"));
-                return self.reply(
-                    reply::SYNTAX_ERROR,
-                    &format!("{verb}: command not understood."),
-                );
+        let tls = ClientLeg {
+            secure: self.tls.client,
+            private: self.tls.client_private,
+        };
+        let kind = match judge(self.cfg, &self.settings, tls, &cmd) {
+            Ok(Judged::Own) => return self.security(&cmd),
+            Ok(Judged::Pass(kind)) => kind,
+            Err(refusal) => {
+                let rule = self.rule_text(refusal.rule);
+                self.log(Level::Wrn, format!("{}: {shown} ({rule})", refusal.why));
+                return self.reply(refusal.code, &refusal.text);
             }
         };
-        // SECURITY: the command filter; a refused command never reaches the server.
-        if let Some(f) = filter {
-            match f.check(cmd.verb.as_bytes(), cmd.arg) {
-                Verdict::Allow => {}
-                Verdict::CommandRefused => {
-                    self.log(
-                        Level::Wrn,
-                        format!("command refused by ValidCommands: {shown}"),
-                    );
-                    return self.reply(
-                        reply::NOT_IMPLEMENTED,
-                        &format!("{verb}: command not allowed."),
-                    );
-                }
-                Verdict::ArgumentRefused => {
-                    self.log(
-                        Level::Wrn,
-                        format!("argument refused by ValidCommands: {shown}"),
-                    );
-                    return self.reply(
-                        reply::NOT_IMPLEMENTED_FOR_ARG,
-                        &format!("{verb}: argument not allowed."),
-                    );
-                }
-            }
-        }
-        if kind == Kind::Security {
-            // ClientTLS off: a clear refusal makes clients fall back to
-            // plain FTP instead of breaking.
-            return self.reply(
-                reply::NOT_IMPLEMENTED,
-                &format!("{verb}: TLS is not offered by this proxy."),
-            );
-        }
-        if self.cfg.client_tls == ClientTls::Required {
-            // SECURITY: ClientTLS required: no password in clear, no data
-            // connection in clear.
-            if !self.tls.client && matches!(kind, Kind::User | Kind::Pass) {
-                self.log(Level::Wrn, format!("{verb} refused: TLS required"));
-                return self.reply(
-                    reply::NOT_LOGGED_IN,
-                    "TLS required: use AUTH TLS before logging in.",
-                );
-            }
-            if !self.tls.client_private && kind == Kind::Data {
-                self.log(Level::Wrn, format!("{verb} refused: PROT P required"));
-                return self.reply(
-                    reply::PROTECTION_DENIED,
-                    "Data connections must be protected: use PBSZ 0 and PROT P.",
-                );
-            }
-        }
         if self.server.is_none() {
             return self.before_login(kind, cmd);
         }
@@ -1394,6 +1336,14 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The deciding option of a refusal, for the log.
+    fn rule_text(&self, option: Option<&'static str>) -> String {
+        if self.from_directory && option.is_some() {
+            return "rule: the user's LDAP entry or the file".into();
+        }
+        Rule::of(self.cfg, self.user.as_deref().unwrap_or_default(), option).to_string()
+    }
+
     /// The client leg offers TLS (FEAT lists AUTH TLS, PBSZ, PROT).
     fn tls_offered(&self) -> bool {
         self.cfg.client_tls != ClientTls::Off
@@ -1483,6 +1433,179 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
+
+/// Where a decision came from (SPEC 12, 13): the option's line as
+/// `FILE:LINE` (or `default`) and its context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub option: &'static str,
+    /// `FILE:LINE`, or `default` when a built-in default (or rule) decided.
+    pub at: String,
+    /// `global`, `class NAME`, `user NAME`, or `LDAP entry`.
+    pub context: String,
+}
+
+impl Rule {
+    /// The origin of `option`'s value for `login` in `cfg`; None: one of
+    /// ftpgate's built-in rules decided.
+    pub fn of(cfg: &Config, login: &[u8], option: Option<&'static str>) -> Rule {
+        let Some(option) = option else {
+            return Rule {
+                option: "built-in",
+                at: "default".into(),
+                context: "global".into(),
+            };
+        };
+        match cfg.origin(login, option) {
+            Some(o) => Rule {
+                option,
+                at: o.line.map_or_else(
+                    || "default".to_string(),
+                    |l| format!("{}:{l}", cfg.file.display()),
+                ),
+                context: o.context.to_string(),
+            },
+            None => Rule {
+                option,
+                at: "default".into(),
+                context: "global".into(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rule {} {}, context {}",
+            self.option, self.at, self.context
+        )
+    }
+}
+
+/// The client leg's TLS state, as far as judging a command needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientLeg {
+    /// The control connection is TLS.
+    pub secure: bool,
+    /// PROT P: data connections are TLS.
+    pub private: bool,
+}
+
+/// A command the proxy lets on (to the state that handles it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judged {
+    /// Handled according to its kind (relayed, or acted on).
+    Pass(Kind),
+    /// AUTH, PBSZ, PROT, CCC with ClientTLS on: the proxy's own.
+    Own,
+}
+
+/// A command the proxy refuses: one reply, one log line, and the option
+/// that decided (None: ftpgate's built-in rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub text: String,
+    /// For the log: what refused it.
+    pub why: &'static str,
+    pub rule: Option<&'static str>,
+}
+
+/// The policy on one client command, whatever the session's state: the
+/// command filter (SPEC 4), TLS (SPEC 10), commands ftpgate does not
+/// relay. The session and the policy simulator (`--explain`) both judge
+/// with this function. Pure.
+pub fn judge(
+    cfg: &Config,
+    settings: &UserSettings,
+    tls: ClientLeg,
+    cmd: &Command<'_>,
+) -> Result<Judged, Refusal> {
+    let verb = cmd.verb.as_str();
+    let refuse = |code, text: String, why, rule| {
+        Err(Refusal {
+            code,
+            text,
+            why,
+            rule,
+        })
+    };
+    let known = command::kind(cmd.verb.as_bytes());
+    // SPEC 10: with TLS offered, AUTH, PBSZ, PROT and CCC are the proxy's
+    // own, whatever ValidCommands lists, and never relayed.
+    if cfg.client_tls != ClientTls::Off && known == Some(Kind::Security) {
+        return Ok(Judged::Own);
+    }
+    let filter = settings.valid_commands.as_ref();
+    let kind = match known {
+        Some(k) => k,
+        // An unknown verb reaches the server only if ValidCommands names it.
+        None if filter.is_some_and(|f| f.allows(cmd.verb.as_bytes())) => Kind::Plain,
+        None => {
+            return refuse(
+                reply::SYNTAX_ERROR,
+                format!("{verb}: command not understood."),
+                "unknown command refused",
+                None,
+            );
+        }
+    };
+    // SECURITY: the command filter; a refused command never reaches the server.
+    if let Some(f) = filter {
+        match f.check(cmd.verb.as_bytes(), cmd.arg) {
+            Verdict::Allow => {}
+            Verdict::CommandRefused => {
+                return refuse(
+                    reply::NOT_IMPLEMENTED,
+                    format!("{verb}: command not allowed."),
+                    "command refused by ValidCommands",
+                    Some("ValidCommands"),
+                );
+            }
+            Verdict::ArgumentRefused => {
+                return refuse(
+                    reply::NOT_IMPLEMENTED_FOR_ARG,
+                    format!("{verb}: argument not allowed."),
+                    "argument refused by ValidCommands",
+                    Some("ValidCommands"),
+                );
+            }
+        }
+    }
+    if kind == Kind::Security {
+        // ClientTLS off: a clear refusal makes clients fall back to
+        // plain FTP instead of breaking.
+        return refuse(
+            reply::NOT_IMPLEMENTED,
+            format!("{verb}: TLS is not offered by this proxy."),
+            "TLS command refused (ClientTLS off)",
+            Some("ClientTLS"),
+        );
+    }
+    if cfg.client_tls == ClientTls::Required {
+        // SECURITY: ClientTLS required: no password in clear, no data
+        // connection in clear.
+        if !tls.secure && matches!(kind, Kind::User | Kind::Pass) {
+            return refuse(
+                reply::NOT_LOGGED_IN,
+                "TLS required: use AUTH TLS before logging in.".into(),
+                "login refused: TLS required",
+                Some("ClientTLS"),
+            );
+        }
+        if !tls.private && kind == Kind::Data {
+            return refuse(
+                reply::PROTECTION_DENIED,
+                "Data connections must be protected: use PBSZ 0 and PROT P.".into(),
+                "data command refused: PROT P required",
+                Some("ClientTLS"),
+            );
+        }
+    }
+    Ok(Judged::Pass(kind))
 }
 
 /// Is this client line an ABOR (after Telnet IP/Synch were stripped) that

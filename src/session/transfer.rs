@@ -186,7 +186,11 @@ impl<'a> Session<'a> {
         if let Err(why) =
             check_client_port(target, self.client_addr.ip(), self.settings.same_address)
         {
-            self.log(Level::Wrn, format!("{verb} {target} refused: {why}"));
+            let rule = self.rule_text(Some("SameAddress"));
+            self.log(
+                Level::Wrn,
+                format!("{verb} {target} refused: {why} ({rule})"),
+            );
             return self.reply(
                 reply::NOT_IMPLEMENTED_FOR_ARG,
                 &format!("{verb} refused: {why}."),
@@ -334,9 +338,10 @@ impl<'a> Session<'a> {
         // SECURITY: the server's 227/229 must name the server itself and
         // an unprivileged port: the proxy is not a bounce for the server.
         if let Err(why) = check_server_passive(target, server_ip, self.settings.same_address) {
+            let rule = self.rule_text(Some("SameAddress"));
             self.log(
                 Level::Wrn,
-                format!("server passive address {target} refused: {why}"),
+                format!("server passive address {target} refused: {why} ({rule})"),
             );
             return self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
         }
@@ -442,9 +447,10 @@ impl<'a> Session<'a> {
         // peer's own address (SameAddress); others are closed and logged,
         // and the wait goes on.
         if let Err(why) = check_data_peer(from.ip(), expected, self.settings.same_address) {
+            let rule = self.rule_text(Some("SameAddress"));
             self.log(
                 Level::Wrn,
-                format!("{what} data connection from {from} refused: {why}"),
+                format!("{what} data connection from {from} refused: {why} ({rule})"),
             );
             self.actions.push_back(Action::DropAccepted(listener));
             self.state = State::ExpectData(t);
