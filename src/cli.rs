@@ -27,6 +27,12 @@ pub enum Action {
     Version,
     /// `--help`
     Help,
+    /// `--explain CLIENT USER [COMMAND...]`: the policy simulator (SPEC 13).
+    Explain {
+        client: String,
+        user: String,
+        commands: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +79,10 @@ usage: ftpgate [-c] [-d|-i] [-f FILE] [-n] [-v LEVEL] [-V]
   -v, --verbose N    debug verbosity 0-4 to the log
   -V, --version      print the version and exit
   -h, --help         this text
+  --explain CLIENT USER [COMMAND...]
+                     what the configuration does with this client, login
+                     and commands, without any network traffic; exit 0
+                     if all is allowed, 1 if something is refused
 ";
 
 /// Parse the arguments after the program name. Short flags may be grouped
@@ -118,6 +128,21 @@ where
                 "foreground" => o.foreground = true,
                 "version" => o.action = Action::Version,
                 "help" => o.action = Action::Help,
+                "explain" => {
+                    // Everything after it is the question: CLIENT USER
+                    // [COMMAND...] (commands may start with '-' too).
+                    let client = inline
+                        .or_else(|| args.next())
+                        .ok_or(CliError::MissingValue("--explain (CLIENT USER)"))?;
+                    let user = args
+                        .next()
+                        .ok_or(CliError::MissingValue("--explain CLIENT (USER)"))?;
+                    o.action = Action::Explain {
+                        client,
+                        user,
+                        commands: args.by_ref().collect(),
+                    };
+                }
                 "config" => {
                     o.config = PathBuf::from(
                         inline

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod data;
+pub mod explain;
 pub mod ftp;
 pub mod ldap;
 pub mod limits;
@@ -52,6 +53,11 @@ pub fn run(opts: &Options) -> Result<ExitStatus> {
             Ok(0)
         }
         Action::Check => Ok(check(&opts.config)),
+        Action::Explain {
+            ref client,
+            ref user,
+            ref commands,
+        } => Ok(explain::run(&opts.config, client, user, commands)),
         Action::Run => {
             let mode = match opts.mode {
                 Some(m) => m,

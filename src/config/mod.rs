@@ -264,6 +264,8 @@ pub struct LdapAuth {
 pub struct UserContext {
     /// lower-case name without the `*`
     pub name: String,
+    /// The line that opened the context first.
+    pub line: usize,
     pub wildcard: bool,
     pub settings: UserSettings,
     /// the lines as given, for an LDAP entry layered on top
@@ -675,6 +677,7 @@ impl Config {
 
         let mut global = Context::default();
         let mut users: Vec<Context> = Vec::new();
+        let mut user_lines: Vec<usize> = Vec::new();
         // `[-Class-NAME-]` contexts (SPEC 11), each with the line that
         // opened it first, and the ClientClass lines in file order.
         let mut class_contexts: Vec<(Context, usize)> = Vec::new();
@@ -723,6 +726,7 @@ impl Config {
                                 wildcard,
                                 settings: Vec::new(),
                             });
+                            user_lines.push(entry.line);
                             users.len() - 1
                         }
                     };
@@ -856,8 +860,10 @@ impl Config {
         let global_settings = g.user_settings(&mut errors);
         let user_contexts: Vec<UserContext> = users
             .iter()
-            .map(|c| UserContext {
+            .zip(&user_lines)
+            .map(|(c, line)| UserContext {
                 name: c.name.clone(),
+                line: *line,
                 wildcard: c.wildcard,
                 settings: Layers {
                     layers: vec![c, &global],
@@ -1003,6 +1009,13 @@ impl Config {
             line: None,
             context: ContextName::Global,
         })
+    }
+
+    /// The user context a login name falls in: its name as written
+    /// (`bob`, `ftp*`) and its line; None for the global context.
+    pub fn context_of(&self, login: &[u8]) -> Option<(String, usize)> {
+        self.user_context(login)
+            .map(|c| (c.context.display(), c.line))
     }
 
     /// The user context a login name falls in, if any (see [`Config::for_user`]).

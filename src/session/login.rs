@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Action, End, Peer, Purpose, Rule, Secure, Server, Session, State, canonical};
-use crate::config::{Level, ServerTls, UserSettings};
+use crate::config::{Config, Level, ServerTls, UserSettings};
 use crate::ftp::escape;
 use crate::ftp::reply::{self, Reply};
 use crate::ldap::{self, Entry, Found, LdapError};
@@ -102,70 +102,15 @@ pub(super) enum Greeting {
 impl<'a> Session<'a> {
     pub(super) fn login(&mut self, arg: &[u8]) {
         let cfg = self.cfg;
-        let magic = cfg.allow_magic_user || cfg.force_magic_user;
-        let auth_magic = cfg
-            .ldap
-            .as_ref()
-            .and_then(|l| l.auth.as_ref())
-            .and_then(|a| a.magic);
-        let mut auth_user = None;
-        let login = if let Some(mode) = auth_magic {
-            match split_auth(arg, mode, magic.then_some(cfg.user_magic_char)) {
-                Ok(a) => {
-                    auth_user = Some(a.auth_user);
-                    a.login
+        let (login, auth_user) = match parse_login(cfg, arg) {
+            Ok(l) => l,
+            Err(refused) => {
+                if let Some(why) = refused.log {
+                    self.log(Level::Wrn, why);
                 }
-                Err(e) => {
-                    self.log(
-                        Level::Wrn,
-                        format!("bad proxy login '{}': {e}", escape(arg)),
-                    );
-                    let form = match mode {
-                        AuthMagic::AuthLast => "ftpuser@authuser",
-                        AuthMagic::AuthFirst => "authuser@ftpuser",
-                    };
-                    return self.reply(
-                        reply::NOT_LOGGED_IN,
-                        &format!("Bad login: {e}; log in as {form}."),
-                    );
-                }
-            }
-        } else if magic {
-            match split_magic(arg, cfg.user_magic_char) {
-                Ok(l) => l,
-                Err(e) => {
-                    self.log(
-                        Level::Wrn,
-                        format!("bad magic login '{}': {e}", escape(arg)),
-                    );
-                    return self.reply(reply::NOT_LOGGED_IN, &format!("Bad login: {e}."));
-                }
-            }
-        } else {
-            Login {
-                user: arg,
-                host: None,
-                port: None,
+                return self.reply(reply::NOT_LOGGED_IN, &refused.text);
             }
         };
-        // SECURITY: ForceMagicUser: the client must name the server.
-        if cfg.force_magic_user && login.host.is_none() {
-            return self.reply(
-                reply::NOT_LOGGED_IN,
-                &format!("Log in as user{}host[:port].", cfg.user_magic_char as char),
-            );
-        }
-        // SECURITY: UserNameRule keeps odd names out of the context lookup and
-        // away from the server.
-        for name in [Some(login.user), auth_user].into_iter().flatten() {
-            if !cfg.user_name_rule.is_match(name) {
-                self.log(
-                    Level::Wrn,
-                    format!("user name refused by UserNameRule: '{}'", escape(name)),
-                );
-                return self.reply(reply::NOT_LOGGED_IN, "Invalid user name.");
-            }
-        }
         if cfg.ldap.is_none() {
             let settings = Cow::Borrowed(cfg.for_user(login.user));
             return self.open_session(settings, OwnedLogin::of(&login), None);
@@ -833,6 +778,85 @@ impl<'a> Session<'a> {
             "Cannot change user in this session: reconnect to log in as another user.",
         )
     }
+}
+
+/// A USER argument the proxy refuses: the 530 text and the log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRefusal {
+    pub text: String,
+    pub log: Option<String>,
+}
+
+/// Split a USER argument as the configuration says (magic user,
+/// UserAuthMagic) and check the names against UserNameRule: the FTP login
+/// and, with UserAuthMagic, the proxy login. The session and the policy
+/// simulator both use it. Pure.
+pub fn parse_login<'a>(
+    cfg: &Config,
+    arg: &'a [u8],
+) -> Result<(Login<'a>, Option<&'a [u8]>), LoginRefusal> {
+    let magic = cfg.allow_magic_user || cfg.force_magic_user;
+    let auth_magic = cfg
+        .ldap
+        .as_ref()
+        .and_then(|l| l.auth.as_ref())
+        .and_then(|a| a.magic);
+    let mut auth_user = None;
+    let login = if let Some(mode) = auth_magic {
+        match split_auth(arg, mode, magic.then_some(cfg.user_magic_char)) {
+            Ok(a) => {
+                auth_user = Some(a.auth_user);
+                a.login
+            }
+            Err(e) => {
+                let form = match mode {
+                    AuthMagic::AuthLast => "ftpuser@authuser",
+                    AuthMagic::AuthFirst => "authuser@ftpuser",
+                };
+                return Err(LoginRefusal {
+                    text: format!("Bad login: {e}; log in as {form}."),
+                    log: Some(format!("bad proxy login '{}': {e}", escape(arg))),
+                });
+            }
+        }
+    } else if magic {
+        match split_magic(arg, cfg.user_magic_char) {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(LoginRefusal {
+                    text: format!("Bad login: {e}."),
+                    log: Some(format!("bad magic login '{}': {e}", escape(arg))),
+                });
+            }
+        }
+    } else {
+        Login {
+            user: arg,
+            host: None,
+            port: None,
+        }
+    };
+    // SECURITY: ForceMagicUser: the client must name the server.
+    if cfg.force_magic_user && login.host.is_none() {
+        return Err(LoginRefusal {
+            text: format!("Log in as user{}host[:port].", cfg.user_magic_char as char),
+            log: None,
+        });
+    }
+    // SECURITY: UserNameRule keeps odd names out of the context lookup and
+    // away from the server.
+    for name in [Some(login.user), auth_user].into_iter().flatten() {
+        if !cfg.user_name_rule.is_match(name) {
+            return Err(LoginRefusal {
+                text: "Invalid user name.".into(),
+                log: Some(format!(
+                    "user name refused by UserNameRule: '{}'",
+                    escape(name)
+                )),
+            });
+        }
+    }
+    Ok((login, auth_user))
 }
 
 /// SECURITY: a client-chosen destination must not be the proxy itself,

@@ -84,6 +84,11 @@ impl Resolver {
     }
 
     /// Build from the text of a hosts file and a resolv.conf (pure).
+    /// /etc/hosts only, no DNS: the policy simulator sends nothing.
+    pub fn hosts_only() -> Resolver {
+        Resolver::from_text(&read_bounded("/etc/hosts"), "")
+    }
+
     pub fn from_text(hosts: &str, resolv: &str) -> Resolver {
         let mut r = Resolver {
             timeout: Duration::from_secs(limits::DNS_TIMEOUT_SECS),
