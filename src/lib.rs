@@ -317,6 +317,15 @@ fn session_steps(
             "Service not available: proxy TLS configuration error.",
         )
     })?;
+    // SPEC 12: the audit trail, opened before the jail.
+    let trail = log::Trail::open(cfg.audit_log.as_deref(), cfg.xfer_log.as_deref(), log.id())
+        .map_err(|e| {
+            refuse(
+                log,
+                &format!("cannot open the audit trail: {e:#}"),
+                "Service not available: proxy log cannot be opened.",
+            )
+        })?;
     let client = client_socket(cfg).map_err(|e| {
         refuse(
             log,
@@ -341,6 +350,7 @@ fn session_steps(
         proxy_self: peers.proxy_self,
         early,
         tls,
+        trail,
     };
     let end = relay::run(&jailed, start, log);
     Ok(if end.is_failure() { 1 } else { 0 })

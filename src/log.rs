@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::config::{Level, LogDestination};
+use crate::session::{AuditEvent, AuditRecord, Direction, RefusalKind, Side, TransferRecord};
 
 enum Sink {
     Syslog(Logger<LoggerBackend, Formatter3164>),
@@ -146,6 +147,11 @@ impl Log {
         }
     }
 
+    /// The session id that leads every line (also the audit trail's).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     /// The most detailed level written.
     pub fn level(&self) -> Level {
         self.level
@@ -212,5 +218,322 @@ impl Drop for Log {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+/// The audit trail (SPEC 12): AuditLog, JSON Lines with one object per
+/// event, and XferLog, one xferlog(5) line per file transfer. Both files
+/// are opened before the jail, for appending, without following a
+/// symbolic link, under the log file's safety rules; every line is one
+/// write(2), so concurrent sessions never interleave or lose lines.
+pub struct Trail {
+    json: Option<File>,
+    xfer: Option<File>,
+    /// The session id, as at the head of the session's log lines.
+    session: String,
+}
+
+impl Trail {
+    /// Open what the configuration names; `id` is the session id.
+    pub fn open(audit_log: Option<&Path>, xfer_log: Option<&Path>, id: u32) -> Result<Trail> {
+        Ok(Trail {
+            json: audit_log.map(open_append).transpose()?,
+            xfer: xfer_log.map(open_append).transpose()?,
+            session: id.to_string(),
+        })
+    }
+
+    /// Write one record: an AuditLog line, and an XferLog line for a
+    /// RETR/STOR/STOU/APPE. A failed write loses that line only.
+    pub fn record(&mut self, r: &AuditRecord) {
+        if let Some(file) = self.json.as_mut() {
+            let mut line = audit_json(r, &self.session).to_string();
+            line.push('\n');
+            let _ = file.write(line.as_bytes());
+        }
+        if let (Some(file), AuditEvent::Transfer(t)) = (self.xfer.as_mut(), &r.event)
+            && matches!(t.command.as_str(), "RETR" | "STOR" | "STOU" | "APPE")
+        {
+            let line = xferlog_line(&crate::sys::now(), r, t);
+            let _ = file.write(line.as_bytes());
+        }
+    }
+}
+
+/// A trail file: appended to, created 0640, never through a symbolic link,
+/// checked like a log file.
+fn open_append(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    check_meta(path, &file.metadata())?;
+    Ok(file)
+}
+
+/// The AuditLog object of a record (SPEC 12's fields).
+fn audit_json(r: &AuditRecord, session: &str) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut o = Map::new();
+    o.insert("time".into(), Value::String(rfc3339_utc(now)));
+    let event = match &r.event {
+        AuditEvent::SessionStart => "session_start",
+        AuditEvent::Login => "login",
+        AuditEvent::Refused {
+            what: RefusalKind::Command,
+            ..
+        } => "command_refused",
+        AuditEvent::Refused {
+            what: RefusalKind::Destination,
+            ..
+        } => "destination_refused",
+        AuditEvent::Refused {
+            what: RefusalKind::Data,
+            ..
+        } => "data_refused",
+        AuditEvent::Transfer(_) => "transfer",
+        AuditEvent::SessionEnd { .. } => "session_end",
+    };
+    o.insert("event".into(), json!(event));
+    o.insert("session".into(), json!(session));
+    o.insert("client".into(), json!(r.client.to_string()));
+    if let Some(s) = r.server {
+        o.insert("server".into(), json!(s.to_string()));
+    }
+    if let Some(u) = &r.user {
+        o.insert("user".into(), json!(u));
+    }
+    if let Some(c) = &r.class {
+        o.insert("class".into(), json!(c));
+    }
+    o.insert(
+        "tls".into(),
+        json!({ "client": r.tls.0, "server": r.tls.1 }),
+    );
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    match &r.event {
+        AuditEvent::SessionStart | AuditEvent::Login => {}
+        AuditEvent::Refused {
+            subject,
+            reply,
+            rule,
+            ..
+        } => {
+            o.insert("subject".into(), json!(subject));
+            o.insert(
+                "reply".into(),
+                reply
+                    .as_ref()
+                    .map_or(Value::Null, |(code, text)| json!(format!("{code} {text}"))),
+            );
+            o.insert("rule".into(), json!(rule.at));
+            o.insert("option".into(), json!(rule.option));
+            o.insert("context".into(), json!(rule.context));
+        }
+        AuditEvent::Transfer(t) => {
+            let mode = |s: Side| match s {
+                Side::Passive => "passive",
+                Side::Active => "active",
+            };
+            o.insert("command".into(), json!(t.command));
+            o.insert("path".into(), json!(String::from_utf8_lossy(&t.path)));
+            o.insert(
+                "direction".into(),
+                json!(match t.direction {
+                    Direction::Download => "download",
+                    Direction::Upload => "upload",
+                }),
+            );
+            o.insert("bytes".into(), json!(t.bytes));
+            o.insert("seconds".into(), json!(secs(t.millis)));
+            o.insert("result".into(), json!(t.result));
+            o.insert("client_mode".into(), json!(mode(t.client_mode)));
+            o.insert("server_mode".into(), json!(mode(t.server_mode)));
+        }
+        AuditEvent::SessionEnd {
+            reason,
+            millis,
+            transfers,
+            bytes_down,
+            bytes_up,
+        } => {
+            o.insert("reason".into(), json!(reason));
+            o.insert("seconds".into(), json!(secs(*millis)));
+            o.insert("transfers".into(), json!(transfers));
+            o.insert("bytes_down".into(), json!(bytes_down));
+            o.insert("bytes_up".into(), json!(bytes_up));
+        }
+    }
+    Value::Object(o)
+}
+
+/// `2026-12-02T10:00:00.123Z` for a time since the epoch.
+fn rfc3339_utc(since_epoch: std::time::Duration) -> String {
+    let secs = since_epoch.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// One xferlog(5) line (the 14-field wu-ftpd/ProFTPD layout), with its
+/// newline.
+fn xferlog_line(now: &crate::sys::LocalTime, r: &AuditRecord, t: &TransferRecord) -> String {
+    // The file name as the client gave it; white space and control bytes
+    // would break the fields.
+    let name: String = String::from_utf8_lossy(&t.path)
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let name = if name.is_empty() {
+        "_".to_string()
+    } else {
+        name
+    };
+    let user: String = r
+        .user
+        .as_deref()
+        .unwrap_or("*")
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!(
+        "{} {} {} {} {} {} _ {} r {} ftp 0 * {}\n",
+        now.ctime(),
+        t.millis.div_ceil(1000).max(1),
+        r.client.ip(),
+        t.bytes,
+        name,
+        if t.binary { 'b' } else { 'a' },
+        match t.direction {
+            Direction::Download => 'o',
+            Direction::Upload => 'i',
+        },
+        user,
+        if t.result == "complete" { 'c' } else { 'i' },
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_times_are_utc_with_milliseconds() {
+        assert_eq!(
+            rfc3339_utc(Duration::from_millis(0)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        // 2026-12-02 10:00:00.123 UTC
+        assert_eq!(
+            rfc3339_utc(Duration::from_millis(1_796_205_600_123)),
+            "2026-12-02T10:00:00.123Z"
+        );
+        assert_eq!(
+            rfc3339_utc(Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    fn record(t: TransferRecord) -> AuditRecord {
+        AuditRecord {
+            event: AuditEvent::Transfer(t),
+            client: "192.0.2.10:40000".parse().unwrap(),
+            server: None,
+            user: Some("anna".into()),
+            class: Some("internal".into()),
+            tls: (true, false),
+        }
+    }
+
+    #[test]
+    fn an_xferlog_line_has_the_fourteen_fields() {
+        let t = TransferRecord {
+            command: "STOR".into(),
+            path: b"my file\x01.txt".to_vec(),
+            direction: Direction::Upload,
+            bytes: 1234,
+            millis: 10,
+            result: "complete",
+            client_mode: Side::Passive,
+            server_mode: Side::Active,
+            binary: true,
+        };
+        let now = crate::sys::LocalTime {
+            weekday: 3,
+            year: 2026,
+            month: 12,
+            day: 2,
+            hour: 10,
+            minute: 0,
+            second: 0,
+        };
+        let line = xferlog_line(&now, &record(t.clone()), &t);
+        assert_eq!(
+            line,
+            "Wed Dec  2 10:00:00 2026 1 192.0.2.10 1234 my_file_.txt b _ i r anna ftp 0 * c\n"
+        );
+        assert_eq!(line.split_whitespace().count(), 18); // ctime is 5 words
+    }
+
+    #[test]
+    fn an_audit_object_carries_the_common_and_the_transfer_fields() {
+        let t = TransferRecord {
+            command: "RETR".into(),
+            path: b"a \"quoted\" name".to_vec(),
+            direction: Direction::Download,
+            bytes: 7,
+            millis: 1500,
+            result: "aborted",
+            client_mode: Side::Active,
+            server_mode: Side::Passive,
+            binary: false,
+        };
+        let v = audit_json(&record(t), "4242");
+        let text = v.to_string();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["event"], "transfer");
+        assert_eq!(back["session"], "4242");
+        assert_eq!(back["class"], "internal");
+        assert_eq!(back["path"], "a \"quoted\" name");
+        assert_eq!(back["direction"], "download");
+        assert_eq!(back["seconds"], 1.5);
+        assert_eq!(back["client_mode"], "active");
+        assert_eq!(back["tls"]["client"], true);
+        assert!(back["time"].as_str().unwrap().ends_with('Z'));
     }
 }

@@ -19,7 +19,7 @@ use crate::config::{Config, PortRange};
 use crate::data::{self, Pump, TlsPump};
 use crate::ldap;
 use crate::limits;
-use crate::log::Log;
+use crate::log::{Log, Trail};
 use crate::session::{self, Action, Direction, Event, Listener, Params, Peer, Session};
 use crate::sys::jail::Jailed;
 use crate::sys::net::{self, Ports, canonical};
@@ -47,6 +47,8 @@ pub struct Start<'a> {
     pub early: Option<(SocketAddr, TcpStream)>,
     /// The TLS configurations, read before the jail.
     pub tls: Tls,
+    /// AuditLog and XferLog, opened before the jail.
+    pub trail: Trail,
 }
 
 /// The two data connections of a running transfer: source, sink.
@@ -62,6 +64,7 @@ struct Driver<'a> {
     cfg: &'a Config,
     resolver: &'a Resolver,
     log: &'a mut Log,
+    trail: Trail,
     tls: Tls,
     client: Channel,
     server: Option<Channel>,
@@ -107,6 +110,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         cfg,
         resolver: jailed.resolver(),
         log,
+        trail: start.trail,
         tls: start.tls,
         client: Channel::plain(start.client),
         server: None,
@@ -165,6 +169,7 @@ impl Driver<'_> {
                 }
             }
             Action::Log(level, msg) => self.log.write(level, &msg),
+            Action::Audit(record) => self.trail.record(&record),
             Action::ConnectEarly => {
                 self.early =
                     early_destination(self.cfg, self.resolver, e.original_dst(), e.proxy_self())

@@ -316,6 +316,9 @@ pub struct Config {
     pub tls_key_file: Option<PathBuf>,
     /// PEM CA bundle for the server leg.
     pub server_tls_ca_file: PathBuf,
+    /// SPEC 12: JSON Lines audit trail, and the xferlog(5) file.
+    pub audit_log: Option<PathBuf>,
+    pub xfer_log: Option<PathBuf>,
     pub global: UserSettings,
     pub users: Vec<UserContext>,
     /// LDAPServer and friends; None without LDAPServer.
@@ -958,6 +961,8 @@ impl Config {
             tls_certificate_file: None,
             tls_key_file: None,
             server_tls_ca_file: PathBuf::new(),
+            audit_log: None,
+            xfer_log: None,
         };
         for (set, value) in values {
             set(&mut config, value);
@@ -1982,6 +1987,8 @@ mod tests {
             "PassiveMinDataPort 40000\nPassiveMaxDataPort 40100",
         ),
         ("PidFile", "PidFile /run/p"),
+        ("AuditLog", "AuditLog /var/log/ftpgate/audit.json"),
+        ("XferLog", "XferLog /var/log/ftpgate/xferlog"),
         (
             "ClientTLS",
             "TLSCertificateFile /c\nTLSKeyFile /k\nClientTLS optional",

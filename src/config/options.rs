@@ -152,6 +152,7 @@ pub static OPTIONS: &[OptionDef] = &[
     def("AllowedDestinations", U, K::Destinations, None, T::User(|u, v| if let Value::Destinations(d) = v { u.allowed_destinations = Some(d) })),
     def("AllowMagicUser", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_magic_user, v))),
     def("AllowTransProxy", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.allow_trans_proxy, v))),
+    def("AuditLog", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.audit_log, v))),
     def("ClientClass", G, K::ClientClass, None, T::Classes),
     def("ClientTLS", G, K::Choice(&["off", "optional", "required"]), Some("off"), T::Config(|c, v| if let Value::Text(t) = v { c.client_tls = ClientTls::of(&t) })),
     def("ClientTLSImplicit", G, K::Bool, Some("no"), T::Config(|c, v| set_bool(&mut c.client_tls_implicit, v))),
@@ -211,6 +212,7 @@ pub static OPTIONS: &[OptionDef] = &[
     def("UserMagicChar", G, K::Char, Some("@"), T::Config(|c, v| if let Value::Char(b) = v { c.user_magic_char = b })),
     def("UserNameRule", G, K::Regex, Some(user::DEFAULT_RULE), T::Config(|c, v| if let Value::Regex(r) = v { c.user_name_rule = r })),
     def("ValidCommands", U, K::Filter, None, T::User(|u, v| if let Value::Filter(f) = v { u.valid_commands = Some(f) })),
+    def("XferLog", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.xfer_log, v))),
     def("WelcomeMessage", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.welcome_message, v))),
     def("WelcomeString", G, K::Text, Some("%h FTP server (%v - %b) ready"), T::Config(|c, v| set_text(&mut c.welcome_string, v))),
 ];

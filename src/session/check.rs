@@ -284,6 +284,13 @@ impl Checker {
                 }
                 Ok(())
             }
+            Action::Audit(record) => {
+                let text = format!("{record:?}");
+                if contains(text.as_bytes(), SECRET) {
+                    return Err(format!("the password is in an audit record: {text}"));
+                }
+                Ok(())
+            }
             Action::ConnectServer { dest, timeout, .. } => {
                 if !self.handed_out.contains(&canonical(*dest)) {
                     return Err(format!("connect to {dest}, which no look-up gave"));
@@ -566,7 +573,7 @@ impl<'d> Harness<'d> {
                     self.event(Event::ServerError("harness: write failed".into()));
                 }
             }
-            Action::Log(..) => {}
+            Action::Log(..) | Action::Audit(_) => {}
             // A handshake succeeds or fails, as the next byte says.
             Action::StartTls { peer, .. } => {
                 if self.input.choice().is_multiple_of(3) {

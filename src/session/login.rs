@@ -442,10 +442,15 @@ impl<'a> Session<'a> {
                     ),
                 );
                 self.state = State::ExpectUser;
-                return self.reply(
-                    reply::NOT_LOGGED_IN,
-                    &format!("Destination refused: {why}."),
-                );
+                let text = format!("Destination refused: {why}.");
+                let subject = addrs.first().map_or_else(String::new, |a| a.to_string());
+                self.audit(super::AuditEvent::Refused {
+                    what: super::RefusalKind::Destination,
+                    subject,
+                    reply: Some((reply::NOT_LOGGED_IN, text.clone())),
+                    rule,
+                });
+                return self.reply(reply::NOT_LOGGED_IN, &text);
             }
         };
         let Plan {

@@ -273,8 +273,74 @@ pub enum Action {
     StopPump { abort: bool },
     /// Close the data connections of a transfer that did not start.
     CloseData,
+    /// One audit record (SPEC 12): AuditLog, and XferLog for transfers.
+    Audit(Box<AuditRecord>),
     /// The session is over: close everything and exit.
     Close(End),
+}
+
+/// An audit record: the event and what the session knows when it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub event: AuditEvent,
+    pub client: SocketAddr,
+    pub server: Option<SocketAddr>,
+    pub user: Option<String>,
+    pub class: Option<String>,
+    /// TLS on the client's and the server's control connection.
+    pub tls: (bool, bool),
+}
+
+/// What an audit record is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditEvent {
+    SessionStart,
+    /// The server accepted the login (230).
+    Login,
+    /// A refusal: what was refused, the reply sent (if one was), and the
+    /// deciding rule.
+    Refused {
+        what: RefusalKind,
+        subject: String,
+        reply: Option<(u16, String)>,
+        rule: Rule,
+    },
+    Transfer(TransferRecord),
+    SessionEnd {
+        reason: String,
+        millis: u64,
+        transfers: u32,
+        bytes_down: u64,
+        bytes_up: u64,
+    },
+}
+
+/// Which kind of refusal (the AuditLog event name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// `command_refused`
+    Command,
+    /// `destination_refused`
+    Destination,
+    /// `data_refused`: bounce, theft, a bad server address, TLS reuse
+    Data,
+}
+
+/// One RETR/STOR/STOU/APPE/LIST/NLST/MLSD, complete or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord {
+    pub command: String,
+    /// The argument as the client gave it.
+    pub path: Vec<u8>,
+    pub direction: Direction,
+    pub bytes: u64,
+    pub millis: u64,
+    /// `complete`, `aborted` or `failed`.
+    pub result: &'static str,
+    pub client_mode: Side,
+    pub server_mode: Side,
+    /// TYPE I (else ASCII, the default).
+    pub binary: bool,
 }
 
 /// What the driver should watch for the engine (see [`Session::interest`]).
@@ -455,6 +521,10 @@ pub struct Session<'a> {
     user: Option<Vec<u8>>,
     /// The user's settings came from an LDAP entry.
     from_directory: bool,
+    /// The server said 230 (audited once).
+    logged_in: bool,
+    /// TYPE I was the client's last TYPE (xferlog's `b`).
+    binary: bool,
     auth_failures: u32,
     lookups: u32,
     /// the port of the open passive listener offered to the client
@@ -501,6 +571,8 @@ impl<'a> Session<'a> {
             replies: VecDeque::new(),
             user: None,
             from_directory: false,
+            logged_in: false,
+            binary: false,
             auth_failures: 0,
             lookups: 0,
             pasv: None,
@@ -517,6 +589,7 @@ impl<'a> Session<'a> {
             last_io: now,
             now,
         };
+        s.audit(AuditEvent::SessionStart);
         s.send_client(p.greeting);
         // A DestinationAddress name (not connected to before the jail): the
         // lookup may wait for DNS, so it comes after the greeting, and the
@@ -752,6 +825,14 @@ impl<'a> Session<'a> {
             Level::Inf
         };
         self.log(level, line);
+        let millis = self.now.saturating_duration_since(self.started).as_millis();
+        self.audit(AuditEvent::SessionEnd {
+            reason: end.to_string(),
+            millis: u64::try_from(millis).unwrap_or(u64::MAX),
+            transfers: self.totals.transfers,
+            bytes_down: self.totals.bytes_down,
+            bytes_up: self.totals.bytes_up,
+        });
         if matches!(end, End::ServerClosed(_)) && !self.closing_sent {
             self.reply(
                 reply::SERVICE_NOT_AVAILABLE,
@@ -1238,6 +1319,12 @@ impl<'a> Session<'a> {
             Err(refusal) => {
                 let rule = self.rule_text(refusal.rule);
                 self.log(Level::Wrn, format!("{}: {shown} ({rule})", refusal.why));
+                self.audit_refusal(
+                    RefusalKind::Command,
+                    shown,
+                    Some((refusal.code, &refusal.text)),
+                    refusal.rule,
+                );
                 return self.reply(refusal.code, &refusal.text);
             }
         };
@@ -1261,6 +1348,11 @@ impl<'a> Session<'a> {
                 "REIN not supported by this proxy: reconnect instead.",
             ),
             Kind::Pass | Kind::Abort | Kind::Plain | Kind::Security => {
+                if cmd.verb.as_bytes() == b"TYPE" {
+                    // xferlog's transfer type: I (and L 8) are binary.
+                    let arg = cmd.arg.to_ascii_uppercase();
+                    self.binary = arg.starts_with(b"I") || arg.starts_with(b"L");
+                }
                 self.send_server(&line);
                 self.expect_final(Purpose::Relay);
             }
@@ -1310,6 +1402,10 @@ impl<'a> Session<'a> {
             return;
         }
         self.state = State::Ready;
+        if r.code == reply::LOGGED_IN && matches!(purpose, Purpose::Relay) && !self.logged_in {
+            self.logged_in = true;
+            self.audit(AuditEvent::Login);
+        }
         match purpose {
             Purpose::Relay => self.send_client(r.to_wire()),
             Purpose::Quit => {
@@ -1334,6 +1430,39 @@ impl<'a> Session<'a> {
                 self.expect_final(Purpose::Relay);
             }
         }
+    }
+
+    /// Queue an audit record with what the session knows now.
+    fn audit(&mut self, event: AuditEvent) {
+        let record = AuditRecord {
+            event,
+            client: self.client_addr,
+            server: self.server.map(|s| s.addr),
+            user: self
+                .user
+                .as_deref()
+                .map(|u| String::from_utf8_lossy(u).into_owned()),
+            class: self.cfg.class.clone(),
+            tls: (self.tls.client, self.tls.server),
+        };
+        self.actions.push_back(Action::Audit(Box::new(record)));
+    }
+
+    /// Audit a refusal of `what` (`subject`): the reply sent and the rule.
+    fn audit_refusal(
+        &mut self,
+        what: RefusalKind,
+        subject: String,
+        reply: Option<(u16, &str)>,
+        option: Option<&'static str>,
+    ) {
+        let rule = Rule::of(self.cfg, self.user.as_deref().unwrap_or_default(), option);
+        self.audit(AuditEvent::Refused {
+            what,
+            subject,
+            reply: reply.map(|(c, t)| (c, t.to_string())),
+            rule,
+        });
     }
 
     /// The deciding option of a refusal, for the log.

@@ -45,8 +45,10 @@ fn config(extra: &str) -> &'static Config {
 struct T {
     s: Session<'static>,
     now: Instant,
-    /// Actions not looked at yet.
+    /// Actions not looked at yet (audit records aside).
     out: Vec<Action>,
+    /// Audit records, in order (see the audit tests).
+    audits: Vec<AuditRecord>,
 }
 
 impl T {
@@ -77,6 +79,7 @@ impl T {
             s,
             now,
             out: Vec::new(),
+            audits: Vec::new(),
         };
         t.collect();
         assert_eq!(t.client_lines(), ["220 ftpgate ready"]);
@@ -87,8 +90,19 @@ impl T {
 
     fn collect(&mut self) {
         while let Some(a) = self.s.poll_action() {
-            self.out.push(a);
+            match a {
+                Action::Audit(r) => self.audits.push(*r),
+                a => self.out.push(a),
+            }
         }
+    }
+
+    /// The audit events since the last look (removed).
+    fn audit_events(&mut self) -> Vec<AuditEvent> {
+        std::mem::take(&mut self.audits)
+            .into_iter()
+            .map(|r| r.event)
+            .collect()
     }
 
     fn event(&mut self, e: Event<'_>) {
@@ -2303,4 +2317,78 @@ fn server_tls_protection_sends_prot_p_before_the_first_transfer_only() {
     assert_eq!(t.server_lines(), ["PROT P"]);
     t.server(&["200 PROT now Private"]);
     assert_eq!(t.server_lines(), ["PASV"]);
+}
+
+// ----- audit records (SPEC 12) ---------------------------------------------------
+
+#[test]
+fn a_session_is_audited_from_start_to_end() {
+    let mut t = T::new("ValidCommands USER,PASS,PASV,RETR,QUIT");
+    t.login();
+    t.client(&["DELE x"]);
+    assert_eq!(t.codes(), ["502"]);
+    t.transfer("RETR f", Direction::Download);
+    t.event(Event::TransferEnded {
+        bytes: 5,
+        finished: true,
+        note: None,
+    });
+    t.server(&["226 done"]);
+    t.client(&["QUIT"]);
+    t.server(&["221 bye"]);
+    let events = t.audit_events();
+    assert!(matches!(events[0], AuditEvent::SessionStart));
+    assert!(matches!(events[1], AuditEvent::Login));
+    match &events[2] {
+        AuditEvent::Refused {
+            what: RefusalKind::Command,
+            subject,
+            reply: Some((502, _)),
+            rule,
+        } => {
+            assert_eq!(subject, "DELE x");
+            assert_eq!(rule.at, "test.conf:2");
+            assert_eq!(rule.context, "global");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &events[3] {
+        AuditEvent::Transfer(t) => {
+            assert_eq!(
+                (t.command.as_str(), t.bytes, t.result),
+                ("RETR", 5, "complete")
+            );
+            assert_eq!(
+                (t.client_mode, t.server_mode),
+                (Side::Passive, Side::Passive)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        events[4],
+        AuditEvent::SessionEnd { transfers: 1, .. }
+    ));
+    assert_eq!(events.len(), 5);
+}
+
+#[test]
+fn a_bounce_is_audited_as_a_data_refusal_naming_same_address() {
+    let mut t = T::logged_in("");
+    t.audit_events();
+    t.client(&["PORT 203,0,113,9,200,1"]);
+    assert_eq!(t.codes(), ["504"]);
+    match t.audit_events().as_slice() {
+        [
+            AuditEvent::Refused {
+                what: RefusalKind::Data,
+                rule,
+                reply: Some((504, _)),
+                ..
+            },
+        ] => {
+            assert_eq!((rule.option, rule.at.as_str()), ("SameAddress", "default"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

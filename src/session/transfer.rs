@@ -6,7 +6,10 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{Action, Direction, End, Listener, Peer, Session, Side, State, canonical, direction};
+use super::{
+    Action, AuditEvent, Direction, End, Listener, Peer, RefusalKind, Session, Side, State,
+    TransferRecord, canonical, direction,
+};
 use crate::config::{Level, Protection};
 use crate::ftp::addr;
 use crate::ftp::command::Command;
@@ -24,6 +27,8 @@ pub(super) struct Transfer {
     direction: Direction,
     /// The mode towards the server, as the server sees it.
     server_side: Side,
+    /// The client's mode (its PASV/EPSV: passive; PORT/EPRT: active).
+    client_side: Side,
     /// The server's passive address, once known.
     pub(super) server_target: Option<SocketAddr>,
     /// The server's data connection is there.
@@ -191,10 +196,14 @@ impl<'a> Session<'a> {
                 Level::Wrn,
                 format!("{verb} {target} refused: {why} ({rule})"),
             );
-            return self.reply(
-                reply::NOT_IMPLEMENTED_FOR_ARG,
-                &format!("{verb} refused: {why}."),
+            let text = format!("{verb} refused: {why}.");
+            self.audit_refusal(
+                RefusalKind::Data,
+                format!("{verb} {target}"),
+                Some((reply::NOT_IMPLEMENTED_FOR_ARG, &text)),
+                Some("SameAddress"),
             );
+            return self.reply(reply::NOT_IMPLEMENTED_FOR_ARG, &text);
         }
         if self.cfg.port_resets_pasv {
             self.close_pasv();
@@ -226,6 +235,7 @@ impl<'a> Session<'a> {
             arg: cmd.arg.to_vec(),
             direction: direction(cmd.verb.as_bytes()),
             server_side: side,
+            client_side,
             server_target: None,
             server_ready: false,
             client_connecting: false,
@@ -343,6 +353,12 @@ impl<'a> Session<'a> {
                 Level::Wrn,
                 format!("server passive address {target} refused: {why} ({rule})"),
             );
+            self.audit_refusal(
+                RefusalKind::Data,
+                format!("server passive address {target}"),
+                Some((reply::CANT_OPEN_DATA, "Cannot open data connection.")),
+                Some("SameAddress"),
+            );
             return self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
         }
         t.server_target = Some(target);
@@ -453,6 +469,12 @@ impl<'a> Session<'a> {
                 format!("{what} data connection from {from} refused: {why} ({rule})"),
             );
             self.actions.push_back(Action::DropAccepted(listener));
+            self.audit_refusal(
+                RefusalKind::Data,
+                format!("{what} data connection from {from}"),
+                None,
+                Some("SameAddress"),
+            );
             self.state = State::ExpectData(t);
             return;
         }
@@ -541,6 +563,15 @@ impl<'a> Session<'a> {
             self.log(
                 Level::Wrn,
                 format!("client data connection refused: TLS session not resumed ({why})"),
+            );
+            self.audit_refusal(
+                RefusalKind::Data,
+                "client data connection: TLS session not resumed".into(),
+                Some((
+                    reply::CANT_OPEN_DATA,
+                    "Cannot open data connection: TLS session reuse required.",
+                )),
+                Some("ClientTLSRequireReuse"),
             );
             return self.data_failed_with(
                 t,
@@ -666,7 +697,27 @@ impl<'a> Session<'a> {
 
     /// SPEC 8: one line per transfer, bytes each way.
     fn log_transfer(&mut self, t: &Transfer, code: u16) {
-        let secs = self.now.saturating_duration_since(t.started).as_secs_f64();
+        let elapsed = self.now.saturating_duration_since(t.started);
+        // SPEC 12: the transfer's audit record.
+        let result = if t.abort_requested || code == reply::TRANSFER_ABORTED {
+            "aborted"
+        } else if (200..300).contains(&code) && !t.cut {
+            "complete"
+        } else {
+            "failed"
+        };
+        self.audit(AuditEvent::Transfer(TransferRecord {
+            command: t.verb.clone(),
+            path: t.arg.clone(),
+            direction: t.direction,
+            bytes: t.bytes,
+            millis: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            result,
+            client_mode: t.client_side,
+            server_mode: t.server_side,
+            binary: self.binary,
+        }));
+        let secs = elapsed.as_secs_f64();
         let bytes = t.bytes;
         match t.direction {
             Direction::Download => self.totals.bytes_down += bytes,

@@ -18,6 +18,8 @@ pub mod transparent;
 /// Local wall-clock time, broken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime {
+    /// 0 = Sunday
+    pub weekday: u32,
     pub year: i32,
     pub month: u32,
     pub day: u32,
@@ -30,6 +32,21 @@ impl LocalTime {
     /// `YYYY/MM/DD`, ftp-proxy's `%d`.
     pub fn date(&self) -> String {
         format!("{:04}/{:02}/{:02}", self.year, self.month, self.day)
+    }
+    /// ctime(3) without its newline: `Wed Dec  2 10:00:00 2026` (xferlog).
+    pub fn ctime(&self) -> String {
+        const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let day = DAYS.get(self.weekday as usize).unwrap_or(&"Thu");
+        let month = MONTHS
+            .get((self.month as usize).saturating_sub(1))
+            .unwrap_or(&"Jan");
+        format!(
+            "{day} {month} {:>2} {:02}:{:02}:{:02} {}",
+            self.day, self.hour, self.minute, self.second, self.year
+        )
     }
     /// `HH:MM:SS`, ftp-proxy's `%t`.
     pub fn time(&self) -> String {
@@ -60,6 +77,7 @@ pub fn now() -> LocalTime {
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&secs, &mut tm).is_null() {
             return LocalTime {
+                weekday: 4,
                 year: 1970,
                 month: 1,
                 day: 1,
@@ -71,6 +89,7 @@ pub fn now() -> LocalTime {
         tm
     };
     LocalTime {
+        weekday: tm.tm_wday as u32,
         year: tm.tm_year + 1900,
         month: (tm.tm_mon + 1) as u32,
         day: tm.tm_mday as u32,
