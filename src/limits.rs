@@ -97,6 +97,16 @@ pub const SPLICE_PIPE: usize = 1 << 20;
 /// even while both data sockets stay ready.
 pub const MAX_BYTES_PER_WAKEUP: u64 = 4 << 20;
 
+/// Bytes a rate-limited transfer may move before the pace applies, and the
+/// most a paced transfer saves up while its source is idle (SPEC 14: "a
+/// first buffer of at most 64 KiB may go out unpaced").
+pub const RATE_BURST: u64 = 64 * 1024;
+
+/// A paced transfer waits until it may read at least 1/RATE_WAKEUPS of a
+/// second's worth (at most half of [`RATE_BURST`]): about this many wake-ups
+/// per second, whatever the rate, instead of one per few bytes.
+pub const RATE_WAKEUPS: u64 = 16;
+
 /// Largest LDAP message read from the directory, bytes. A user profile is
 /// a few hundred bytes; entries with photos or certificates stay well below.
 pub const MAX_LDAP_MESSAGE: usize = 256 * 1024;

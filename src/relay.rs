@@ -331,8 +331,9 @@ impl Driver<'_> {
                 direction,
                 client_tls,
                 server_tls,
+                rate,
             } => {
-                self.start_pump(e, direction, client_tls, server_tls);
+                self.start_pump(e, direction, client_tls, server_tls, rate);
                 // Data that came with a TLS handshake is in TLS's buffer
                 // already: move it now rather than wait for the socket.
                 if matches!(self.transfer, Some(Transfer::Tls(..))) {
@@ -430,19 +431,29 @@ impl Driver<'_> {
     /// are to be TLS (towards the client the proxy is the TLS server and,
     /// with ClientTLSRequireReuse, insists on a resumed session; towards
     /// the server it resumes the control connection's session), then the
-    /// pump: splice when both are plain.
+    /// pump: splice when both are plain. `rate` paces the pump's reads
+    /// from the source (see [`data::Bucket`] for why not kernel pacing).
     fn start_pump(
         &mut self,
         e: &mut Session<'_>,
         direction: Direction,
         client_tls: bool,
         server_tls: bool,
+        rate: Option<u64>,
     ) {
         let (Some(server), Some(client)) = (self.server_data.take(), self.client_data.take())
         else {
             return;
         };
         self.pump_note = None;
+        let way = match direction {
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+        };
+        match rate {
+            Some(r) => self.log.dbg(&format!("{way} limited to {r} bytes/s")),
+            None => self.log.dbg(&format!("{way} not rate-limited")),
+        }
         if !client_tls && !server_tls {
             let (src, dst) = match direction {
                 Direction::Download => (server, client),
@@ -451,6 +462,7 @@ impl Driver<'_> {
             let _ = src.set_nonblocking(true);
             let _ = dst.set_nonblocking(true);
             self.pump.reset();
+            self.pump.limit(rate, Instant::now());
             self.transfer = Some(Transfer::Splice(src, dst));
             return;
         }
@@ -516,6 +528,7 @@ impl Driver<'_> {
         let _ = src.sock.set_nonblocking(true);
         let _ = dst.sock.set_nonblocking(true);
         self.tls_pump = TlsPump::new(limits::DATA_BUFFER, self.cfg.max_recv_buf_size);
+        self.tls_pump.limit(rate, Instant::now());
         self.transfer = Some(Transfer::Tls(src, dst));
     }
 
@@ -576,10 +589,14 @@ impl Driver<'_> {
     fn wait(&mut self, e: &mut Session<'_>) {
         let want = e.interest();
         let now = Instant::now();
+        // A rate-limited source held back by its pace is not polled: the
+        // poll's time-out is when the pace lets it be read again.
+        let resume = if want.pump { self.pace(now) } else { None };
         let deadline = e
             .deadline()
             .into_iter()
             .chain(self.lingering.iter().map(|(_, until)| *until))
+            .chain(resume)
             .min();
         let timeout = deadline
             .map(|d| d.saturating_duration_since(now))
@@ -647,7 +664,15 @@ impl Driver<'_> {
         let at = |slot: Option<usize>| slot.and_then(|i| revents.get(i).copied().flatten());
         self.linger(&revents[linger_base..], woke);
         if !woke {
-            e.handle(Instant::now(), Event::Timer);
+            if resume.is_some_and(|at| Instant::now() >= at) {
+                // The pace allows a read again. Step at once rather than
+                // poll first: TLS may hold plaintext no poll announces.
+                // An engine deadline due now comes at the next wait.
+                let want_w = self.pump.wants_write();
+                self.pump_wakeup(e, true, want_w, Some(PollFlags::POLLIN), None);
+            } else {
+                e.handle(Instant::now(), Event::Timer);
+            }
             return;
         }
         if let Some(i) = pump_slots {
@@ -664,6 +689,22 @@ impl Driver<'_> {
             && !e.is_ended()
         {
             self.accept(e, which);
+        }
+    }
+
+    /// Bring the running transfer's pace up to `now`; when it holds the
+    /// source back, the time it lets go.
+    fn pace(&mut self, now: Instant) -> Option<Instant> {
+        match self.transfer {
+            Some(Transfer::Splice(..)) => {
+                self.pump.refill(now);
+                self.pump.resume_at()
+            }
+            Some(Transfer::Tls(..)) => {
+                self.tls_pump.refill(now);
+                self.tls_pump.resume_at()
+            }
+            None => None,
         }
     }
 
@@ -691,6 +732,7 @@ impl Driver<'_> {
         r_dst: Option<PollFlags>,
     ) {
         let mut stop = false;
+        self.pace(Instant::now());
         let done = match self.transfer.as_mut() {
             None => return,
             Some(Transfer::Splice(src, dst)) => {

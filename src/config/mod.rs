@@ -194,6 +194,9 @@ pub struct UserSettings {
     pub server_tls_verify: bool,
     pub server_tls_name: Option<String>,
     pub server_tls_protection: Protection,
+    /// MaxDownloadRate/MaxUploadRate, bytes per second; None: no limit.
+    pub max_download_rate: Option<u64>,
+    pub max_upload_rate: Option<u64>,
 }
 
 impl UserSettings {
@@ -216,6 +219,8 @@ impl UserSettings {
             server_tls_verify: false,
             server_tls_name: None,
             server_tls_protection: Protection::Private,
+            max_download_rate: None,
+            max_upload_rate: None,
         }
     }
 }
@@ -1977,7 +1982,9 @@ mod tests {
         ("MaxClients", "MaxClients 5"),
         ("MaxClientsMessage", "MaxClientsMessage /etc/busy"),
         ("MaxClientsString", "MaxClientsString busy"),
+        ("MaxDownloadRate", "MaxDownloadRate 500k"),
         ("MaxRecvBufSize", "MaxRecvBufSize 4096"),
+        ("MaxUploadRate", "MaxUploadRate 2M"),
         (
             "PassiveMaxDataPort",
             "PassiveMinDataPort 40000\nPassiveMaxDataPort 40100",

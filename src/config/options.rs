@@ -80,6 +80,10 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// ClientClass: a class name, then address blocks.
     ClientClass,
+    /// MaxDownloadRate/MaxUploadRate: bytes per second, a decimal number
+    /// with an optional `k` (1024) or `m` (1048576) suffix, any case; 0 is
+    /// no limit (stored as Int).
+    Rate,
 }
 
 /// Where an option's value goes: the one place an option is bound to its
@@ -185,7 +189,9 @@ pub static OPTIONS: &[OptionDef] = &[
     def("MaxClients", G, K::Int { min: 1, max: 512 }, Some("64"), T::Config(|c, v| set_int(&mut c.max_clients, v))),
     def("MaxClientsMessage", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.max_clients_message, v))),
     def("MaxClientsString", G, K::Text, Some("Service not available"), T::Config(|c, v| set_text(&mut c.max_clients_string, v))),
+    def("MaxDownloadRate", U, K::Rate, Some("0"), T::User(|u, v| set_rate(&mut u.max_download_rate, v))),
     def("MaxRecvBufSize", G, K::Int { min: 512, max: 1 << 30 }, None, T::Config(|c, v| if let Value::Int(n) = v { c.max_recv_buf_size = usize::try_from(n).ok() })),
+    def("MaxUploadRate", U, K::Rate, Some("0"), T::User(|u, v| set_rate(&mut u.max_upload_rate, v))),
     def("PassiveMaxDataPort", U, K::Port, None, T::RangeHigh),
     def("PassiveMinDataPort", U, K::Port, None, T::RangeLow { high: "PassiveMaxDataPort", set: |u, r| u.passive_ports = r }),
     def("PidFile", G, K::Path, None, T::Config(|c, v| set_some_path(&mut c.pid_file, v))),
@@ -233,6 +239,13 @@ fn set_int<N: TryFrom<u64>>(field: &mut N, value: Value) {
         && let Ok(n) = N::try_from(n)
     {
         *field = n;
+    }
+}
+
+/// A rate of 0 is no limit.
+fn set_rate(field: &mut Option<u64>, value: Value) {
+    if let Value::Int(n) = value {
+        *field = (n > 0).then_some(n);
     }
 }
 
@@ -521,12 +534,38 @@ pub fn convert_with(
                 Err(format!("{name}: expected ldap, not '{raw}'"))
             }
         }
+        K::Rate => parse_rate(raw).map(Value::Int).ok_or_else(|| {
+            format!("{name}: expected bytes per second, a number with an optional k or m suffix, not '{raw}'")
+        }),
         K::AuthMagic => match raw {
             "@auth" => Ok(Value::AuthMagic(user::AuthMagic::AuthLast)),
             "auth@" => Ok(Value::AuthMagic(user::AuthMagic::AuthFirst)),
             _ => Err(format!("{name}: expected @auth or auth@, not '{raw}'")),
         },
     }
+}
+
+/// The largest rate accepted: 1 TiB/s, far above any link, so that a
+/// typo with too many digits is an error rather than "no limit".
+const MAX_RATE: u64 = 1 << 40;
+
+/// MaxDownloadRate/MaxUploadRate: `DIGITS [k|K|m|M]`, bytes per second
+/// (k = 1024, m = 1048576), at most [`MAX_RATE`]. Never panics, for any
+/// input.
+pub fn parse_rate(raw: &str) -> Option<u64> {
+    let (digits, unit) = match raw.as_bytes().last() {
+        Some(b'k' | b'K') => (&raw[..raw.len() - 1], 1 << 10),
+        Some(b'm' | b'M') => (&raw[..raw.len() - 1], 1 << 20),
+        _ => (raw, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|n| *n <= MAX_RATE)
 }
 
 /// How LDAPAuthPWAttr's value is stored.
@@ -792,6 +831,8 @@ mod tests {
             ("TranslatedAddress", "192.0.2.1"),
             ("TranslatedAddress", "fw.example.com"),
             ("TranslatedAddress", "/etc/ftpgate/address"),
+            ("MaxDownloadRate", "0"),
+            ("MaxUploadRate", "64K"),
         ];
         for (name, raw) in cases {
             assert!(convert(opt(name), raw).is_ok(), "{name} {raw}");
@@ -871,6 +912,8 @@ mod tests {
             ("Listen", "0.0.0.0:21"),
             ("TranslatedAddress", "2001:db8::1"),
             ("TranslatedAddress", "etc/address"),
+            ("MaxDownloadRate", "fast"),
+            ("MaxUploadRate", "-1"),
         ];
         for (name, raw) in cases {
             match convert(opt(name), raw) {
@@ -878,6 +921,102 @@ mod tests {
                 Err(why) => assert!(why.starts_with(opt(name).name), "{why}"),
             }
         }
+    }
+
+    #[test]
+    fn rates_take_k_and_m_suffixes_in_any_case() {
+        let cases = [
+            ("0", Some(0)),
+            ("1", Some(1)),
+            ("500000", Some(500_000)),
+            ("500k", Some(500 << 10)),
+            ("500K", Some(500 << 10)),
+            ("1m", Some(1 << 20)),
+            ("3M", Some(3 << 20)),
+            ("0k", Some(0)),
+            ("1099511627776", Some(1 << 40)),
+            ("1048576m", Some(1 << 40)),
+            ("1099511627777", None),
+            ("1048577m", None),
+            ("99999999999999999999", None),
+            ("18014398509481984k", None),
+            ("", None),
+            ("k", None),
+            ("1g", None),
+            ("1kb", None),
+            ("1 k", None),
+            (" 1k", None),
+            ("1.5m", None),
+            ("+1", None),
+            ("-1", None),
+            ("0x10", None),
+            ("１", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse_rate(raw), want, "{raw:?}");
+        }
+    }
+
+    fn settings(text: &str) -> super::super::Config {
+        match super::super::Config::parse_str("r.conf", text) {
+            Ok(c) => c,
+            Err(e) => panic!("{text:?}: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn rates_are_per_user_and_zero_or_absent_is_no_limit() {
+        let c = settings(
+            "DestinationAddress a\nMaxDownloadRate 1m\nMaxUploadRate 100k\n\
+             [bob]\nMaxDownloadRate 2M\n[carol]\nMaxUploadRate 0\nMaxDownloadRate 0\n",
+        );
+        assert_eq!(c.global.max_download_rate, Some(1 << 20));
+        assert_eq!(c.global.max_upload_rate, Some(100 << 10));
+        let bob = c.for_user(b"bob");
+        assert_eq!(bob.max_download_rate, Some(2 << 20));
+        assert_eq!(bob.max_upload_rate, Some(100 << 10));
+        let carol = c.for_user(b"carol");
+        assert_eq!(
+            (carol.max_download_rate, carol.max_upload_rate),
+            (None, None)
+        );
+        let none = settings("DestinationAddress a\n");
+        assert_eq!(
+            (none.global.max_download_rate, none.global.max_upload_rate),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn a_bad_rate_is_an_error_with_its_file_and_line() {
+        let text = "DestinationAddress a\nMaxDownloadRate 1g\n[bob]\nMaxUploadRate ten\n";
+        let Err(errors) = super::super::Config::parse_str("r.conf", text) else {
+            panic!("accepted");
+        };
+        let got: Vec<(String, usize, bool)> = errors
+            .iter()
+            .map(|e| {
+                (
+                    e.file.clone(),
+                    e.line,
+                    e.to_string().contains("bytes per second"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("r.conf".to_string(), 2, true),
+                ("r.conf".to_string(), 4, true)
+            ]
+        );
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("r.conf:2: MaxDownloadRate"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]

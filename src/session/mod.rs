@@ -262,11 +262,14 @@ pub enum Action {
     /// Both data connections are there: secure those that are to be TLS
     /// (the proxy is the TLS server towards the client, the TLS client
     /// towards the server, resuming the control sessions), then move the
-    /// bytes this way. A failed handshake answers [`Event::DataTlsFailed`].
+    /// bytes this way, at most `rate` bytes per second (MaxDownloadRate or
+    /// MaxUploadRate; None: no limit). A failed handshake answers
+    /// [`Event::DataTlsFailed`].
     StartPump {
         direction: Direction,
         client_tls: bool,
         server_tls: bool,
+        rate: Option<u64>,
     },
     /// Stop the pump now: `abort` drops both connections, else the sink is
     /// shut down cleanly. Answer [`Event::TransferEnded`].

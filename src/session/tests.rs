@@ -353,7 +353,7 @@ impl T {
         self.client_connects();
         // The listener has served its one connection.
         assert!(self.took(Action::CloseListener(Listener::Client)));
-        assert!(self.took(plain_pump(way)), "{:?}", self.out);
+        assert!(self.took(plain_pump(way, None)), "{:?}", self.out);
         self.logs();
         assert!(self.s.interest().pump);
     }
@@ -1231,7 +1231,7 @@ fn client_mode_with_pasv_sends_pasv_to_the_server_and_connects_to_it() {
     assert_eq!(t.s.interest().accept, Some(Listener::Client));
     t.client_connects();
     assert!(t.took(Action::CloseListener(Listener::Client)));
-    assert!(t.took(plain_pump(Direction::Download)));
+    assert!(t.took(plain_pump(Direction::Download, None)));
 }
 
 #[test]
@@ -1259,7 +1259,7 @@ fn client_mode_with_port_sends_port_to_the_server_and_connects_to_the_client() {
         t.out
     );
     t.event(Event::DataConnected(Peer::Client));
-    assert!(t.took(plain_pump(Direction::Upload)));
+    assert!(t.took(plain_pump(Direction::Upload, None)));
 }
 
 #[test]
@@ -1279,7 +1279,7 @@ fn active_mode_turns_the_clients_pasv_into_port_towards_the_server() {
     // Now the client's connection to the proxy's listener.
     assert_eq!(t.s.interest().accept, Some(Listener::Client));
     t.client_connects();
-    assert!(t.took(plain_pump(Direction::Download)));
+    assert!(t.took(plain_pump(Direction::Download, None)));
 }
 
 #[test]
@@ -1299,7 +1299,7 @@ fn passive_mode_turns_the_clients_port_into_pasv_towards_the_server() {
         t.out
     );
     t.event(Event::DataConnected(Peer::Client));
-    assert!(t.took(plain_pump(Direction::Download)));
+    assert!(t.took(plain_pump(Direction::Download, None)));
 }
 
 #[test]
@@ -1366,7 +1366,7 @@ fn a_thief_on_the_passive_listener_is_dropped_and_the_wait_goes_on() {
     assert!(t.rest().is_empty(), "the thief changed something");
     assert_eq!(t.s.interest().accept, Some(Listener::Client));
     t.client_connects();
-    assert!(t.took(plain_pump(Direction::Download)));
+    assert!(t.took(plain_pump(Direction::Download, None)));
     t.ended(2_000_000, true);
     t.server(&["226 done"]);
     assert_eq!(t.codes(), ["226"]);
@@ -1396,7 +1396,7 @@ fn an_active_connection_from_another_host_than_the_server_is_dropped_and_the_wai
     });
     assert!(t.took(Action::KeepAccepted(Listener::Server)));
     t.client_connects();
-    assert!(t.took(plain_pump(Direction::Download)));
+    assert!(t.took(plain_pump(Direction::Download, None)));
     t.server(&["226 done"]);
     assert!(t.codes().is_empty());
     t.ended(9, true);
@@ -1464,7 +1464,7 @@ fn a_226_that_arrives_before_the_clients_data_connection_still_waits_for_the_dat
     t.server(&["226 done"]);
     assert!(t.client_lines().is_empty());
     t.client_connects();
-    assert!(t.took(plain_pump(Direction::Download)));
+    assert!(t.took(plain_pump(Direction::Download, None)));
     assert!(t.client_lines().is_empty());
     t.ended(5, true);
     assert_eq!(t.codes(), ["226"]);
@@ -1534,7 +1534,7 @@ fn a_client_that_half_closes_after_retr_and_quit_gets_150_226_221() {
     assert_eq!(t.server_lines(), ["RETR big.bin"]);
     t.server(&["150 here"]);
     t.client_connects();
-    assert!(t.took(plain_pump(Direction::Download)));
+    assert!(t.took(plain_pump(Direction::Download, None)));
     assert_eq!(t.end(), None, "ended during the transfer");
     t.ended(1 << 20, true);
     assert!(t.server_lines().is_empty(), "QUIT before the 226");
@@ -2051,13 +2051,47 @@ fn feat_before_login_with_an_early_connection_asks_the_server_and_keeps_it_for_u
     assert_eq!(t.server_lines(), ["USER anon"]);
 }
 
-/// The pump of a transfer without TLS on either side.
-fn plain_pump(direction: Direction) -> Action {
+/// The pump of a transfer without TLS on either side, at most `rate`
+/// bytes per second.
+fn plain_pump(direction: Direction, rate: Option<u64>) -> Action {
     Action::StartPump {
         direction,
         client_tls: false,
         server_tls: false,
+        rate,
     }
+}
+
+// ----- rate limits (SPEC 14) ----------------------------------------------------
+
+#[test]
+fn the_pump_carries_the_rate_of_the_users_context_for_its_direction() {
+    let limits = "MaxDownloadRate 1m\nMaxUploadRate 2m\n[anon]\nMaxUploadRate 300k";
+    let cases = [
+        ("RETR f", Direction::Download, Some(1 << 20)),
+        ("LIST", Direction::Download, Some(1 << 20)),
+        ("STOR f", Direction::Upload, Some(300 << 10)),
+        ("APPE f", Direction::Upload, Some(300 << 10)),
+    ];
+    for (cmd, way, rate) in cases {
+        let mut t = T::logged_in(limits);
+        t.until_150(cmd);
+        t.client_connects();
+        assert!(t.took(plain_pump(way, rate)), "{cmd}: {:?}", t.out);
+    }
+    // Another user's context, or none: the global values, or no limit.
+    let mut t = T::logged_in("MaxDownloadRate 1m\n[bob]\nMaxDownloadRate 0");
+    t.until_150("RETR f");
+    t.client_connects();
+    assert!(
+        t.took(plain_pump(Direction::Download, Some(1 << 20))),
+        "{:?}",
+        t.out
+    );
+    let mut t = T::logged_in("MaxUploadRate 1m\n[anon]\nMaxUploadRate 0");
+    t.until_150("STOR f");
+    t.client_connects();
+    assert!(t.took(plain_pump(Direction::Upload, None)), "{:?}", t.out);
 }
 
 // ----- TLS (SPEC 10) -------------------------------------------------------------
@@ -2206,6 +2240,7 @@ fn a_client_with_prot_p_gets_tls_data_connections() {
         direction: Direction::Download,
         client_tls: true,
         server_tls: false,
+        rate: None,
     };
     assert!(t.took(pump), "{:?}", t.out);
 }

@@ -501,10 +501,15 @@ impl<'a> Session<'a> {
             None
         };
         self.port = None;
+        let rate = match t.direction {
+            Direction::Download => self.settings.max_download_rate,
+            Direction::Upload => self.settings.max_upload_rate,
+        };
         self.actions.push_back(Action::StartPump {
             direction: t.direction,
             client_tls: self.tls.client_private,
             server_tls: self.tls.server && self.tls.server_private,
+            rate,
         });
         self.last_io = self.now;
         self.state = State::Transferring(t);
