@@ -211,6 +211,9 @@ while got < 256 * 1024:
     assert b, 'end of data before the abort'
     got += len(b)
 t0 = time.monotonic()
+ftp.sock.sendall(b'NOOP\r\n')
+print('during %s %.3f' % (ftp.getmultiline()[:3], time.monotonic() - t0), flush=True)
+t0 = time.monotonic()
 ftp.sock.sendall(b'ABOR\r\n', socket.MSG_OOB)
 first = ftp.getmultiline()[:3]
 second = ftp.getmultiline()[:3]
@@ -222,8 +225,9 @@ ftp.quit()
 "#;
 
 /// The pace holds the data source only: the control connection is read
-/// at once, so an ABOR in the middle of a 100k/s download is answered at
-/// once (426, then the server's reply) rather than after the file.
+/// at once, so a NOOP and then an ABOR in the middle of a 100k/s download
+/// are answered at once (200; 426, then the server's reply) rather than
+/// after the file.
 #[test]
 fn abor_during_a_limited_download_is_answered_at_once() {
     let server = FtpServer::pyftpdlib();
@@ -248,6 +252,12 @@ fn abor_during_a_limited_download_is_answered_at_once() {
         proxy.output()
     );
     assert_eq!(line("noop "), "200", "{}", r.describe());
+    // SPEC 14: a NOOP during the limited transfer is answered at once.
+    let during = line("during ");
+    let (code, noop_secs) = during.split_once(' ').unwrap_or_default();
+    assert_eq!(code, "200", "{}", r.describe());
+    let noop_secs: f64 = noop_secs.parse().unwrap_or(f64::MAX);
+    assert!(noop_secs < 1.0, "NOOP answered after {noop_secs} s");
     let secs: f64 = line("abor ").parse().unwrap_or(f64::MAX);
     // The only wall-clock bound of the file, and a generous one: the rest
     // of the file would take 40 s at 100k/s.

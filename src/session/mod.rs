@@ -1242,7 +1242,7 @@ impl<'a> Session<'a> {
                 }
             }
             State::ExpectData(_) => {
-                if self.client_lines_hold_abort() {
+                if self.client_lines_hold_abort(false) {
                     let State::ExpectData(t) = std::mem::replace(&mut self.state, State::Ready)
                     else {
                         return false;
@@ -1253,7 +1253,13 @@ impl<'a> Session<'a> {
                 false
             }
             State::Transferring(t) if !t.abort_requested => {
-                if self.client_lines_hold_abort() {
+                // Lines that came with the transfer command wait for its
+                // end; a NOOP sent while the data moves is answered at once.
+                let answer_noop = t.running();
+                if let State::Transferring(t) = &mut self.state {
+                    t.set_running();
+                }
+                if self.client_lines_hold_abort(answer_noop) {
                     self.actions.push_back(Action::StopPump { abort: true });
                     if let State::Transferring(t) = &mut self.state {
                         t.abort_requested = true;
@@ -1270,7 +1276,9 @@ impl<'a> Session<'a> {
 
     /// Move the client's complete lines to the queue (while it has room)
     /// up to an ABOR, which is taken out: true if there was one.
-    fn client_lines_hold_abort(&mut self) -> bool {
+    /// With `answer_noop`, a NOOP (that ValidCommands allows) is answered
+    /// at once instead (SPEC 14: control connections are never slowed).
+    fn client_lines_hold_abort(&mut self, answer_noop: bool) -> bool {
         // SECURITY: a client pipelining commands during a transfer cannot
         // grow the queue without bound; once it is full the client is not
         // read until the transfer ends (see `interest`).
@@ -1280,6 +1288,11 @@ impl<'a> Session<'a> {
             };
             if is_abort(&line, self.filter()) {
                 return true;
+            }
+            if answer_noop && self.queued.is_empty() && is_verb(&line, b"NOOP", self.filter()) {
+                self.log(Level::Inf, "command: NOOP (during the transfer)".into());
+                self.reply(reply::COMMAND_OK, "NOOP ok; the transfer goes on.");
+                continue;
             }
             self.queued.push_back(line);
         }
@@ -1744,9 +1757,14 @@ pub fn judge(
 /// ValidCommands allows? SECURITY: a refused one waits for its turn and
 /// its refusal like any other command; it never reaches the server.
 fn is_abort(line: &Line, filter: Option<&CommandFilter>) -> bool {
+    is_verb(line, b"ABOR", filter)
+}
+
+/// Is this client line the command `verb`, allowed by ValidCommands?
+fn is_verb(line: &Line, verb: &[u8], filter: Option<&CommandFilter>) -> bool {
     match line {
         Line::Complete(l) => Command::parse(l).is_ok_and(|c| {
-            c.verb.as_bytes() == b"ABOR"
+            c.verb.as_bytes() == verb
                 && filter.is_none_or(|f| f.check(c.verb.as_bytes(), c.arg) == Verdict::Allow)
         }),
         Line::TooLong => false,

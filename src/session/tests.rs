@@ -2427,3 +2427,43 @@ fn a_bounce_is_audited_as_a_data_refusal_naming_same_address() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_noop_during_a_transfer_is_answered_at_once() {
+    let mut t = T::logged_in("");
+    t.transfer("RETR f", Direction::Download);
+    t.client_lines();
+    // Sent while the data moves: answered by the proxy, not relayed.
+    t.client(&["NOOP"]);
+    assert_eq!(t.codes(), ["200"]);
+    assert!(t.server_lines().is_empty());
+    t.event(Event::TransferEnded {
+        bytes: 1,
+        finished: true,
+        note: None,
+    });
+    t.server(&["226 done"]);
+    assert_eq!(t.codes(), ["226"]);
+}
+
+#[test]
+fn a_noop_sent_with_the_transfer_command_waits_for_its_226() {
+    let mut t = T::logged_in("");
+    t.pasv();
+    t.client(&["RETR f", "NOOP"]);
+    t.server_pasv();
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 here it comes"]);
+    t.client_connects();
+    // Behind the queued one, a later NOOP waits too: replies stay in order.
+    t.client(&["NOOP"]);
+    assert_eq!(t.codes(), ["150"]);
+    t.event(Event::TransferEnded {
+        bytes: 1,
+        finished: true,
+        note: None,
+    });
+    t.server(&["226 done"]);
+    assert_eq!(t.codes(), ["226"]);
+    assert_eq!(t.server_lines(), ["NOOP"]);
+}

@@ -43,6 +43,8 @@ pub(super) struct Transfer {
     pub(super) note: Option<String>,
     /// The client's ABOR stopped the pump.
     pub(super) abort_requested: bool,
+    /// The lines that came with the transfer command have been looked at.
+    running: bool,
     /// Not every byte went through (set when the pump ends).
     cut: bool,
     bytes: u64,
@@ -56,6 +58,16 @@ impl Transfer {
         } else {
             Peer::Server
         }
+    }
+
+    /// The data moves and the lines sent with the command were queued:
+    /// what the client sends now is sent during the transfer.
+    pub(super) fn running(&self) -> bool {
+        self.running
+    }
+
+    pub(super) fn set_running(&mut self) {
+        self.running = true;
     }
 
     /// The listener to accept on, if the wait is an accept.
@@ -243,6 +255,7 @@ impl<'a> Session<'a> {
             deadline: self.now + self.timeout(),
             note: None,
             abort_requested: false,
+            running: false,
             cut: false,
             bytes: 0,
         });
