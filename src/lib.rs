@@ -338,7 +338,19 @@ fn session_steps(
     let early = early_dest.and_then(|dest| relay::connect_to(cfg, dest));
     // 5. The jail: chroot, drop privileges, verify. Fail closed.
     let jailed = enter_jail(cfg, names, log)?;
-    // 6. The session.
+    // 6. The sandbox (SPEC 15), before the first relayed byte.
+    let sandbox = sys::sandbox::enter(cfg);
+    for warning in &sandbox.warnings {
+        log.wrn(warning);
+    }
+    log.dbg(&format!(
+        "sandbox: seccomp {}, Landlock {}",
+        if sandbox.seccomp { "on" } else { "off" },
+        sandbox.landlock
+    ));
+    #[cfg(debug_assertions)]
+    sys::sandbox::self_test();
+    // 7. The session.
     let start = relay::Start {
         cfg,
         client,

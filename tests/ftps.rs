@@ -201,7 +201,18 @@ fn direct_curl_rejects_the_wrong_ca_and_the_wrong_name() {
 #[test]
 fn direct_lftp_ftps_to_vsftpd_in_passive_and_active_mode() {
     let pki = Pki::new();
-    let server = FtpServer::vsftpd_tls(&pki, TlsServerOpts::default());
+    // TLS 1.2: over TLS 1.3, vsftpd sends session tickets on an upload's
+    // data connection that lftp never reads, so lftp's close is a reset
+    // that costs vsftpd the end of the file under load (the very failure
+    // ftpgate avoids on its client leg; see README "FTPS"). This direct
+    // test checks the fixtures, not that server/client pair.
+    let server = FtpServer::vsftpd_tls(
+        &pki,
+        TlsServerOpts {
+            version: TlsVersion::Tls12,
+            ..Default::default()
+        },
+    );
     let data = random_bytes(SIZE, 3);
     server.put("down.bin", &data);
     let tmp = TempDir::new("ftps");

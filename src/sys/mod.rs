@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod jail;
 pub mod net;
 pub mod resolve;
+pub mod sandbox;
 pub mod signals;
 pub mod splice;
 pub mod transparent;
