@@ -84,6 +84,10 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_exit_group,
 ];
 
+/// FIONBIO, whose type differs between the C libraries (c_ulong in
+/// glibc, c_int in musl); the value is the same.
+const FIONBIO: u64 = 0x5421;
+
 fn cond(arg: u8, op: Op, value: u64) -> Result<Cond, String> {
     Cond::new(arg, Len::Dword, op, value).map_err(|e| e.to_string())
 }
@@ -136,7 +140,7 @@ fn rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     // The only ioctl: std's set_nonblocking.
     rules.insert(
         libc::SYS_ioctl,
-        vec![rule(vec![cond(1, Op::Eq, libc::FIONBIO)?])?],
+        vec![rule(vec![cond(1, Op::Eq, FIONBIO)?])?],
     );
     Ok(rules)
 }
