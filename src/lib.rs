@@ -292,7 +292,7 @@ fn session_steps(
         cfg,
         &Resolver::default(),
         peers.original_dst,
-        &peers.proxy_self,
+        (&peers.proxy_self, &peers.own_addresses),
     );
     log_start(cfg, &peers, early_dest, log);
     sys::load_timezone();
@@ -348,6 +348,7 @@ fn session_steps(
         greeting,
         original_dst: peers.original_dst,
         proxy_self: peers.proxy_self,
+        own_addresses: peers.own_addresses,
         early,
         tls,
         trail,
@@ -384,6 +385,9 @@ struct Peers {
     original_dst: Option<SocketAddr>,
     /// What a client-chosen destination may not be (the proxy itself).
     proxy_self: Vec<SocketAddr>,
+    /// What a client-chosen destination may not be unless
+    /// AllowedDestinations names it: every address of this host.
+    own_addresses: Vec<IpAddr>,
 }
 
 /// Step 3: with the client's and our address (getpeername, getsockname),
@@ -446,16 +450,21 @@ fn addresses(
     // never the proxy itself; through a listener on 0.0.0.0 that is any of
     // this host's addresses at our port, so the interface list is read
     // here, before the jail.
-    let proxy_self = if cfg.allow_magic_user || cfg.force_magic_user || cfg.allow_trans_proxy {
-        sys::transparent::proxy_self(local_addr)
+    let chosen = cfg.allow_magic_user || cfg.force_magic_user || cfg.allow_trans_proxy;
+    let (proxy_self, own_addresses) = if chosen {
+        (
+            sys::transparent::proxy_self(local_addr),
+            sys::transparent::own_addresses(),
+        )
     } else {
-        vec![net::canonical(local_addr)]
+        (vec![net::canonical(local_addr)], Vec::new())
     };
     Ok(Peers {
         client: client_addr,
         local: local_addr,
         original_dst,
         proxy_self,
+        own_addresses,
     })
 }
 

@@ -372,6 +372,9 @@ pub struct Params<'a> {
     pub original_dst: Option<SocketAddr>,
     /// What a client-chosen destination may not be: the proxy itself.
     pub proxy_self: Vec<SocketAddr>,
+    /// Every address of the proxy's host, refused as a client-chosen
+    /// destination unless AllowedDestinations names it.
+    pub own_addresses: Vec<IpAddr>,
     /// Where a server connection begun before the session started goes.
     pub early: Option<SocketAddr>,
     /// Log lines below this level are not even formatted.
@@ -504,6 +507,7 @@ pub struct Session<'a> {
     translated: Option<Ipv4Addr>,
     original_dst: Option<SocketAddr>,
     proxy_self: Vec<SocketAddr>,
+    own_addresses: Vec<IpAddr>,
     state: State<'a>,
     actions: VecDeque<Action>,
     client_in: LineBuffer,
@@ -560,6 +564,7 @@ impl<'a> Session<'a> {
             translated: p.translated,
             original_dst: p.original_dst,
             proxy_self: p.proxy_self,
+            own_addresses: p.own_addresses,
             state: State::ExpectUser,
             actions: VecDeque::new(),
             client_in: LineBuffer::new(),
@@ -664,6 +669,11 @@ impl<'a> Session<'a> {
     /// What a client-chosen destination may not be.
     pub fn proxy_self(&self) -> &[SocketAddr] {
         &self.proxy_self
+    }
+
+    /// The addresses of the proxy's host.
+    pub fn own_addresses(&self) -> &[IpAddr] {
+        &self.own_addresses
     }
 
     /// The session has ended ([`Action::Close`] was queued).

@@ -69,6 +69,7 @@ impl T {
                 greeting: b"220 ftpgate ready\r\n".to_vec(),
                 original_dst,
                 proxy_self: vec![sa(LOCAL)],
+                own_addresses: Vec::new(),
                 early: None,
                 log_level: Level::Dbg,
                 client_tls: false,
