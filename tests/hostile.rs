@@ -90,6 +90,40 @@ fn a_malformed_pass_line_keeps_the_password_out_of_the_log() {
     assert!(!log.contains("sEcReT"), "password in the log: {log}");
 }
 
+/// Issue 6: a mangled PASS (a broken verb, a byte order mark, a NUL right
+/// after the verb) or a password typed as a line is masked in the log.
+#[test]
+fn a_mangled_pass_verb_after_user_keeps_the_password_out_of_the_log() {
+    if skip_unless_ftpgate("a_mangled_pass_verb_after_user_keeps_the_password_out_of_the_log") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    c.send_raw(format!("USER {}\r\n", server.user()).as_bytes());
+    assert_eq!(c.reply().code, 331);
+    let lines: [&[u8]; 5] = [
+        b"PA\xffSS sEcReT1\r\n",
+        b"\xef\xbb\xbfPASS sEcReT2\r\n",
+        b"PASS\x00sEcReT3\r\n",
+        b"XPASS sEcReT4\r\n",
+        b"sEcReT5\r\n",
+    ];
+    for line in lines {
+        c.send_raw(line);
+        assert_eq!(c.reply().code, 500, "{line:?}");
+    }
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(
+        wait_until(START_SECS, || proxy.sessions().is_empty()),
+        "session left behind"
+    );
+    let log = proxy.log_text();
+    assert!(log.contains("****"), "refusals not logged: {log}");
+    assert!(!log.contains("sEcReT"), "password in the log: {log}");
+}
+
 #[test]
 fn bare_lf_ends_a_line() {
     let (_s, _p, mut c) = logged_in();

@@ -1320,20 +1320,31 @@ impl<'a> Session<'a> {
                 return self.reply(reply::SYNTAX_ERROR, "Command line too long.");
             }
         };
+        let secret = self.expecting_password();
         let cmd = match Command::parse(&line) {
             Ok(c) => c,
             Err(e) => {
+                // SECURITY: while a password is expected, a malformed line
+                // may be the password with a stray byte: masked (SPEC 6).
+                let text = if secret {
+                    command::masked_log_text(&line)
+                } else {
+                    command::malformed_log_text(&line)
+                };
                 self.log(
                     Level::Wrn,
-                    format!(
-                        "malformed command refused: {e}: {}",
-                        command::malformed_log_text(&line)
-                    ),
+                    format!("malformed command refused: {e}: {text}"),
                 );
                 return self.reply(reply::SYNTAX_ERROR, &format!("Syntax error: {e}."));
             }
         };
-        let shown = cmd.log_text();
+        // SECURITY: an unknown verb while a password is expected may be the
+        // password typed as a line (or a PASS with a mangled verb).
+        let shown = if secret && command::kind(cmd.verb.as_bytes()).is_none() {
+            command::masked_log_text(&line)
+        } else {
+            cmd.log_text()
+        };
         self.log(Level::Inf, format!("command: {shown}"));
         let tls = ClientLeg {
             secure: self.tls.client,
@@ -1383,6 +1394,13 @@ impl<'a> Session<'a> {
                 self.expect_final(Purpose::Relay);
             }
         }
+    }
+
+    /// After USER and before the login completed: the client's next line
+    /// may carry a password (the proxy's own 331 in ExpectPass, or the
+    /// server's answer to a relayed USER).
+    fn expecting_password(&self) -> bool {
+        matches!(self.state, State::ExpectPass(_)) || (self.user.is_some() && !self.logged_in)
     }
 
     fn before_login(&mut self, kind: Kind, cmd: Command<'_>) {

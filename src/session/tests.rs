@@ -411,6 +411,54 @@ fn the_password_is_never_logged() {
     assert!(!logs.iter().any(|l| l.contains("hunter2")), "{logs:?}");
 }
 
+#[test]
+fn a_malformed_or_unknown_line_while_the_password_is_expected_is_masked() {
+    let lines: &[&[u8]] = &[
+        b"PA\xffSS hunter2\r\n",
+        b"\xef\xbb\xbfPASS hunter2\r\n",
+        b"PASS\x00hunter2\r\n",
+        b"XPASS hunter2\r\n",
+        b"hunter2\r\n",
+        b"hunter2 x\x00\r\n",
+    ];
+    for &line in lines {
+        let mut t = T::new("");
+        t.client(&["USER anon"]);
+        t.connect();
+        t.server(&["331 password please"]);
+        assert_eq!(t.codes(), ["331"]);
+        t.logs();
+        t.client_raw(line);
+        assert_eq!(t.codes(), ["500"], "{line:?}");
+        let logs = t.logs();
+        assert!(!logs.is_empty(), "{line:?}: not logged");
+        assert!(
+            !logs.iter().any(|l| l.contains("hunter2")),
+            "{line:?}: {logs:?}"
+        );
+    }
+    // After the login, a malformed line is shown as it was (escaped).
+    let mut t = T::logged_in("");
+    t.client_raw(b"CWD a\x00b\r\n");
+    let logs = t.logs();
+    assert!(logs.iter().any(|l| l.contains("CWD a\\x00b")), "{logs:?}");
+}
+
+#[test]
+fn a_malformed_line_while_the_proxy_asks_for_the_password_is_masked() {
+    let mut t = T::new(LDAP_AUTH);
+    t.client(&["USER bob"]);
+    assert!(t.take(|a| matches!(a, Action::LookUp { .. })));
+    let bob = entry("cn=bob,dc=example", &[("userPassword", "s3cret-pw")]);
+    t.event(found(None, Some(bob)));
+    assert_eq!(t.codes(), ["331"]);
+    t.logs();
+    t.client_raw(b"PA\xffSS hunter2\r\n");
+    assert_eq!(t.codes(), ["500"]);
+    let logs = t.logs();
+    assert!(!logs.iter().any(|l| l.contains("hunter2")), "{logs:?}");
+}
+
 // twin of tests/session.rs::idle_session_after_login_gets_421_and_is_closed_after_timeout
 #[test]
 fn an_idle_logged_in_session_times_out_with_421_and_quits_the_server() {
