@@ -201,6 +201,10 @@ fn translated_address(value: &str, names: &Resolver) -> Result<Ipv4Addr> {
 /// One session with the client on stdin/stdout, in the order of SPEC §1.
 pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     net::keep_stderr_off_the_client();
+    // SECURITY: nothing the launcher left open (a wrapper's file or
+    // directory) may reach the session and its jail; ftpgate has opened
+    // nothing yet.
+    sys::daemon::close_all_inherited();
     // 1. Configuration. A broken file still gets the client a clear 421.
     let cfg = match Config::load(&opts.config) {
         Ok(c) => c,

@@ -78,10 +78,22 @@ pub fn inherited_listener() -> Option<TcpListener> {
 /// its jail. Call before the daemon opens anything else.
 pub fn close_inherited(keep: &TcpListener) {
     let keep = keep.as_raw_fd() as libc::c_uint;
-    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)];
-    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
+    close_ranges(&[(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)]);
+}
+
+/// Close every descriptor from 3 up: an inetd-mode session keeps only the
+/// client socket on 0 and 1 (and stderr) of what its launcher left open
+/// (a wrapper's file or directory would otherwise reach the jail). Call
+/// before the session opens anything itself.
+pub fn close_all_inherited() {
+    close_ranges(&[(3, libc::c_uint::MAX)]);
+}
+
+fn close_ranges(ranges: &[(libc::c_uint, libc::c_uint)]) {
+    for &(first, last) in ranges.iter().filter(|(f, l)| f <= l) {
         // SAFETY: close_range(2) on descriptors no Rust value owns: the
-        // caller holds only `keep`, which is outside both ranges.
+        // callers hold nothing in these ranges (a kept listener is outside
+        // them).
         let done = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0;
         if !done {
             // Kernels before 5.9: one by one, up to the descriptor limit.
