@@ -536,6 +536,9 @@ pub struct Session<'a> {
     lookups: u32,
     /// the port of the open passive listener offered to the client
     pasv: Option<u16>,
+    /// the client's data connection to that listener came before the
+    /// transfer command: the driver holds it (its client data slot)
+    pasv_held: bool,
     /// the client's PORT/EPRT address, not used yet
     port: Option<SocketAddr>,
     /// which of `pasv`/`port` the client chose last
@@ -584,6 +587,7 @@ impl<'a> Session<'a> {
             auth_failures: 0,
             lookups: 0,
             pasv: None,
+            pasv_held: false,
             port: None,
             client_side: None,
             epsv_all: false,
@@ -621,12 +625,16 @@ impl<'a> Session<'a> {
         );
         let abort_watch = !self.client_eof && self.queued.len() < limits::MAX_QUEUED_COMMANDS;
         let (client, accept, pump) = match &self.state {
-            _ if idle => (!self.client_eof, None, false),
+            // SECURITY: an open passive listener is watched whenever the
+            // engine does not wait on a listener itself (below), so that
+            // connections from other hosts are closed at once and cannot
+            // fill its backlog before the transfer command.
+            _ if idle => (!self.client_eof, self.watch_pasv(), false),
             // The client's ABOR counts while either data connection is
             // awaited.
             State::ExpectData(t) => (abort_watch, t.accepting(), false),
-            State::Transferring(_) => (abort_watch, None, true),
-            _ => (false, None, false),
+            State::Transferring(_) => (abort_watch, self.watch_pasv(), true),
+            _ => (false, self.watch_pasv(), false),
         };
         let greeting = matches!(
             self.state,
@@ -638,6 +646,12 @@ impl<'a> Session<'a> {
             accept,
             pump,
         }
+    }
+
+    /// The passive listener to watch outside ExpectData: open, and no
+    /// client connection held from it yet.
+    fn watch_pasv(&self) -> Option<Listener> {
+        (self.pasv.is_some() && !self.pasv_held).then_some(Listener::Client)
     }
 
     /// When the driver must send [`Event::Timer`] if nothing else happens.
@@ -717,6 +731,15 @@ impl<'a> Session<'a> {
             Event::ServerEof => self.server_lost("server closed the control connection".into()),
             Event::ServerError(why) => self.server_lost(why),
             Event::DataMoved => self.last_io = now,
+            // The open passive listener, watched outside ExpectData.
+            Event::Accepted {
+                listener: Listener::Client,
+                from,
+            } if !matches!(self.state, State::ExpectData(_)) => self.accepted_early(from),
+            Event::AcceptFailed {
+                listener: Listener::Client,
+                error,
+            } if !matches!(self.state, State::ExpectData(_)) => self.accept_early_failed(&error),
             other => self.answer(other),
         }
         self.progress();
