@@ -138,10 +138,19 @@ pub(crate) fn vars() -> Vars {
     }
 }
 
-/// Lines of a message file (WelcomeMessage, DenyMessage), substituted; None
-/// when the file does not exist or cannot be read.
-pub(crate) fn message_lines(path: &Path, vars: &Vars) -> Option<Vec<String>> {
-    let text = std::fs::read(path).ok()?;
+/// Lines of a message file (WelcomeMessage, DenyMessage,
+/// MaxClientsMessage), substituted; None when the file does not exist, and
+/// None with a WRN line when it cannot be read or is not a regular file
+/// (a FIFO would block: see [`sys::read_message_file`]).
+pub(crate) fn message_lines(path: &Path, vars: &Vars, log: &mut Log) -> Option<Vec<String>> {
+    let text = match sys::read_message_file(path, limits::MAX_MESSAGE_BYTES) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            log.wrn(&format!("message file {} skipped: {e}", path.display()));
+            return None;
+        }
+    };
     let text = String::from_utf8_lossy(&text);
     Some(
         text.lines()
@@ -302,7 +311,7 @@ fn session_steps(
     sys::load_timezone();
     let vars = vars();
     deny_message(cfg, &vars, log)?;
-    let greeting = greeting(cfg, &vars);
+    let greeting = greeting(cfg, &vars, log);
     let translated = match cfg.translated_address.as_deref() {
         Some(value) => Some(translated_address(value, &names).map_err(|e| {
             refuse(
@@ -522,7 +531,7 @@ fn deny_message(cfg: &Config, vars: &Vars, log: &mut Log) -> Result<(), Stop> {
     let Some(deny) = &cfg.deny_message else {
         return Ok(());
     };
-    let Some(lines) = message_lines(deny, vars) else {
+    let Some(lines) = message_lines(deny, vars, log) else {
         return Ok(());
     };
     log.wrn(&format!(
@@ -540,11 +549,11 @@ fn deny_message(cfg: &Config, vars: &Vars, log: &mut Log) -> Result<(), Stop> {
 }
 
 /// The 220 greeting: WelcomeMessage's lines, then WelcomeString.
-fn greeting(cfg: &Config, vars: &Vars) -> Vec<u8> {
+fn greeting(cfg: &Config, vars: &Vars, log: &mut Log) -> Vec<u8> {
     let welcome = cfg
         .welcome_message
         .as_deref()
-        .and_then(|p| message_lines(p, vars))
+        .and_then(|p| message_lines(p, vars, log))
         .unwrap_or_default();
     multiline(
         reply::SERVICE_READY,

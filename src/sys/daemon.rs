@@ -260,3 +260,30 @@ pub fn refuse(stream: TcpStream, bytes: &[u8]) {
     }
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
+
+/// Create PidFile `path` as a new file, mode 0644. SECURITY: never through
+/// a symbolic link (O_CREAT|O_EXCL and O_NOFOLLOW: one planted between
+/// the removal of a stale file and this call makes it fail), and what was
+/// really opened is checked (fstat of the descriptor): a regular file of
+/// ours that nobody else may write.
+pub fn create_pid_file(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.uid() != unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err(io::Error::other(format!(
+            "owned by user id {} with mode {:o}: not a file only ftpgate may write",
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(file)
+}
