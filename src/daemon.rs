@@ -18,7 +18,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -257,11 +256,7 @@ fn write_pid_file(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)?;
+    let mut file = os::create_pid_file(path)?;
     file.write_all(format!("{}\n", std::process::id()).as_bytes())
 }
 
@@ -383,7 +378,7 @@ impl Daemon {
                 .cfg
                 .max_clients_message
                 .as_deref()
-                .and_then(|p| message_lines(p, &v))
+                .and_then(|p| message_lines(p, &v, &mut self.log))
                 .unwrap_or_default();
             let text = subst::expand(&self.cfg.max_clients_string, &v);
             os::refuse(

@@ -164,7 +164,12 @@ fn destination(
         IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         cfg.port,
     ));
-    match session::check_destination(&addrs, settings, &own) {
+    match session::check_destination(
+        &addrs,
+        settings,
+        &own,
+        &crate::sys::transparent::own_addresses(),
+    ) {
         Ok(addr) => {
             println!("destination {host} ({addr}): allowed ({rule})");
             true

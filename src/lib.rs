@@ -138,10 +138,19 @@ pub(crate) fn vars() -> Vars {
     }
 }
 
-/// Lines of a message file (WelcomeMessage, DenyMessage), substituted; None
-/// when the file does not exist or cannot be read.
-pub(crate) fn message_lines(path: &Path, vars: &Vars) -> Option<Vec<String>> {
-    let text = std::fs::read(path).ok()?;
+/// Lines of a message file (WelcomeMessage, DenyMessage,
+/// MaxClientsMessage), substituted; None when the file does not exist, and
+/// None with a WRN line when it cannot be read or is not a regular file
+/// (a FIFO would block: see [`sys::read_message_file`]).
+pub(crate) fn message_lines(path: &Path, vars: &Vars, log: &mut Log) -> Option<Vec<String>> {
+    let text = match sys::read_message_file(path, limits::MAX_MESSAGE_BYTES) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            log.wrn(&format!("message file {} skipped: {e}", path.display()));
+            return None;
+        }
+    };
     let text = String::from_utf8_lossy(&text);
     Some(
         text.lines()
@@ -201,6 +210,10 @@ fn translated_address(value: &str, names: &Resolver) -> Result<Ipv4Addr> {
 /// One session with the client on stdin/stdout, in the order of SPEC §1.
 pub fn serve_inetd(opts: &Options) -> Result<ExitStatus> {
     net::keep_stderr_off_the_client();
+    // SECURITY: nothing the launcher left open (a wrapper's file or
+    // directory) may reach the session and its jail; ftpgate has opened
+    // nothing yet.
+    sys::daemon::close_all_inherited();
     // 1. Configuration. A broken file still gets the client a clear 421.
     let cfg = match Config::load(&opts.config) {
         Ok(c) => c,
@@ -292,13 +305,13 @@ fn session_steps(
         cfg,
         &Resolver::default(),
         peers.original_dst,
-        &peers.proxy_self,
+        (&peers.proxy_self, &peers.own_addresses),
     );
     log_start(cfg, &peers, early_dest, log);
     sys::load_timezone();
     let vars = vars();
     deny_message(cfg, &vars, log)?;
-    let greeting = greeting(cfg, &vars);
+    let greeting = greeting(cfg, &vars, log);
     let translated = match cfg.translated_address.as_deref() {
         Some(value) => Some(translated_address(value, &names).map_err(|e| {
             refuse(
@@ -360,6 +373,7 @@ fn session_steps(
         greeting,
         original_dst: peers.original_dst,
         proxy_self: peers.proxy_self,
+        own_addresses: peers.own_addresses,
         early,
         tls,
         trail,
@@ -396,6 +410,9 @@ struct Peers {
     original_dst: Option<SocketAddr>,
     /// What a client-chosen destination may not be (the proxy itself).
     proxy_self: Vec<SocketAddr>,
+    /// What a client-chosen destination may not be unless
+    /// AllowedDestinations names it: every address of this host.
+    own_addresses: Vec<IpAddr>,
 }
 
 /// Step 3: with the client's and our address (getpeername, getsockname),
@@ -458,16 +475,21 @@ fn addresses(
     // never the proxy itself; through a listener on 0.0.0.0 that is any of
     // this host's addresses at our port, so the interface list is read
     // here, before the jail.
-    let proxy_self = if cfg.allow_magic_user || cfg.force_magic_user || cfg.allow_trans_proxy {
-        sys::transparent::proxy_self(local_addr)
+    let chosen = cfg.allow_magic_user || cfg.force_magic_user || cfg.allow_trans_proxy;
+    let (proxy_self, own_addresses) = if chosen {
+        (
+            sys::transparent::proxy_self(local_addr),
+            sys::transparent::own_addresses(),
+        )
     } else {
-        vec![net::canonical(local_addr)]
+        (vec![net::canonical(local_addr)], Vec::new())
     };
     Ok(Peers {
         client: client_addr,
         local: local_addr,
         original_dst,
         proxy_self,
+        own_addresses,
     })
 }
 
@@ -521,7 +543,7 @@ fn deny_message(cfg: &Config, vars: &Vars, log: &mut Log) -> Result<(), Stop> {
     let Some(deny) = &cfg.deny_message else {
         return Ok(());
     };
-    let Some(lines) = message_lines(deny, vars) else {
+    let Some(lines) = message_lines(deny, vars, log) else {
         return Ok(());
     };
     log.wrn(&format!(
@@ -539,11 +561,11 @@ fn deny_message(cfg: &Config, vars: &Vars, log: &mut Log) -> Result<(), Stop> {
 }
 
 /// The 220 greeting: WelcomeMessage's lines, then WelcomeString.
-fn greeting(cfg: &Config, vars: &Vars) -> Vec<u8> {
+fn greeting(cfg: &Config, vars: &Vars, log: &mut Log) -> Vec<u8> {
     let welcome = cfg
         .welcome_message
         .as_deref()
-        .and_then(|p| message_lines(p, vars))
+        .and_then(|p| message_lines(p, vars, log))
         .unwrap_or_default();
     multiline(
         reply::SERVICE_READY,

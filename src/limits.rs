@@ -30,6 +30,9 @@ pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 /// Most lines taken from WelcomeMessage/DenyMessage/MaxClientsMessage files.
 pub const MAX_MESSAGE_LINES: usize = 100;
 
+/// Most bytes read from one of those message files: 100 generous lines.
+pub const MAX_MESSAGE_BYTES: u64 = 64 * 1024;
+
 /// Seconds allowed for connecting to a server (control or data) and for the
 /// server's greeting; an unreachable server must not hold the client long.
 pub const CONNECT_TIMEOUT_SECS: u64 = 10;

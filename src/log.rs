@@ -25,8 +25,11 @@ enum Sink {
 /// Whether an existing log file may be written (see [`check_meta`]); a
 /// file that does not exist yet is fine. For `-c`.
 pub fn check_file(path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => {
+            bail!("log file {} is a symbolic link", path.display())
+        }
         other => check_meta(path, &other),
     }
 }
@@ -113,10 +116,14 @@ impl Log {
                 }
             }
             LogDestination::File(path) => {
+                // SECURITY: never through a symbolic link (one planted in
+                // the log directory would aim root's appends at any file);
+                // check_meta then judges what was really opened.
                 let file = OpenOptions::new()
                     .append(true)
                     .create(true)
                     .mode(0o640)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(path)
                     .with_context(|| format!("opening log file {}", path.display()))?;
                 check_meta(path, &file.metadata())?;

@@ -8,7 +8,7 @@
 //! Connects, listens, DNS and LDAP look-ups are blocking and bounded; their
 //! results go back to the engine at once.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,9 @@ pub struct Start<'a> {
     /// What a client-chosen destination may not be: the proxy itself
     /// ([`crate::sys::transparent::proxy_self`]).
     pub proxy_self: Vec<SocketAddr>,
+    /// Every address of the proxy's host
+    /// ([`crate::sys::transparent::own_addresses`]).
+    pub own_addresses: Vec<IpAddr>,
     /// A server connection begun by [`connect_to`], if any.
     pub early: Option<(SocketAddr, TcpStream)>,
     /// The TLS configurations, read before the jail.
@@ -101,6 +104,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         greeting: start.greeting,
         original_dst: start.original_dst,
         proxy_self: start.proxy_self,
+        own_addresses: start.own_addresses,
         early: start.early.as_ref().map(|(a, _)| *a),
         log_level: log.level(),
         client_tls: cfg.client_tls_implicit,
@@ -171,9 +175,13 @@ impl Driver<'_> {
             Action::Log(level, msg) => self.log.write(level, &msg),
             Action::Audit(record) => self.trail.record(&record),
             Action::ConnectEarly => {
-                self.early =
-                    early_destination(self.cfg, self.resolver, e.original_dst(), e.proxy_self())
-                        .and_then(|dest| connect_to(self.cfg, dest));
+                self.early = early_destination(
+                    self.cfg,
+                    self.resolver,
+                    e.original_dst(),
+                    (e.proxy_self(), e.own_addresses()),
+                )
+                .and_then(|dest| connect_to(self.cfg, dest));
                 let dest = self.early.as_ref().map(|(a, _)| *a);
                 e.handle(Instant::now(), Event::EarlyConnecting(dest));
             }
@@ -828,14 +836,14 @@ pub fn early_destination(
     cfg: &Config,
     resolver: &Resolver,
     original_dst: Option<SocketAddr>,
-    proxy_self: &[SocketAddr],
+    (proxy_self, host): (&[SocketAddr], &[IpAddr]),
 ) -> Option<SocketAddr> {
     if cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user() {
         return None;
     }
     match original_dst {
         Some(orig) if cfg.allow_trans_proxy => {
-            session::check_destination(&[orig], &cfg.global, proxy_self).ok()
+            session::check_destination(&[orig], &cfg.global, proxy_self, host).ok()
         }
         _ => {
             let host = cfg.global.destination_address.as_deref()?;

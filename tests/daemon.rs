@@ -191,6 +191,47 @@ fn max_clients_refuses_with_the_message_file_and_string() {
     }));
 }
 
+/// Issue 5: a MaxClientsMessage that is a FIFO is skipped with a WRN line;
+/// the daemon never blocks on it (the refused client gets its 421, the
+/// next one is served).
+#[test]
+fn a_fifo_as_max_clients_message_does_not_hang_the_daemon() {
+    if skip_unless_ftpgate("a_fifo_as_max_clients_message_does_not_hang_the_daemon") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("maxfifo");
+    let msg = dir.join("full.fifo");
+    let mut mk = Command::new("mkfifo");
+    mk.arg(&msg);
+    let r = run_bounded(mk, 10);
+    assert!(r.ok(), "mkfifo: {}", r.describe());
+    let d = Standalone::start(
+        server.port,
+        &format!(
+            "MaxClients 1\nMaxClientsMessage {}\nMaxClientsString Too many users",
+            msg.display()
+        ),
+        &[],
+    );
+    let first = Ctrl::login(d.port, "test", "secret");
+    let mut second = Ctrl::connect(d.port);
+    let got = second
+        .replies_until_eof(REPLY_SECS)
+        .expect("the refused connection is closed");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].lines, ["421 Too many users"], "{got:?}");
+    d.wait_log(&format!(
+        "message file {} skipped: not a regular file",
+        msg.display()
+    ));
+    first.close();
+    assert!(wait_until(15, || {
+        let mut c = Ctrl::connect(d.port);
+        c.reply().code == 220
+    }));
+}
+
 /// A client refused for MaxClients never reaches the server: only the
 /// first session's (early) connection arrives there.
 #[test]

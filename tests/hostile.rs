@@ -90,6 +90,40 @@ fn a_malformed_pass_line_keeps_the_password_out_of_the_log() {
     assert!(!log.contains("sEcReT"), "password in the log: {log}");
 }
 
+/// Issue 6: a mangled PASS (a broken verb, a byte order mark, a NUL right
+/// after the verb) or a password typed as a line is masked in the log.
+#[test]
+fn a_mangled_pass_verb_after_user_keeps_the_password_out_of_the_log() {
+    if skip_unless_ftpgate("a_mangled_pass_verb_after_user_keeps_the_password_out_of_the_log") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 220);
+    c.send_raw(format!("USER {}\r\n", server.user()).as_bytes());
+    assert_eq!(c.reply().code, 331);
+    let lines: [&[u8]; 5] = [
+        b"PA\xffSS sEcReT1\r\n",
+        b"\xef\xbb\xbfPASS sEcReT2\r\n",
+        b"PASS\x00sEcReT3\r\n",
+        b"XPASS sEcReT4\r\n",
+        b"sEcReT5\r\n",
+    ];
+    for line in lines {
+        c.send_raw(line);
+        assert_eq!(c.reply().code, 500, "{line:?}");
+    }
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert!(
+        wait_until(START_SECS, || proxy.sessions().is_empty()),
+        "session left behind"
+    );
+    let log = proxy.log_text();
+    assert!(log.contains("****"), "refusals not logged: {log}");
+    assert!(!log.contains("sEcReT"), "password in the log: {log}");
+}
+
 #[test]
 fn bare_lf_ends_a_line() {
     let (_s, _p, mut c) = logged_in();
@@ -708,6 +742,95 @@ fn a_thief_on_another_address_is_closed_and_the_client_still_gets_its_data() {
             log.contains("127.0.0.2") && log.contains("refused"),
             "theft not logged:\n{log}"
         );
+    }
+}
+
+/// Issue 3: connections from another host to the passive port BEFORE the
+/// transfer command (more than the listen backlog) are closed and logged
+/// at once, so the real client still connects and gets its data.
+#[test]
+fn thieves_queued_before_the_transfer_command_do_not_lock_the_client_out() {
+    let test = "thieves_queued_before_the_transfer_command_do_not_lock_the_client_out";
+    if skip_unless_ftpgate(test) {
+        return;
+    }
+    const THIEVES: usize = 300;
+    let server = FtpServer::pyftpdlib();
+    let data = random_bytes(200_000, 12);
+    server.put("loot.bin", &data);
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let port = pasv_port(&r);
+    // Non-blocking connects from 127.0.0.2: far more than the backlog.
+    let thieves: Vec<TcpStream> = (0..THIEVES)
+        .map(|_| nonblocking_connect_from("127.0.0.2", port))
+        .collect();
+    let refused = || {
+        proxy
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("data connection from 127.0.0.2:") && l.contains("refused"))
+            .count()
+    };
+    // More than the backlog (8) closed and logged before RETR. (Not all
+    // of them: with SYN cookies, a thief whose handshake overflowed the
+    // queue believes it is connected and never retries.)
+    assert!(
+        wait_until(20, || refused() > 2 * 8),
+        "only {} thieves closed and logged before RETR\n{}",
+        refused(),
+        proxy.output()
+    );
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut real = TcpStream::connect_timeout(&to, Duration::from_secs(10))
+        .expect("the real client cannot connect to its passive port");
+    real.set_read_timeout(Some(Duration::from_secs(REPLY_SECS)))
+        .unwrap();
+    c.send_raw(format!("RETR {}loot.bin\r\n", server.sub).as_bytes());
+    let r = c.reply();
+    assert!(r.code == 150 || r.code == 125, "{r:?}");
+    let mut got = Vec::new();
+    real.read_to_end(&mut got).unwrap();
+    assert_same_bytes("client data after queued thieves", &got, &data);
+    assert_eq!(c.reply().code, 226);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    drop(thieves);
+}
+
+/// A non-blocking TCP connection to 127.0.0.1:port from `from` (the
+/// connect is under way when this returns).
+fn nonblocking_connect_from(from: &str, port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let from: std::net::Ipv4Addr = from.parse().unwrap();
+    // SAFETY: plain socket calls on a fresh descriptor owned by the result.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from_ne_bytes(from.octets());
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, &a as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind {from}"
+        );
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        a.sin_port = port.to_be();
+        let r = libc::connect(fd, &a as *const _ as *const libc::sockaddr, len);
+        let err = std::io::Error::last_os_error();
+        assert!(
+            r == 0 || err.raw_os_error() == Some(libc::EINPROGRESS),
+            "connect from {from}: {err}"
+        );
+        TcpStream::from_raw_fd(fd)
     }
 }
 

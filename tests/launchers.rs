@@ -370,3 +370,85 @@ fn the_readme_socat_one_liner_runs_ftpgate() {
     let out = d.output();
     fetch_through("README socat one-liner", port, &server, &dir, &log, &out);
 }
+
+/// Issue 4: a launcher (here a wrapper shell under socat) that leaves a
+/// descriptor open: the inetd-mode session closes it before the jail, so
+/// no file or directory outside the jail reaches the session.
+#[test]
+fn descriptors_a_launcher_leaves_open_do_not_reach_an_inetd_session() {
+    let test = "descriptors_a_launcher_leaves_open_do_not_reach_an_inetd_session";
+    if skip_unless_ftpgate(test) || !have(test, "socat") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("inetd-fd");
+    let outside = dir.join("outside.txt");
+    fs::write(&outside, b"not for the session\n").unwrap();
+    let log = dir.join("proxy.log");
+    let conf = dir.join("proxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n",
+            server.port,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let wrapper = dir.join("wrapper.sh");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec 7<{} 8<{}\nexec {} -i -f {}\n",
+            outside.display(),
+            dir.path().display(),
+            proxy_bin().display(),
+            conf.display()
+        ),
+    )
+    .unwrap();
+    set_mode(&wrapper, 0o755);
+    let (port, d) = spawn_on_free_port("socat", dir.path(), |port| {
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!("EXEC:{},nofork", wrapper.display()));
+        cmd
+    });
+    let mut c = Ctrl::connect(port);
+    assert_eq!(c.reply().code, 220);
+    let session = {
+        let mut found = None;
+        assert!(
+            wait_until(10, || {
+                found = descendants(d.pid()).into_iter().find(|&p| {
+                    fs::read_link(format!("/proc/{p}/exe"))
+                        .map(|e| e.file_name() == proxy_bin().file_name())
+                        .unwrap_or(false)
+                });
+                found.is_some()
+            }),
+            "no session process"
+        );
+        found.unwrap()
+    };
+    let outside = fs::canonicalize(&outside).unwrap();
+    let here = fs::canonicalize(dir.path()).unwrap();
+    let fds: Vec<(String, PathBuf)> = fs::read_dir(format!("/proc/{session}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read_link(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (fd, target) in &fds {
+        assert!(
+            *target != outside && *target != here,
+            "session {session} holds {} as fd {fd}: {fds:?}",
+            target.display()
+        );
+    }
+    assert_eq!(c.cmd("QUIT").code, 221);
+}

@@ -803,3 +803,114 @@ ftp.quit()
     drop(proxy);
     drop(t);
 }
+
+/// One namespace of its own, whose loopback interface also carries
+/// 10.88.0.1 (an address of "the firewall" that is not loopback);
+/// deleted on drop.
+struct OneNs(String);
+
+impl OneNs {
+    fn new() -> OneNs {
+        let n = NS_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let ns = OneNs(format!("fgh{}x{n}", std::process::id()));
+        must(&["ip", "netns", "add", &ns.0]);
+        must(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
+        must(&[
+            "ip",
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            "10.88.0.1/32",
+            "dev",
+            "lo",
+        ]);
+        ns
+    }
+}
+
+impl Drop for OneNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Issue 2: `USER x@<an address of the proxy host>:port` reaches the
+/// host's services listening on all addresses; refused like loopback
+/// unless AllowedDestinations names the address.
+#[test]
+fn a_magic_user_destination_at_another_address_of_the_proxy_host_is_refused() {
+    let test = "a_magic_user_destination_at_another_address_of_the_proxy_host_is_refused";
+    if !runnable(test, &["ip", "socat", "curl"]) {
+        return;
+    }
+    let ns = OneNs::new();
+    let dir = TempDir::new("netns-own");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("file.bin"), b"firewall's own\n").unwrap();
+    // A service of the firewall listening on all addresses.
+    let script = dir.join("server.py");
+    fs::write(
+        &script,
+        r#"import sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+auth = DummyAuthorizer()
+auth.add_user("test", "secret", sys.argv[1], perm="elr")
+FTPHandler.authorizer = auth
+FTPServer(("0.0.0.0", 21), FTPHandler).serve_forever()
+"#,
+    )
+    .unwrap();
+    let mut cmd = Topology::cmd(&ns.0, &python());
+    cmd.arg(&script).arg(&root);
+    let server = Daemon::spawn("pyftpdlib(own)", cmd, dir.path());
+    wait_listening_in_ns(&server, 21);
+
+    for (allowed, extra) in [(false, ""), (true, "AllowedDestinations 10.88.0.1:21\n")] {
+        let log = dir.join(&format!("proxy-{allowed}.log"));
+        let conf = dir.join(&format!("proxy-{allowed}.conf"));
+        fs::write(
+            &conf,
+            format!(
+                "DestinationAddress 127.0.0.1\nAllowMagicUser yes\nLogDestination {}\nLogLevel DBG\n{extra}",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Topology::cmd(&ns.0, "socat");
+        cmd.arg("TCP-LISTEN:2121,bind=127.0.0.1,reuseaddr,fork")
+            .arg(format!(
+                "EXEC:\"{} -i -f {}\",nofork",
+                proxy_bin().display(),
+                conf.display()
+            ));
+        let proxy = Daemon::spawn("socat(own)", cmd, dir.path());
+        wait_listening_in_ns(&proxy, 2121);
+        let out = dir.join(&format!("got-{allowed}.bin"));
+        let mut cmd = Topology::cmd(&ns.0, "curl");
+        cmd.args(["-s", "-S", "--max-time", "30", "-o"])
+            .arg(&out)
+            .arg("ftp://test%4010.88.0.1%3A21:secret@127.0.0.1:2121/file.bin");
+        let r = run_bounded(cmd, CLIENT_SECS);
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if allowed {
+            assert!(
+                r.ok(),
+                "named destination refused: {}\n{text}",
+                r.describe()
+            );
+            assert_eq!(fs::read(&out).unwrap(), b"firewall's own\n");
+        } else {
+            assert!(!r.ok(), "the host's own address served a file:\n{text}");
+            assert!(r.stderr.contains("530"), "curl: {}", r.describe());
+            assert!(
+                text.contains("10.88.0.1:21: destination is an address of the proxy host"),
+                "no refusal log line:\n{text}"
+            );
+        }
+        drop(proxy);
+    }
+}

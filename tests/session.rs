@@ -656,3 +656,79 @@ fn a_second_user_after_a_magic_login_cannot_change_the_server() {
     assert_eq!(c.cmd("PASS secret").code, 230);
     assert_eq!(c.cmd("QUIT").code, 221);
 }
+
+/// Issue 5: a WelcomeMessage or DenyMessage that is a FIFO (or anything
+/// but a regular file) is skipped with a WRN line; opening it must not
+/// block the session.
+#[test]
+fn message_files_that_are_fifos_are_skipped_with_a_warning_and_never_block() {
+    if skip_unless_ftpgate(
+        "message_files_that_are_fifos_are_skipped_with_a_warning_and_never_block",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("fifo-msg");
+    let (welcome, deny) = (dir.join("welcome.fifo"), dir.join("deny.fifo"));
+    for f in [&welcome, &deny] {
+        let r = run_bounded(
+            {
+                let mut c = std::process::Command::new("mkfifo");
+                c.arg(f);
+                c
+            },
+            10,
+        );
+        assert!(r.ok(), "mkfifo: {}", r.describe());
+    }
+    let proxy = Proxy::start(
+        dead_port(),
+        &format!(
+            "WelcomeMessage {}\nDenyMessage {}\nWelcomeString Hello",
+            welcome.display(),
+            deny.display()
+        ),
+    );
+    let mut c = Ctrl::connect(proxy.port);
+    c.set_read_timeout(REPLY_SECS);
+    let g = c.try_reply().ok().flatten().unwrap_or_else(|| {
+        panic!(
+            "no greeting: a FIFO blocked the session\n{}",
+            proxy.output()
+        )
+    });
+    assert_eq!(g.code, 220, "{g:?}");
+    assert_eq!(g.lines.len(), 1, "{g:?}");
+    let log = proxy.log_text();
+    for f in [&welcome, &deny] {
+        assert!(
+            log.contains(&format!(
+                "WRN message file {} skipped: not a regular file",
+                f.display()
+            )),
+            "no warning for {}:\n{log}",
+            f.display()
+        );
+    }
+}
+
+/// Issue 5: LogDestination is never opened through a symbolic link: the
+/// session is refused (421) and the link's target is untouched.
+#[test]
+fn a_symlinked_log_file_is_refused_and_its_target_untouched() {
+    if skip_unless_ftpgate("a_symlinked_log_file_is_refused_and_its_target_untouched") {
+        return;
+    }
+    let dir = TempDir::new("log-link");
+    let target = dir.join("precious");
+    fs::write(&target, "keep me\n").unwrap();
+    let link = dir.join("proxy.log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let proxy = Proxy::start_raw(&format!(
+        "DestinationAddress 127.0.0.1\nDestinationPort {}\nLogDestination {}\n",
+        dead_port(),
+        link.display()
+    ));
+    let mut c = Ctrl::connect(proxy.port);
+    assert_eq!(c.reply().code, 421, "{}", proxy.output());
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep me\n");
+}

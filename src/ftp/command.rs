@@ -334,6 +334,32 @@ pub fn malformed_log_text(line: &[u8]) -> String {
     escape(line)
 }
 
+/// A line sent while a password is expected that is not a well-formed
+/// command the proxy knows, as text for a log line: what comes before the
+/// first space, tab or NUL when its letters spell a known verb (`PA\xffSS`,
+/// a byte order mark before `PASS`), then `****`; otherwise the whole line
+/// is `****` (a password typed as a line, with or without spaces). Never
+/// panics, for any input.
+pub fn masked_log_text(line: &[u8]) -> String {
+    // SECURITY: after USER, a line that is not a clean PASS (a mangled
+    // verb, a byte order mark, a NUL) may still carry the password.
+    let end = line
+        .iter()
+        .position(|b| matches!(b, b' ' | b'\t' | 0))
+        .unwrap_or(line.len());
+    let head = &line[..end];
+    let letters: Vec<u8> = head
+        .iter()
+        .copied()
+        .filter(u8::is_ascii_alphabetic)
+        .collect();
+    if end < line.len() && kind(&letters).is_some() {
+        format!("{} ****", escape(head))
+    } else {
+        "****".to_string()
+    }
+}
+
 /// The kind of a known verb (any case), `None` for an unknown one.
 pub fn kind(verb: &[u8]) -> Option<Kind> {
     KNOWN
@@ -512,6 +538,23 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(malformed_log_text(line), *want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn masked_lines_show_only_what_comes_before_the_first_separator() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"PA\xffSS secret", "PA\\xffSS ****"),
+            (b"\xef\xbb\xbfPASS secret", "\\xef\\xbb\\xbfPASS ****"),
+            (b"PASS\x00secret", "PASS ****"),
+            (b"PASS\tsecret", "PASS ****"),
+            (b"XPASS secret", "****"),
+            (b"my secret", "****"),
+            (b"hunter2", "****"),
+            (b"", "****"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(masked_log_text(line), *want, "{line:?}");
         }
     }
 

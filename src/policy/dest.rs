@@ -40,6 +40,11 @@
 //!   that `0.0.0.0/0` allows it too). An entry of ports alone (`:21`,
 //!   `:2100-2199`) restricts the port only: any address, IPv4 or IPv6,
 //!   that is allowed without AllowedDestinations.
+//! - Every address of the proxy's host (`host`: its interface addresses,
+//!   not only loopback) is refused by default like loopback, since it
+//!   reaches the firewall's services that listen on all addresses; an
+//!   AllowedDestinations block that holds it allows it (an entry of ports
+//!   alone does not).
 //! - The proxy's own addresses (`proxy_self`) are refused always. An
 //!   unspecified own address (a listener on `0.0.0.0` or `[::]`) stands for
 //!   every local address, so with its port it refuses loopback and
@@ -77,6 +82,8 @@ impl DestRule {
 pub enum Refusal {
     ProxyItself,
     SpecialAddress,
+    /// An address of the proxy's own host (not loopback).
+    HostAddress,
     NotAllowed,
 }
 
@@ -85,6 +92,7 @@ impl std::fmt::Display for Refusal {
         f.write_str(match self {
             Refusal::ProxyItself => "destination is the proxy itself",
             Refusal::SpecialAddress => "destination address is not allowed (loopback, link-local, multicast, reserved or unspecified)",
+            Refusal::HostAddress => "destination is an address of the proxy host",
             Refusal::NotAllowed => "destination is not in AllowedDestinations",
         })
     }
@@ -278,11 +286,13 @@ fn is_special(ip: IpAddr) -> bool {
 
 /// Decides whether a client may choose `dest`. `allowed` is the
 /// AllowedDestinations list (None: not configured); `proxy_self` the
-/// proxy's own addresses. See the module docs.
+/// proxy's own listening addresses; `host` every address of the proxy's
+/// host (its interfaces). See the module docs.
 pub fn check(
     dest: SocketAddr,
     allowed: Option<&[DestRule]>,
     proxy_self: &[SocketAddr],
+    host: &[IpAddr],
 ) -> Result<(), Refusal> {
     // SECURITY: a destination that is the proxy itself would make it
     // connect to itself, over and over (a loop); refused even when an
@@ -293,12 +303,18 @@ pub fn check(
     // SECURITY: mapped addresses are judged as what they reach, so
     // ::ffff:127.0.0.1 is loopback.
     let ip = dest.ip().to_canonical();
+    // SECURITY: any address of the proxy's host reaches the firewall's own
+    // services (those listening on all addresses) as loopback does.
+    let own = host.iter().any(|h| h.to_canonical() == ip);
     match allowed {
         None => {
             // SECURITY: without an allow-list, clients cannot reach the
             // firewall's own services, link-local metadata or multicast.
             if is_special(ip) {
                 return Err(Refusal::SpecialAddress);
+            }
+            if own {
+                return Err(Refusal::HostAddress);
             }
             Ok(())
         }
@@ -308,7 +324,7 @@ pub fn check(
             let ok = rules.iter().any(|r| {
                 let (net, prefix) = canonical_block(r.net, r.prefix);
                 let addr_ok = if r.any_public {
-                    !is_special(ip)
+                    !is_special(ip) && !own
                 } else {
                     in_block(ip, net, prefix)
                 };
@@ -379,7 +395,7 @@ mod tests {
         assert!(rules.iter().all(|r| r.any_public));
         let allowed = Some(rules.as_slice());
         for ok in ["192.0.2.7:21", "[2001:db8::1]:2150", "10.1.2.3:2199"] {
-            assert_eq!(check(sa(ok), allowed, &[]), Ok(()), "{ok}");
+            assert_eq!(check(sa(ok), allowed, &[], &[]), Ok(()), "{ok}");
         }
         for no in [
             "192.0.2.7:22",
@@ -389,7 +405,7 @@ mod tests {
             "[::1]:2100",
         ] {
             assert_eq!(
-                check(sa(no), allowed, &[]),
+                check(sa(no), allowed, &[], &[]),
                 Err(Refusal::NotAllowed),
                 "{no}"
             );
@@ -448,7 +464,11 @@ mod tests {
             "250.1.2.3:21",
         ];
         for d in refused {
-            assert_eq!(check(sa(d), None, &[]), Err(Refusal::SpecialAddress), "{d}");
+            assert_eq!(
+                check(sa(d), None, &[], &[]),
+                Err(Refusal::SpecialAddress),
+                "{d}"
+            );
         }
         let allowed = [
             "192.0.2.1:21",
@@ -459,7 +479,7 @@ mod tests {
             "[::ffff:192.0.2.1]:21",
         ];
         for d in allowed {
-            assert_eq!(check(sa(d), None, &[]), Ok(()), "{d}");
+            assert_eq!(check(sa(d), None, &[], &[]), Ok(()), "{d}");
         }
     }
 
@@ -481,10 +501,10 @@ mod tests {
             ("169.254.169.254:80", Err(Refusal::NotAllowed)),
         ];
         for (d, want) in cases {
-            assert_eq!(check(sa(d), Some(&rules), &[]), *want, "{d}");
+            assert_eq!(check(sa(d), Some(&rules), &[], &[]), *want, "{d}");
         }
         assert_eq!(
-            check(sa("192.0.2.7:21"), Some(&[]), &[]),
+            check(sa("192.0.2.7:21"), Some(&[]), &[], &[]),
             Err(Refusal::NotAllowed)
         );
     }
@@ -505,17 +525,56 @@ mod tests {
         for (d, own) in cases {
             let own: Vec<SocketAddr> = own.iter().map(|s| sa(s)).collect();
             assert_eq!(
-                check(sa(d), Some(&all), &own),
+                check(sa(d), Some(&all), &own, &[]),
                 Err(Refusal::ProxyItself),
                 "{d}"
             );
-            assert_eq!(check(sa(d), None, &own), Err(Refusal::ProxyItself), "{d}");
+            assert_eq!(
+                check(sa(d), None, &own, &[]),
+                Err(Refusal::ProxyItself),
+                "{d}"
+            );
         }
         // same address, other port; other address, same port
         let own = [sa("192.0.2.1:21"), sa("0.0.0.0:2121")];
-        assert_eq!(check(sa("192.0.2.1:2121"), None, &own), Ok(()));
-        assert_eq!(check(sa("192.0.2.2:21"), None, &own), Ok(()));
-        assert_eq!(check(sa("127.0.0.1:2122"), Some(&all), &own), Ok(()));
+        assert_eq!(check(sa("192.0.2.1:2121"), None, &own, &[]), Ok(()));
+        assert_eq!(check(sa("192.0.2.2:21"), None, &own, &[]), Ok(()));
+        assert_eq!(check(sa("127.0.0.1:2122"), Some(&all), &own, &[]), Ok(()));
+    }
+
+    #[test]
+    fn the_hosts_own_addresses_are_refused_unless_a_rule_names_them() {
+        let host: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        for d in [
+            "192.0.2.1:22",
+            "[::ffff:192.0.2.1]:8080",
+            "[2001:db8::1]:21",
+        ] {
+            assert_eq!(
+                check(sa(d), None, &[], &host),
+                Err(Refusal::HostAddress),
+                "{d}"
+            );
+        }
+        assert_eq!(check(sa("192.0.2.2:22"), None, &[], &host), Ok(()));
+        // a block that holds the address allows it, as for loopback
+        let named = parse_allowed("192.0.2.1:22 [2001:db8::]/32").unwrap();
+        assert_eq!(check(sa("192.0.2.1:22"), Some(&named), &[], &host), Ok(()));
+        assert_eq!(
+            check(sa("[2001:db8::1]:21"), Some(&named), &[], &host),
+            Ok(())
+        );
+        assert_eq!(
+            check(sa("192.0.2.1:23"), Some(&named), &[], &host),
+            Err(Refusal::NotAllowed)
+        );
+        // ports alone allow only what is allowed without a list
+        let ports = parse_allowed(":1-65535").unwrap();
+        assert_eq!(
+            check(sa("192.0.2.1:22"), Some(&ports), &[], &host),
+            Err(Refusal::NotAllowed)
+        );
+        assert_eq!(check(sa("192.0.2.2:22"), Some(&ports), &[], &host), Ok(()));
     }
 
     proptest! {
@@ -528,10 +587,10 @@ mod tests {
         fn a_host_rule_allows_its_address_and_nothing_else(a in any::<u32>(), b in any::<u32>(), port in 1u16..) {
             let ip = Ipv4Addr::from(a);
             let rules = parse_allowed(&format!("{ip}:{port}")).unwrap();
-            prop_assert_eq!(check(SocketAddr::new(ip.into(), port), Some(&rules), &[]), Ok(()));
+            prop_assert_eq!(check(SocketAddr::new(ip.into(), port), Some(&rules), &[], &[]), Ok(()));
             if a != b {
                 let other = SocketAddr::new(Ipv4Addr::from(b).into(), port);
-                prop_assert_eq!(check(other, Some(&rules), &[]), Err(Refusal::NotAllowed));
+                prop_assert_eq!(check(other, Some(&rules), &[], &[]), Err(Refusal::NotAllowed));
             }
         }
     }

@@ -489,6 +489,7 @@ impl<'d> Harness<'d> {
                 greeting: b"220 ftpgate ready\r\n".to_vec(),
                 original_dst: None,
                 proxy_self: vec![net.local],
+                own_addresses: Vec::new(),
                 early: None,
                 log_level: Level::Dbg,
                 client_tls: false,

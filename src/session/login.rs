@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::{Action, End, Peer, Purpose, Rule, Secure, Server, Session, State, canonical};
@@ -423,7 +423,12 @@ impl<'a> Session<'a> {
                 .map(canonical)
                 .ok_or("no address".to_string())
         } else {
-            check_destination(&addrs, &plan.settings, &self.proxy_self)
+            check_destination(
+                &addrs,
+                &plan.settings,
+                &self.proxy_self,
+                &self.own_addresses,
+            )
         };
         let dest = match dest {
             Ok(d) => d,
@@ -865,18 +870,24 @@ pub fn parse_login<'a>(
 }
 
 /// SECURITY: a client-chosen destination must not be the proxy itself,
-/// loopback, link-local, ... unless AllowedDestinations says so. Every
+/// loopback, another address of the proxy's host (`host`), link-local, ... unless AllowedDestinations says so. Every
 /// address a name resolves to is checked; the first one that passes is
 /// used, never one that did not.
 pub fn check_destination(
     candidates: &[SocketAddr],
     settings: &UserSettings,
     proxy_self: &[SocketAddr],
+    host: &[IpAddr],
 ) -> Result<SocketAddr, String> {
     let mut refusal = None;
     for &addr in candidates {
         let addr = canonical(addr);
-        match dest::check(addr, settings.allowed_destinations.as_deref(), proxy_self) {
+        match dest::check(
+            addr,
+            settings.allowed_destinations.as_deref(),
+            proxy_self,
+            host,
+        ) {
             Ok(()) => return Ok(addr),
             Err(r) => {
                 refusal.get_or_insert(format!("{addr}: {r}"));

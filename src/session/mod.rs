@@ -372,6 +372,9 @@ pub struct Params<'a> {
     pub original_dst: Option<SocketAddr>,
     /// What a client-chosen destination may not be: the proxy itself.
     pub proxy_self: Vec<SocketAddr>,
+    /// Every address of the proxy's host, refused as a client-chosen
+    /// destination unless AllowedDestinations names it.
+    pub own_addresses: Vec<IpAddr>,
     /// Where a server connection begun before the session started goes.
     pub early: Option<SocketAddr>,
     /// Log lines below this level are not even formatted.
@@ -504,6 +507,7 @@ pub struct Session<'a> {
     translated: Option<Ipv4Addr>,
     original_dst: Option<SocketAddr>,
     proxy_self: Vec<SocketAddr>,
+    own_addresses: Vec<IpAddr>,
     state: State<'a>,
     actions: VecDeque<Action>,
     client_in: LineBuffer,
@@ -532,6 +536,9 @@ pub struct Session<'a> {
     lookups: u32,
     /// the port of the open passive listener offered to the client
     pasv: Option<u16>,
+    /// the client's data connection to that listener came before the
+    /// transfer command: the driver holds it (its client data slot)
+    pasv_held: bool,
     /// the client's PORT/EPRT address, not used yet
     port: Option<SocketAddr>,
     /// which of `pasv`/`port` the client chose last
@@ -560,6 +567,7 @@ impl<'a> Session<'a> {
             translated: p.translated,
             original_dst: p.original_dst,
             proxy_self: p.proxy_self,
+            own_addresses: p.own_addresses,
             state: State::ExpectUser,
             actions: VecDeque::new(),
             client_in: LineBuffer::new(),
@@ -579,6 +587,7 @@ impl<'a> Session<'a> {
             auth_failures: 0,
             lookups: 0,
             pasv: None,
+            pasv_held: false,
             port: None,
             client_side: None,
             epsv_all: false,
@@ -616,12 +625,16 @@ impl<'a> Session<'a> {
         );
         let abort_watch = !self.client_eof && self.queued.len() < limits::MAX_QUEUED_COMMANDS;
         let (client, accept, pump) = match &self.state {
-            _ if idle => (!self.client_eof, None, false),
+            // SECURITY: an open passive listener is watched whenever the
+            // engine does not wait on a listener itself (below), so that
+            // connections from other hosts are closed at once and cannot
+            // fill its backlog before the transfer command.
+            _ if idle => (!self.client_eof, self.watch_pasv(), false),
             // The client's ABOR counts while either data connection is
             // awaited.
             State::ExpectData(t) => (abort_watch, t.accepting(), false),
-            State::Transferring(_) => (abort_watch, None, true),
-            _ => (false, None, false),
+            State::Transferring(_) => (abort_watch, self.watch_pasv(), true),
+            _ => (false, self.watch_pasv(), false),
         };
         let greeting = matches!(
             self.state,
@@ -633,6 +646,12 @@ impl<'a> Session<'a> {
             accept,
             pump,
         }
+    }
+
+    /// The passive listener to watch outside ExpectData: open, and no
+    /// client connection held from it yet.
+    fn watch_pasv(&self) -> Option<Listener> {
+        (self.pasv.is_some() && !self.pasv_held).then_some(Listener::Client)
     }
 
     /// When the driver must send [`Event::Timer`] if nothing else happens.
@@ -664,6 +683,11 @@ impl<'a> Session<'a> {
     /// What a client-chosen destination may not be.
     pub fn proxy_self(&self) -> &[SocketAddr] {
         &self.proxy_self
+    }
+
+    /// The addresses of the proxy's host.
+    pub fn own_addresses(&self) -> &[IpAddr] {
+        &self.own_addresses
     }
 
     /// The session has ended ([`Action::Close`] was queued).
@@ -707,6 +731,15 @@ impl<'a> Session<'a> {
             Event::ServerEof => self.server_lost("server closed the control connection".into()),
             Event::ServerError(why) => self.server_lost(why),
             Event::DataMoved => self.last_io = now,
+            // The open passive listener, watched outside ExpectData.
+            Event::Accepted {
+                listener: Listener::Client,
+                from,
+            } if !matches!(self.state, State::ExpectData(_)) => self.accepted_early(from),
+            Event::AcceptFailed {
+                listener: Listener::Client,
+                error,
+            } if !matches!(self.state, State::ExpectData(_)) => self.accept_early_failed(&error),
             other => self.answer(other),
         }
         self.progress();
@@ -1310,20 +1343,31 @@ impl<'a> Session<'a> {
                 return self.reply(reply::SYNTAX_ERROR, "Command line too long.");
             }
         };
+        let secret = self.expecting_password();
         let cmd = match Command::parse(&line) {
             Ok(c) => c,
             Err(e) => {
+                // SECURITY: while a password is expected, a malformed line
+                // may be the password with a stray byte: masked (SPEC 6).
+                let text = if secret {
+                    command::masked_log_text(&line)
+                } else {
+                    command::malformed_log_text(&line)
+                };
                 self.log(
                     Level::Wrn,
-                    format!(
-                        "malformed command refused: {e}: {}",
-                        command::malformed_log_text(&line)
-                    ),
+                    format!("malformed command refused: {e}: {text}"),
                 );
                 return self.reply(reply::SYNTAX_ERROR, &format!("Syntax error: {e}."));
             }
         };
-        let shown = cmd.log_text();
+        // SECURITY: an unknown verb while a password is expected may be the
+        // password typed as a line (or a PASS with a mangled verb).
+        let shown = if secret && command::kind(cmd.verb.as_bytes()).is_none() {
+            command::masked_log_text(&line)
+        } else {
+            cmd.log_text()
+        };
         self.log(Level::Inf, format!("command: {shown}"));
         let tls = ClientLeg {
             secure: self.tls.client,
@@ -1373,6 +1417,13 @@ impl<'a> Session<'a> {
                 self.expect_final(Purpose::Relay);
             }
         }
+    }
+
+    /// After USER and before the login completed: the client's next line
+    /// may carry a password (the proxy's own 331 in ExpectPass, or the
+    /// server's answer to a relayed USER).
+    fn expecting_password(&self) -> bool {
+        matches!(self.state, State::ExpectPass(_)) || (self.user.is_some() && !self.logged_in)
     }
 
     fn before_login(&mut self, kind: Kind, cmd: Command<'_>) {

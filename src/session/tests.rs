@@ -69,6 +69,7 @@ impl T {
                 greeting: b"220 ftpgate ready\r\n".to_vec(),
                 original_dst,
                 proxy_self: vec![sa(LOCAL)],
+                own_addresses: Vec::new(),
                 early: None,
                 log_level: Level::Dbg,
                 client_tls: false,
@@ -322,6 +323,23 @@ impl T {
         self.server(&["200 PORT ok"]);
     }
 
+    /// A second PASV: the old listener and a connection held from it are
+    /// closed before the new listener opens.
+    fn pasv_again_closes(&mut self) {
+        self.client(&["PASV"]);
+        assert!(
+            self.took(Action::CloseListener(Listener::Client)),
+            "{:?}",
+            self.out
+        );
+        assert!(self.took(Action::CloseData), "{:?}", self.out);
+        self.event(Event::Listening {
+            listener: Listener::Client,
+            addr: sa(PASV_ADDR),
+        });
+        self.rest();
+    }
+
     /// The client connects to the passive listener from its own address.
     fn client_connects(&mut self) {
         self.event(Event::Accepted {
@@ -407,6 +425,54 @@ fn the_password_is_never_logged() {
     t.client(&["PASS hunter2"]);
     let logs = t.logs();
     assert!(logs.iter().any(|l| l.contains("PASS ****")), "{logs:?}");
+    assert!(!logs.iter().any(|l| l.contains("hunter2")), "{logs:?}");
+}
+
+#[test]
+fn a_malformed_or_unknown_line_while_the_password_is_expected_is_masked() {
+    let lines: &[&[u8]] = &[
+        b"PA\xffSS hunter2\r\n",
+        b"\xef\xbb\xbfPASS hunter2\r\n",
+        b"PASS\x00hunter2\r\n",
+        b"XPASS hunter2\r\n",
+        b"hunter2\r\n",
+        b"hunter2 x\x00\r\n",
+    ];
+    for &line in lines {
+        let mut t = T::new("");
+        t.client(&["USER anon"]);
+        t.connect();
+        t.server(&["331 password please"]);
+        assert_eq!(t.codes(), ["331"]);
+        t.logs();
+        t.client_raw(line);
+        assert_eq!(t.codes(), ["500"], "{line:?}");
+        let logs = t.logs();
+        assert!(!logs.is_empty(), "{line:?}: not logged");
+        assert!(
+            !logs.iter().any(|l| l.contains("hunter2")),
+            "{line:?}: {logs:?}"
+        );
+    }
+    // After the login, a malformed line is shown as it was (escaped).
+    let mut t = T::logged_in("");
+    t.client_raw(b"CWD a\x00b\r\n");
+    let logs = t.logs();
+    assert!(logs.iter().any(|l| l.contains("CWD a\\x00b")), "{logs:?}");
+}
+
+#[test]
+fn a_malformed_line_while_the_proxy_asks_for_the_password_is_masked() {
+    let mut t = T::new(LDAP_AUTH);
+    t.client(&["USER bob"]);
+    assert!(t.take(|a| matches!(a, Action::LookUp { .. })));
+    let bob = entry("cn=bob,dc=example", &[("userPassword", "s3cret-pw")]);
+    t.event(found(None, Some(bob)));
+    assert_eq!(t.codes(), ["331"]);
+    t.logs();
+    t.client_raw(b"PA\xffSS hunter2\r\n");
+    assert_eq!(t.codes(), ["500"]);
+    let logs = t.logs();
     assert!(!logs.iter().any(|l| l.contains("hunter2")), "{logs:?}");
 }
 
@@ -1370,6 +1436,151 @@ fn a_thief_on_the_passive_listener_is_dropped_and_the_wait_goes_on() {
     t.ended(2_000_000, true);
     t.server(&["226 done"]);
     assert_eq!(t.codes(), ["226"]);
+}
+
+#[test]
+fn an_open_passive_listener_is_watched_before_the_transfer_command_and_a_thief_is_dropped() {
+    let mut t = T::logged_in("");
+    assert_eq!(t.s.interest().accept, None);
+    t.pasv();
+    t.audit_events();
+    assert_eq!(t.s.interest().accept, Some(Listener::Client));
+    for _ in 0..3 {
+        t.event(Event::Accepted {
+            listener: Listener::Client,
+            from: sa(THIEF),
+        });
+        assert!(
+            t.took(Action::DropAccepted(Listener::Client)),
+            "{:?}",
+            t.out
+        );
+        assert!(
+            t.logs()
+                .iter()
+                .any(|l| l.contains("203.0.113.66") && l.contains("refused")),
+        );
+        assert!(matches!(
+            t.audit_events().as_slice(),
+            [AuditEvent::Refused {
+                what: RefusalKind::Data,
+                ..
+            }]
+        ));
+        assert!(t.rest().is_empty(), "the thief changed something");
+        assert_eq!(t.s.interest().accept, Some(Listener::Client));
+    }
+    // The real client still gets its transfer.
+    t.client(&["RETR f"]);
+    t.server_pasv();
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 sending"]);
+    assert_eq!(t.codes(), ["150"]);
+    t.client_connects();
+    assert!(t.took(plain_pump(Direction::Download, None)));
+}
+
+#[test]
+fn the_clients_connection_before_its_transfer_command_is_held_and_used() {
+    let mut t = T::logged_in("");
+    t.pasv();
+    t.client_connects();
+    assert!(t.rest().is_empty());
+    // Held: the listener is not watched any more, the wait is over.
+    assert_eq!(t.s.interest().accept, None);
+    t.client(&["RETR f"]);
+    t.server_pasv();
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 sending"]);
+    assert_eq!(t.codes(), ["150"]);
+    // No second accept: the held connection is the transfer's.
+    assert!(
+        t.took(Action::CloseListener(Listener::Client)),
+        "{:?}",
+        t.out
+    );
+    assert!(t.took(plain_pump(Direction::Download, None)), "{:?}", t.out);
+    assert!(!t.rest().iter().any(|a| matches!(a, Action::CloseData)));
+    t.ended(10, true);
+    t.server(&["226 done"]);
+    assert_eq!(t.codes(), ["226"]);
+    // The listener served that one transfer.
+    t.client(&["RETR f"]);
+    assert_eq!(t.codes(), ["425"]);
+}
+
+#[test]
+fn the_held_connection_is_used_when_the_server_connects_in_active_mode() {
+    let mut t = T::logged_in("DestinationTransferMode active");
+    t.pasv();
+    t.client_connects();
+    t.client(&["RETR f"]);
+    t.server_port();
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 sending"]);
+    assert_eq!(t.codes(), ["150"]);
+    assert_eq!(t.s.interest().accept, Some(Listener::Server));
+    t.event(Event::Accepted {
+        listener: Listener::Server,
+        from: sa(SERVER_ACTIVE),
+    });
+    assert!(t.took(Action::KeepAccepted(Listener::Server)));
+    assert!(t.took(plain_pump(Direction::Download, None)), "{:?}", t.out);
+}
+
+#[test]
+fn a_new_pasv_or_port_closes_the_held_connection_with_the_listener() {
+    // PASV after PASV: the old listener and the connection held from it go.
+    let mut t = T::logged_in("");
+    t.pasv();
+    t.client_connects();
+    t.pasv_again_closes();
+    assert_eq!(t.s.interest().accept, Some(Listener::Client));
+    // PORT with PortResetsPasv (the default): the same.
+    let mut t = T::logged_in("PortResetsPasv yes");
+    t.pasv();
+    t.client_connects();
+    t.client(&[CLIENT_PORT]);
+    assert!(
+        t.took(Action::CloseListener(Listener::Client)),
+        "{:?}",
+        t.out
+    );
+    assert!(t.took(Action::CloseData), "{:?}", t.out);
+    assert_eq!(t.codes(), ["200"]);
+    assert_eq!(t.s.interest().accept, None);
+    // PORT without PortResetsPasv: the listener and the held connection
+    // stay until the active transfer's own connection replaces it.
+    let mut t = T::logged_in("PortResetsPasv no");
+    t.pasv();
+    t.client_connects();
+    t.client(&[CLIENT_PORT]);
+    assert_eq!(t.codes(), ["200"]);
+    assert!(t.rest().is_empty());
+}
+
+#[test]
+fn a_refused_transfer_drops_the_held_connection_and_fail_resets_pasv_decides_the_listener() {
+    for (resets, open) in [("yes", false), ("no", true)] {
+        let mut t = T::logged_in(&format!("FailResetsPasv {resets}"));
+        t.pasv();
+        t.client_connects();
+        t.client(&["RETR missing"]);
+        t.server_pasv();
+        assert_eq!(t.server_lines(), ["RETR missing"]);
+        t.server(&["550 no such file"]);
+        assert_eq!(t.codes(), ["550"]);
+        let rest = t.rest();
+        assert!(rest.contains(&Action::CloseData), "{rest:?}");
+        assert_eq!(
+            rest.contains(&Action::CloseListener(Listener::Client)),
+            !open,
+            "FailResetsPasv {resets}: {rest:?}"
+        );
+        // With the listener kept, it is watched again for a new connection.
+        let want = open.then_some(Listener::Client);
+        assert_eq!(t.s.interest().accept, want, "FailResetsPasv {resets}");
+    }
 }
 
 // twin of tests/hostile.rs::an_active_connection_from_another_host_than_the_server_is_refused

@@ -157,11 +157,23 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Close the passive listener, and the client's connection to it that
+    /// the driver holds, if any.
     fn close_pasv(&mut self) {
         if self.pasv.take().is_some() {
             self.actions
                 .push_back(Action::CloseListener(Listener::Client));
         }
+        if self.pasv_held {
+            self.close_data();
+        }
+    }
+
+    /// Close the data connections the driver holds (a transfer's that did
+    /// not start, or one the client made before its transfer command).
+    fn close_data(&mut self) {
+        self.pasv_held = false;
+        self.actions.push_back(Action::CloseData);
     }
 
     /// RFC 2428 522: the reply lists the families the client may use, and
@@ -428,7 +440,7 @@ impl<'a> Session<'a> {
             if self.cfg.fail_resets_pasv {
                 self.close_pasv();
             }
-            self.actions.push_back(Action::CloseData);
+            self.close_data();
             self.actions
                 .push_back(Action::CloseListener(Listener::Server));
             return self.send_client(r.to_wire());
@@ -447,8 +459,18 @@ impl<'a> Session<'a> {
     fn open_client_data(&mut self, mut t: Box<Transfer>) {
         t.deadline = self.now + self.timeout();
         match (self.client_side, self.pasv, self.port) {
+            (Some(Side::Passive), Some(_), _) if self.pasv_held => {
+                // The client connected before its command: that connection
+                // (judged when it came) is the transfer's; no second accept.
+                self.pasv_held = false;
+                self.close_pasv();
+                self.client_data_ready(t);
+            }
             (Some(Side::Passive), Some(_), _) => self.state = State::ExpectData(t),
             (Some(Side::Active), _, Some(target)) => {
+                // The connection made now takes the client data slot: a
+                // connection held from the passive listener is gone.
+                self.pasv_held = false;
                 t.client_connecting = true;
                 self.actions.push_back(Action::Connect {
                     peer: Peer::Client,
@@ -463,31 +485,74 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// SECURITY: theft protection: a data connection comes from the peer's
+    /// own address (SameAddress); others are closed (DropAccepted) and
+    /// logged. True when `from` was refused.
+    fn refuse_thief(&mut self, listener: Listener, from: SocketAddr, expected: IpAddr) -> bool {
+        let what = match listener {
+            Listener::Server => "server",
+            Listener::Client => "client",
+        };
+        let Err(why) = check_data_peer(from.ip(), expected, self.settings.same_address) else {
+            return false;
+        };
+        let rule = self.rule_text(Some("SameAddress"));
+        self.log(
+            Level::Wrn,
+            format!("{what} data connection from {from} refused: {why} ({rule})"),
+        );
+        self.actions.push_back(Action::DropAccepted(listener));
+        self.audit_refusal(
+            RefusalKind::Data,
+            format!("{what} data connection from {from}"),
+            None,
+            Some("SameAddress"),
+        );
+        true
+    }
+
+    /// A connection on the passive listener before the transfer command
+    /// (or while another wait is on): a thief's is closed at once, so that
+    /// such connections cannot fill the listener's backlog and lock the
+    /// client out; the client's own is held for its transfer command.
+    pub(super) fn accepted_early(&mut self, from: SocketAddr) {
+        if self.pasv.is_none() || self.pasv_held {
+            // Not asked for (a driver bug): never keep it.
+            self.actions
+                .push_back(Action::DropAccepted(Listener::Client));
+            return;
+        }
+        if self.refuse_thief(Listener::Client, from, self.client_addr.ip()) {
+            return;
+        }
+        self.dbg(|| format!("client data connection from {from} held for the transfer command"));
+        self.actions
+            .push_back(Action::KeepAccepted(Listener::Client));
+        self.pasv_held = true;
+    }
+
+    /// accept(2) failed on the passive listener outside a transfer: it is
+    /// closed (watching it again would fail the same way, at once); the
+    /// client's transfer command then gets 425 and it asks again.
+    pub(super) fn accept_early_failed(&mut self, error: &str) {
+        self.log(
+            Level::Err,
+            format!("accept on the passive listener: {error}; listener closed"),
+        );
+        self.close_pasv();
+    }
+
     /// A connection on a watched listener.
     pub(super) fn accepted(&mut self, mut t: Box<Transfer>, listener: Listener, from: SocketAddr) {
-        let (expected, what) = match listener {
-            Listener::Server => (self.server.map(|s| s.addr.ip()), "server"),
-            Listener::Client => (Some(self.client_addr.ip()), "client"),
+        let expected = match listener {
+            Listener::Server => self.server.map(|s| s.addr.ip()),
+            Listener::Client => Some(self.client_addr.ip()),
         };
         let Some(expected) = expected else {
             return self.end(End::ServerClosed("not connected".into()));
         };
-        // SECURITY: theft protection: a data connection comes from the
-        // peer's own address (SameAddress); others are closed and logged,
-        // and the wait goes on.
-        if let Err(why) = check_data_peer(from.ip(), expected, self.settings.same_address) {
-            let rule = self.rule_text(Some("SameAddress"));
-            self.log(
-                Level::Wrn,
-                format!("{what} data connection from {from} refused: {why} ({rule})"),
-            );
-            self.actions.push_back(Action::DropAccepted(listener));
-            self.audit_refusal(
-                RefusalKind::Data,
-                format!("{what} data connection from {from}"),
-                None,
-                Some("SameAddress"),
-            );
+        // SECURITY: theft protection; the wait goes on.
+        if self.refuse_thief(listener, from, expected) {
             self.state = State::ExpectData(t);
             return;
         }
@@ -535,7 +600,7 @@ impl<'a> Session<'a> {
         if waited_for_client && self.cfg.fail_resets_pasv {
             self.close_pasv();
         }
-        self.actions.push_back(Action::CloseData);
+        self.close_data();
         self.actions
             .push_back(Action::CloseListener(Listener::Server));
     }

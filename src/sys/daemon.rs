@@ -78,10 +78,22 @@ pub fn inherited_listener() -> Option<TcpListener> {
 /// its jail. Call before the daemon opens anything else.
 pub fn close_inherited(keep: &TcpListener) {
     let keep = keep.as_raw_fd() as libc::c_uint;
-    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)];
-    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
+    close_ranges(&[(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)]);
+}
+
+/// Close every descriptor from 3 up: an inetd-mode session keeps only the
+/// client socket on 0 and 1 (and stderr) of what its launcher left open
+/// (a wrapper's file or directory would otherwise reach the jail). Call
+/// before the session opens anything itself.
+pub fn close_all_inherited() {
+    close_ranges(&[(3, libc::c_uint::MAX)]);
+}
+
+fn close_ranges(ranges: &[(libc::c_uint, libc::c_uint)]) {
+    for &(first, last) in ranges.iter().filter(|(f, l)| f <= l) {
         // SAFETY: close_range(2) on descriptors no Rust value owns: the
-        // caller holds only `keep`, which is outside both ranges.
+        // callers hold nothing in these ranges (a kept listener is outside
+        // them).
         let done = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0;
         if !done {
             // Kernels before 5.9: one by one, up to the descriptor limit.
@@ -247,4 +259,31 @@ pub fn refuse(stream: TcpStream, bytes: &[u8]) {
         let _ = stream.write(bytes);
     }
     let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Create PidFile `path` as a new file, mode 0644. SECURITY: never through
+/// a symbolic link (O_CREAT|O_EXCL and O_NOFOLLOW: one planted between
+/// the removal of a stale file and this call makes it fail), and what was
+/// really opened is checked (fstat of the descriptor): a regular file of
+/// ours that nobody else may write.
+pub fn create_pid_file(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.uid() != unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err(io::Error::other(format!(
+            "owned by user id {} with mode {:o}: not a file only ftpgate may write",
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(file)
 }

@@ -16,6 +16,31 @@ pub mod signals;
 pub mod splice;
 pub mod transparent;
 
+/// The contents of a message file (WelcomeMessage, DenyMessage,
+/// MaxClientsMessage), at most `limit` bytes. SECURITY: opened without
+/// following a symbolic link and without blocking (O_NOFOLLOW |
+/// O_NONBLOCK), and read only when what was opened is a regular file
+/// (fstat of the descriptor): a FIFO or a device would hang the session
+/// or the daemon. NotFound when there is no file.
+pub fn read_message_file(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::other("it is a symbolic link"),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = Vec::new();
+    file.take(limit).read_to_end(&mut text)?;
+    Ok(text)
+}
+
 /// Local wall-clock time, broken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime {

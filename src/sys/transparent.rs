@@ -51,6 +51,24 @@ pub fn is_own_address(ip: IpAddr) -> bool {
         .any(|a| a.ip().to_canonical() == ip)
 }
 
+/// Every address of this host's (this network namespace's) interfaces,
+/// canonical: what a client-chosen destination may not be unless
+/// AllowedDestinations names it. Read before the jail; empty when the
+/// interface list cannot be read (loopback is refused anyway).
+pub fn own_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut own: Vec<IpAddr> = addrs
+        .filter_map(|ifa| ifa.address)
+        .filter_map(|a| super::net::to_std(&a))
+        .map(|a| a.ip().to_canonical())
+        .collect();
+    own.sort_unstable();
+    own.dedup();
+    own
+}
+
 /// The addresses a client-chosen destination must not name at the
 /// proxy's port `local`: `local` itself, and, because a listener on
 /// 0.0.0.0 or [::] answers on every address of the host, the unspecified
