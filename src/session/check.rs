@@ -716,6 +716,17 @@ impl<'d> Harness<'d> {
                 self.ck.accepted = None;
                 self.ck.data = [false; 2];
             }
+            Action::DropServerData => {
+                self.ck.data[peer_index(Peer::Server)] = false;
+                self.ck.listeners[listener_index(Listener::Server)] = false;
+            }
+            Action::CheckServerData => {
+                let alive = self.input.choice() % 5 != 0 && self.ck.data[peer_index(Peer::Server)];
+                if !alive {
+                    self.ck.data[peer_index(Peer::Server)] = false;
+                }
+                self.event(Event::ServerDataChecked { alive });
+            }
             Action::Close(_) => {
                 self.ck.closed = true;
                 self.stats.closed = true;

@@ -49,6 +49,8 @@ struct T {
     out: Vec<Action>,
     /// Audit records, in order (see the audit tests).
     audits: Vec<AuditRecord>,
+    /// What CheckServerData finds (true unless a test says otherwise).
+    server_data_open: bool,
 }
 
 impl T {
@@ -81,6 +83,7 @@ impl T {
             now,
             out: Vec::new(),
             audits: Vec::new(),
+            server_data_open: true,
         };
         t.collect();
         assert_eq!(t.client_lines(), ["220 ftpgate ready"]);
@@ -90,11 +93,19 @@ impl T {
     }
 
     fn collect(&mut self) {
+        let mut check = false;
         while let Some(a) = self.s.poll_action() {
             match a {
                 Action::Audit(r) => self.audits.push(*r),
+                // A prepared server data connection is still open, as the
+                // driver would find (tests of a closed one answer it
+                // themselves with `check_open(false)`).
+                Action::CheckServerData if self.server_data_open => check = true,
                 a => self.out.push(a),
             }
+        }
+        if check {
+            self.event(Event::ServerDataChecked { alive: true });
         }
     }
 
