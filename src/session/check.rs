@@ -721,7 +721,8 @@ impl<'d> Harness<'d> {
                 self.ck.listeners[listener_index(Listener::Server)] = false;
             }
             Action::CheckServerData => {
-                let alive = self.input.choice() % 5 != 0 && self.ck.data[peer_index(Peer::Server)];
+                // 0 (what `answers` gives) is the usual case: still open.
+                let alive = self.input.choice() % 5 != 4 && self.ck.data[peer_index(Peer::Server)];
                 if !alive {
                     self.ck.data[peer_index(Peer::Server)] = false;
                 }
@@ -1168,7 +1169,9 @@ mod tests {
             .answers(1)
             .client("RETR x")
             .server("227 Entering Passive Mode (198,51,100,7,195,80)")
-            .answers(1)
+            // the connect to the server's data port, prepared ahead of
+            // RETR, and the check that it is still open at RETR
+            .answers(2)
             .server("150 Opening data connection")
             .accept_from_client()
             .ended()
@@ -1190,9 +1193,10 @@ mod tests {
             .client("RETR ../etc/passwd")
             .client("PORT 203,0,113,9,200,1")
             .client("PORT 192,0,2,10,200,1")
-            .client("RETR x")
+            // the server's side prepared ahead: its listener, PORT, 200
             .answers(1)
             .server("200 OK")
+            .client("RETR x")
             .server("150 Opening data connection")
             .wait(30)
             .client("ABOR")
@@ -1245,9 +1249,10 @@ mod tests {
         In::new(1)
             .login()
             .client("PORT 192,0,2,10,200,1")
-            .client("RETR x")
+            // the server's side prepared ahead: its listener, PORT, 200
             .answers(1)
             .server("200 OK")
+            .client("RETR x")
             .server("150 Opening data connection")
             .wait(70)
     }
@@ -1260,7 +1265,7 @@ mod tests {
         let input = data_timeout_then_425();
         let (r, stats, trace) = run_with(&input.0, true, true);
         assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), trace.join("\n"));
-        assert_eq!(stats.late_425, 1, "{stats:?}");
+        assert_eq!(stats.late_425, 1, "{stats:?}\n{}", trace.join("\n"));
     }
 
     #[test]

@@ -502,18 +502,15 @@ impl<'a> Session<'a> {
                 Level::Wrn,
                 format!("server passive address {target} refused: {why} ({rule})"),
             );
-            let sent = (!t.prefetch).then_some((reply::CANT_OPEN_DATA, "Cannot open data connection."));
+            let sent =
+                (!t.prefetch).then_some((reply::CANT_OPEN_DATA, "Cannot open data connection."));
             self.audit_refusal(
                 RefusalKind::Data,
                 format!("server passive address {target}"),
                 sent,
                 Some("SameAddress"),
             );
-            return self.setup_refused(
-                &t,
-                reply::CANT_OPEN_DATA,
-                "Cannot open data connection.",
-            );
+            return self.setup_refused(&t, reply::CANT_OPEN_DATA, "Cannot open data connection.");
         }
         t.server_target = Some(target);
         self.actions.push_back(Action::Connect {
