@@ -357,6 +357,22 @@ impl Driver<'_> {
                 self.client_data = None;
                 self.server_data = None;
             }
+            Action::DropServerData => {
+                self.server_data = None;
+                self.server_listener = None;
+            }
+            Action::CheckServerData => {
+                // Readable before the transfer command: the server closed
+                // it (or broke the protocol); either way it is not usable.
+                let alive = self.server_data.as_ref().is_some_and(|s| {
+                    let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLIN)];
+                    !wait(&mut fds, Duration::ZERO)
+                });
+                if !alive {
+                    self.server_data = None;
+                }
+                e.handle(Instant::now(), Event::ServerDataChecked { alive });
+            }
             Action::Close(end) => return Some(end),
         }
         None

@@ -716,6 +716,18 @@ impl<'d> Harness<'d> {
                 self.ck.accepted = None;
                 self.ck.data = [false; 2];
             }
+            Action::DropServerData => {
+                self.ck.data[peer_index(Peer::Server)] = false;
+                self.ck.listeners[listener_index(Listener::Server)] = false;
+            }
+            Action::CheckServerData => {
+                // 0 (what `answers` gives) is the usual case: still open.
+                let alive = self.input.choice() % 5 != 4 && self.ck.data[peer_index(Peer::Server)];
+                if !alive {
+                    self.ck.data[peer_index(Peer::Server)] = false;
+                }
+                self.event(Event::ServerDataChecked { alive });
+            }
             Action::Close(_) => {
                 self.ck.closed = true;
                 self.stats.closed = true;
@@ -1157,7 +1169,9 @@ mod tests {
             .answers(1)
             .client("RETR x")
             .server("227 Entering Passive Mode (198,51,100,7,195,80)")
-            .answers(1)
+            // the connect to the server's data port, prepared ahead of
+            // RETR, and the check that it is still open at RETR
+            .answers(2)
             .server("150 Opening data connection")
             .accept_from_client()
             .ended()
@@ -1179,9 +1193,10 @@ mod tests {
             .client("RETR ../etc/passwd")
             .client("PORT 203,0,113,9,200,1")
             .client("PORT 192,0,2,10,200,1")
-            .client("RETR x")
+            // the server's side prepared ahead: its listener, PORT, 200
             .answers(1)
             .server("200 OK")
+            .client("RETR x")
             .server("150 Opening data connection")
             .wait(30)
             .client("ABOR")
@@ -1234,9 +1249,10 @@ mod tests {
         In::new(1)
             .login()
             .client("PORT 192,0,2,10,200,1")
-            .client("RETR x")
+            // the server's side prepared ahead: its listener, PORT, 200
             .answers(1)
             .server("200 OK")
+            .client("RETR x")
             .server("150 Opening data connection")
             .wait(70)
     }
@@ -1249,7 +1265,7 @@ mod tests {
         let input = data_timeout_then_425();
         let (r, stats, trace) = run_with(&input.0, true, true);
         assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), trace.join("\n"));
-        assert_eq!(stats.late_425, 1, "{stats:?}");
+        assert_eq!(stats.late_425, 1, "{stats:?}\n{}", trace.join("\n"));
     }
 
     #[test]

@@ -47,7 +47,7 @@ use crate::limits;
 use crate::policy::filter::{CommandFilter, Verdict};
 
 use login::{Connecting, LookUp, Pending, Plan};
-use transfer::{Abort, SetupAbort, Transfer};
+use transfer::{Abort, Prefetched, SetupAbort, Transfer};
 
 /// Why a session ended; logged once, mapped to the exit status by the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +194,8 @@ pub enum Event<'b> {
         why: String,
         not_resumed: bool,
     },
+    /// Answer to [`Action::CheckServerData`].
+    ServerDataChecked { alive: bool },
     /// The time has come (see [`Session::deadline`]).
     Timer,
 }
@@ -276,6 +278,12 @@ pub enum Action {
     StopPump { abort: bool },
     /// Close the data connections of a transfer that did not start.
     CloseData,
+    /// Close the server's side of a data connection prepared ahead (its
+    /// connection, or the listener for it); the client's stays.
+    DropServerData,
+    /// Whether the server's data connection (prepared ahead) is still
+    /// open, without waiting; answer [`Event::ServerDataChecked`].
+    CheckServerData,
     /// One audit record (SPEC 12): AuditLog, and XferLog for transfers.
     Audit(Box<AuditRecord>),
     /// The session is over: close everything and exit.
@@ -443,6 +451,8 @@ enum State<'a> {
     ExpectServerPortReply(Box<Transfer>),
     /// The data connection to the server (its passive port).
     ExpectServerConnected(Box<Transfer>),
+    /// Whether a prepared connection to the server's data port is open.
+    ExpectServerDataCheck(Box<Transfer>),
     /// The server's first reply to the transfer command (1xx or a refusal).
     ExpectTransferStart(Box<Transfer>),
     /// The data connections: the server's, then the client's.
@@ -543,6 +553,8 @@ pub struct Session<'a> {
     port: Option<SocketAddr>,
     /// which of `pasv`/`port` the client chose last
     client_side: Option<Side>,
+    /// the server's side of the next data connection, prepared ahead
+    prefetched: Option<Prefetched>,
     epsv_all: bool,
     tls: Tls,
     /// a 421 went to the client: the session is ending and it knows
@@ -590,6 +602,7 @@ impl<'a> Session<'a> {
             pasv_held: false,
             port: None,
             client_side: None,
+            prefetched: None,
             epsv_all: false,
             tls: Tls {
                 client: p.client_tls,
@@ -1018,11 +1031,13 @@ impl<'a> Session<'a> {
                     Level::Err,
                     format!("cannot listen for the server's data connection: {error}"),
                 );
-                drop(t);
-                self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+                self.setup_refused(&t, reply::CANT_OPEN_DATA, "Cannot open data connection.");
             }
             (State::ExpectServerConnected(t), Event::DataConnected(Peer::Server)) => {
                 self.send_transfer_command(t)
+            }
+            (State::ExpectServerDataCheck(t), Event::ServerDataChecked { alive }) => {
+                self.server_data_checked(t, alive)
             }
             (State::ExpectServerConnected(t), Event::DataConnectFailed { error, .. }) => {
                 let target = t.server_target;
@@ -1033,7 +1048,7 @@ impl<'a> Session<'a> {
                         target.map(|a| a.to_string()).unwrap_or_default()
                     ),
                 );
-                self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+                self.setup_refused(&t, reply::CANT_OPEN_DATA, "Cannot open data connection.");
             }
             (State::ExpectData(t), Event::Accepted { listener, from }) => {
                 self.accepted(t, listener, from)
@@ -1408,6 +1423,10 @@ impl<'a> Session<'a> {
                 "REIN not supported by this proxy: reconnect instead.",
             ),
             Kind::Pass | Kind::Abort | Kind::Plain | Kind::Security => {
+                if kind == Kind::Abort {
+                    // The server may close its passive port on ABOR.
+                    self.drop_prefetch();
+                }
                 if cmd.verb.as_bytes() == b"TYPE" {
                     // xferlog's transfer type: I (and L 8) are binary.
                     let arg = cmd.arg.to_ascii_uppercase();

@@ -49,6 +49,12 @@ struct T {
     out: Vec<Action>,
     /// Audit records, in order (see the audit tests).
     audits: Vec<AuditRecord>,
+    /// What CheckServerData finds (true unless a test says otherwise).
+    server_data_open: bool,
+    /// The proxy's own PASV/EPSV to the server, sent as soon as the
+    /// client's PASV was answered (the server side prepared ahead), taken
+    /// by `pasv()` for `server_pasv()`.
+    server_pasv_sent: bool,
 }
 
 impl T {
@@ -81,6 +87,8 @@ impl T {
             now,
             out: Vec::new(),
             audits: Vec::new(),
+            server_data_open: true,
+            server_pasv_sent: false,
         };
         t.collect();
         assert_eq!(t.client_lines(), ["220 ftpgate ready"]);
@@ -90,11 +98,19 @@ impl T {
     }
 
     fn collect(&mut self) {
+        let mut check = false;
         while let Some(a) = self.s.poll_action() {
             match a {
                 Action::Audit(r) => self.audits.push(*r),
+                // A prepared server data connection is still open, as the
+                // driver would find (tests of a closed one answer it
+                // themselves with `check_open(false)`).
+                Action::CheckServerData if self.server_data_open => check = true,
                 a => self.out.push(a),
             }
+        }
+        if check {
+            self.event(Event::ServerDataChecked { alive: true });
         }
     }
 
@@ -283,6 +299,37 @@ impl T {
             self.client_lines(),
             ["227 Entering Passive Mode (192,0,2,1,195,81)."]
         );
+        // Passive towards the server: the proxy asks it at once.
+        self.server_pasv_sent =
+            self.take(|a| matches!(a, Action::SendServer(l) if l.as_slice() == b"PASV\r\n"));
+    }
+
+    /// The server's side prepared after the client's PASV (passive towards
+    /// the server): its 227 and the connect to it.
+    fn complete_prefetch(&mut self) {
+        assert!(
+            std::mem::take(&mut self.server_pasv_sent),
+            "no PASV to the server"
+        );
+        self.server(&[SERVER_227]);
+        assert!(
+            self.take(|a| matches!(
+                a,
+                Action::Connect {
+                    peer: Peer::Server,
+                    ..
+                }
+            )),
+            "no connect to the server's data port: {:?}",
+            self.out
+        );
+        self.event(Event::DataConnected(Peer::Server));
+    }
+
+    /// The server's side prepared after the client's PORT in client mode
+    /// (active towards the server): the listener, PORT, the server's 200.
+    fn complete_port_prefetch(&mut self) {
+        self.server_port();
     }
 
     /// The client's PORT naming its own address: 200, nothing else.
@@ -294,7 +341,9 @@ impl T {
     /// The server answers the proxy's PASV with its own data port and the
     /// proxy connects there.
     fn server_pasv(&mut self) {
-        assert_eq!(self.server_lines(), ["PASV"]);
+        if !std::mem::take(&mut self.server_pasv_sent) {
+            assert_eq!(self.server_lines(), ["PASV"]);
+        }
         self.server(&[SERVER_227]);
         assert!(
             self.take(
@@ -326,7 +375,9 @@ impl T {
     /// A second PASV: the old listener and a connection held from it are
     /// closed before the new listener opens.
     fn pasv_again_closes(&mut self) {
+        self.complete_prefetch();
         self.client(&["PASV"]);
+        assert!(self.took(Action::DropServerData), "{:?}", self.out);
         assert!(
             self.took(Action::CloseListener(Listener::Client)),
             "{:?}",
@@ -1196,11 +1247,15 @@ fn feat_after_login_filters_the_servers_list_hides_auth_and_adds_epsv_eprt() {
 // ----- data set-up: the client's PASV/EPSV/PORT/EPRT -------------------------------
 
 #[test]
-fn pasv_and_epsv_are_answered_by_the_proxy_and_never_reach_the_server() {
+fn pasv_and_epsv_are_answered_by_the_proxy_which_prepares_the_server_side() {
     let mut t = T::logged_in("");
     t.pasv();
+    // Ahead of the transfer command, the proxy's own PASV to the server.
+    t.complete_prefetch();
+    assert!(t.rest().is_empty());
     t.client(&["EPSV"]);
-    // The old listener goes, a new one comes.
+    // The old listener and the prepared server side go, new ones come.
+    assert!(t.took(Action::DropServerData));
     assert!(t.took(Action::CloseListener(Listener::Client)));
     assert!(t.take(|a| matches!(
         a,
@@ -1217,7 +1272,7 @@ fn pasv_and_epsv_are_answered_by_the_proxy_and_never_reach_the_server() {
         t.client_lines(),
         ["229 Entering Extended Passive Mode (|||50002|)"]
     );
-    assert!(t.server_lines().is_empty());
+    assert_eq!(t.server_lines(), ["PASV"]);
 }
 
 #[test]
@@ -1255,9 +1310,12 @@ fn port_naming_another_host_or_a_privileged_port_is_refused_504() {
     assert!(t.server_lines().is_empty());
     t.client(&["PORT 192,0,2,10,200,1"]);
     assert_eq!(t.codes(), ["200"]);
+    // The server side is prepared ahead (client mode: PORT to the server).
+    t.complete_port_prefetch();
     t.client(&["EPRT |1|192.0.2.10|51201|"]);
     assert_eq!(t.codes(), ["200"]);
-    assert!(t.server_lines().is_empty());
+    assert!(t.took(Action::DropServerData));
+    t.complete_port_prefetch();
 }
 
 // twin of tests/extended.rs::epsv_all_refuses_other_data_commands_and_epsv_still_works
@@ -1373,8 +1431,9 @@ fn the_server_refusing_pasv_is_425_and_the_command_never_reaches_it() {
     let mut t = T::logged_in("DestinationTransferMode passive");
     t.pasv();
     t.client(&["RETR f"]);
-    assert_eq!(t.server_lines(), ["PASV"]);
+    assert!(t.server_pasv_sent, "PASV asked of the server ahead");
     t.server(&["500 PASV not understood"]);
+    // The refusal of the server side prepared ahead answers RETR.
     assert_eq!(t.codes(), ["425"]);
     assert!(t.server_lines().is_empty());
     t.noop_works();
@@ -1388,7 +1447,7 @@ fn a_server_227_naming_a_third_host_is_refused_425_and_never_connected() {
     let mut t = T::logged_in("DestinationTransferMode passive\nTimeOut 10");
     t.pasv();
     t.client(&["RETR secret"]);
-    assert_eq!(t.server_lines(), ["PASV"]);
+    assert!(t.server_pasv_sent, "PASV asked of the server ahead");
     t.server(&["227 Entering Passive Mode (198,51,100,99,200,10)"]);
     assert_eq!(t.codes(), ["425"]);
     let logs = t.logs();
@@ -1540,7 +1599,9 @@ fn a_new_pasv_or_port_closes_the_held_connection_with_the_listener() {
     let mut t = T::logged_in("PortResetsPasv yes");
     t.pasv();
     t.client_connects();
+    t.complete_prefetch();
     t.client(&[CLIENT_PORT]);
+    assert!(t.took(Action::DropServerData), "{:?}", t.out);
     assert!(
         t.took(Action::CloseListener(Listener::Client)),
         "{:?}",
@@ -1554,8 +1615,12 @@ fn a_new_pasv_or_port_closes_the_held_connection_with_the_listener() {
     let mut t = T::logged_in("PortResetsPasv no");
     t.pasv();
     t.client_connects();
+    t.complete_prefetch();
     t.client(&[CLIENT_PORT]);
     assert_eq!(t.codes(), ["200"]);
+    // Only the prepared server side changes (active now, as the client).
+    assert!(t.took(Action::DropServerData), "{:?}", t.out);
+    t.complete_port_prefetch();
     assert!(t.rest().is_empty());
 }
 
@@ -2435,6 +2500,7 @@ fn client_tls_required_refuses_user_in_clear_and_data_without_prot_p() {
     });
     t.login();
     t.pasv();
+    t.complete_prefetch();
     t.client(&["RETR f"]);
     assert_eq!(t.codes(), ["521"]);
     assert!(t.server_lines().is_empty());
@@ -2677,4 +2743,76 @@ fn a_noop_sent_with_the_transfer_command_waits_for_its_226() {
     t.server(&["226 done"]);
     assert_eq!(t.codes(), ["226"]);
     assert_eq!(t.server_lines(), ["NOOP"]);
+}
+
+// ----- the server's side prepared ahead (issue 15) --------------------------------------
+
+#[test]
+fn after_pasv_the_transfer_command_costs_one_server_round_trip() {
+    let mut t = T::logged_in("");
+    t.pasv();
+    t.complete_prefetch();
+    assert!(t.rest().is_empty());
+    t.client(&["RETR f"]);
+    // No PASV and no connect now: the command goes to the server at once.
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 sending"]);
+    assert_eq!(t.codes(), ["150"]);
+}
+
+#[test]
+fn a_prepared_connection_the_server_closed_is_replaced_at_the_transfer_command() {
+    let mut t = T::logged_in("");
+    t.pasv();
+    t.complete_prefetch();
+    t.server_data_open = false;
+    t.client(&["RETR f"]);
+    assert!(t.take(|a| matches!(a, Action::CheckServerData)));
+    t.event(Event::ServerDataChecked { alive: false });
+    // Asked again, as without preparation.
+    assert_eq!(t.server_lines(), ["PASV"]);
+    t.server(&[SERVER_227]);
+    assert!(t.take(|a| matches!(
+        a,
+        Action::Connect {
+            peer: Peer::Server,
+            ..
+        }
+    )));
+    t.event(Event::DataConnected(Peer::Server));
+    assert_eq!(t.server_lines(), ["RETR f"]);
+}
+
+#[test]
+fn rest_keeps_the_prepared_side_and_abor_drops_it() {
+    let mut t = T::logged_in("");
+    t.pasv();
+    t.complete_prefetch();
+    t.client(&["REST 100"]);
+    assert_eq!(t.server_lines(), ["REST 100"]);
+    t.server(&["350 restarting"]);
+    assert_eq!(t.codes(), ["350"]);
+    assert!(!t.out.iter().any(|a| matches!(a, Action::DropServerData)));
+    t.client(&["ABOR"]);
+    assert!(t.took(Action::DropServerData));
+    assert_eq!(t.server_lines(), ["ABOR"]);
+    t.server(&["225 no transfer"]);
+    t.client_lines();
+    // The transfer command asks the server anew.
+    t.client(&["RETR f"]);
+    assert_eq!(t.server_lines(), ["PASV"]);
+}
+
+#[test]
+fn in_active_mode_towards_the_server_port_is_sent_ahead_too() {
+    let mut t = T::logged_in("DestinationTransferMode active");
+    t.pasv();
+    assert!(!t.server_pasv_sent);
+    t.complete_port_prefetch();
+    t.client(&["RETR f"]);
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 sending"]);
+    assert_eq!(t.codes(), ["150"]);
+    // The server connects to the listener opened ahead.
+    assert_eq!(t.s.interest().accept, Some(Listener::Server));
 }

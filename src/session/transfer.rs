@@ -47,6 +47,9 @@ pub(super) struct Transfer {
     running: bool,
     /// Not every byte went through (set when the pump ends).
     cut: bool,
+    /// The server side is prepared ahead of the transfer command (no
+    /// command yet): on success it is kept for it, a failure is silent.
+    pub(super) prefetch: bool,
     bytes: u64,
 }
 
@@ -80,6 +83,19 @@ impl Transfer {
     }
 }
 
+/// The server's side of a data connection prepared as soon as the client
+/// chose its own (PASV/EPSV/PORT/EPRT), so that the transfer command costs
+/// one round trip to the server instead of three (issue 15).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Prefetched {
+    client_side: Side,
+    server_side: Side,
+    target: Option<SocketAddr>,
+    /// The preparation failed: the transfer command gets this reply (as it
+    /// would have, asking then), without asking the server again.
+    failed: Option<(u16, &'static str)>,
+}
+
 /// ABOR during a transfer (or while waiting for its data connection):
 /// collecting the server's answers.
 pub(super) struct Abort {
@@ -106,6 +122,7 @@ impl<'a> Session<'a> {
     // ----- the client's choice ----------------------------------------------
 
     pub(super) fn client_passive(&mut self, cmd: &Command<'_>) {
+        self.drop_prefetch();
         let extended = cmd.verb.as_bytes() == b"EPSV";
         if extended {
             match addr::parse_epsv_arg(cmd.arg) {
@@ -155,6 +172,81 @@ impl<'a> Session<'a> {
         } else {
             self.send_client(addr::format_227(SocketAddrV4::new(advertised, port)));
         }
+        self.prefetch(Side::Passive);
+    }
+
+    /// Prepare the server's side now (issue 15): while the client's
+    /// transfer command is on its way, PASV/EPSV and the connect (or
+    /// PORT/EPRT) happen, under the same checks as at transfer time. Not
+    /// when a PROT change would have to come first (FTPS).
+    fn prefetch(&mut self, client_side: Side) {
+        let Some(server) = self.server else {
+            return;
+        };
+        if !matches!(self.state, State::Ready) || self.prot_change().is_some() {
+            return;
+        }
+        let side = super::server_mode(self.settings.destination_transfer_mode, client_side);
+        let t = Box::new(Transfer {
+            line: Vec::new(),
+            verb: String::new(),
+            arg: Vec::new(),
+            direction: Direction::Download,
+            server_side: side,
+            client_side,
+            server_target: None,
+            server_ready: false,
+            client_connecting: false,
+            started: self.now,
+            deadline: self.now + self.timeout(),
+            note: None,
+            abort_requested: false,
+            running: false,
+            cut: false,
+            bytes: 0,
+            prefetch: true,
+        });
+        self.dbg(|| "preparing the server's data connection ahead of the transfer command".into());
+        self.server_data_side(t, server);
+    }
+
+    /// Forget a prepared server side (the client chose anew, or ABOR).
+    pub(super) fn drop_prefetch(&mut self) {
+        if self.prefetched.take().is_some() {
+            self.actions.push_back(Action::DropServerData);
+        }
+    }
+
+    /// The PROT the server needs before a transfer, if it differs from
+    /// what it has (ServerTLSProtection).
+    fn prot_change(&self) -> Option<bool> {
+        if !self.tls.server {
+            return None;
+        }
+        let private = match self.settings.server_tls_protection {
+            Protection::Private => true,
+            Protection::Clear => false,
+            Protection::Client => self.tls.client_private,
+        };
+        (private != self.tls.server_private).then_some(private)
+    }
+
+    /// A data set-up step failed: the client hears of it only when it was
+    /// waiting for a transfer; a prepared side fails silently (the
+    /// transfer command then asks the server again).
+    pub(super) fn setup_refused(&mut self, t: &Transfer, code: u16, text: &'static str) {
+        if t.prefetch {
+            self.dbg(|| format!("preparing the server's data connection failed: {text}"));
+            self.actions.push_back(Action::DropServerData);
+            self.prefetched = Some(Prefetched {
+                client_side: t.client_side,
+                server_side: t.server_side,
+                target: None,
+                failed: Some((code, text)),
+            });
+            return;
+        }
+        self.reply(code, text);
     }
 
     /// Close the passive listener, and the client's connection to it that
@@ -188,6 +280,7 @@ impl<'a> Session<'a> {
     }
 
     pub(super) fn client_active(&mut self, cmd: &Command<'_>) {
+        self.drop_prefetch();
         if self.epsv_all {
             return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
         }
@@ -235,6 +328,7 @@ impl<'a> Session<'a> {
         self.port = Some(target);
         self.client_side = Some(Side::Active);
         self.reply(reply::COMMAND_OK, &format!("{verb} command successful."));
+        self.prefetch(Side::Active);
     }
 
     // ----- the transfer command ---------------------------------------------
@@ -270,22 +364,47 @@ impl<'a> Session<'a> {
             running: false,
             cut: false,
             bytes: 0,
+            prefetch: false,
         });
         // ServerTLSProtection: the server's data connections as configured
         // (or as the client's); PROT only when the level changes.
-        if self.tls.server {
-            let private = match self.settings.server_tls_protection {
-                Protection::Private => true,
-                Protection::Clear => false,
-                Protection::Client => self.tls.client_private,
-            };
-            if private != self.tls.server_private {
-                self.send_server(if private { b"PROT P" } else { b"PROT C" });
-                t.deadline = self.now + self.timeout();
-                self.state = State::ExpectServerProt(t, private);
-                return;
-            }
+        if let Some(private) = self.prot_change() {
+            self.drop_prefetch();
+            self.send_server(if private { b"PROT P" } else { b"PROT C" });
+            t.deadline = self.now + self.timeout();
+            self.state = State::ExpectServerProt(t, private);
+            return;
         }
+        // The server's side prepared ahead (issue 15), if it fits.
+        if let Some(p) = self.prefetched.take() {
+            if p.client_side == client_side && p.server_side == side {
+                if let Some((code, text)) = p.failed {
+                    return self.reply(code, text);
+                }
+                t.server_target = p.target;
+                if side == Side::Passive {
+                    // The server may have closed an idle data connection.
+                    self.actions.push_back(Action::CheckServerData);
+                    self.state = State::ExpectServerDataCheck(t);
+                    return;
+                }
+                return self.send_transfer_command(t);
+            }
+            self.actions.push_back(Action::DropServerData);
+        }
+        self.server_data_side(t, server);
+    }
+
+    /// Whether the prepared connection to the server's data port is still
+    /// open: use it, or ask the server again.
+    pub(super) fn server_data_checked(&mut self, t: Box<Transfer>, alive: bool) {
+        if alive {
+            return self.send_transfer_command(t);
+        }
+        self.dbg(|| "the prepared server data connection was closed; asking again".into());
+        let Some(server) = self.server else {
+            return self.end(End::ServerClosed("not connected".into()));
+        };
         self.server_data_side(t, server);
     }
 
@@ -313,7 +432,7 @@ impl<'a> Session<'a> {
     }
 
     /// Ask the server for its side of the data connection.
-    fn server_data_side(&mut self, t: Box<Transfer>, server: super::Server) {
+    pub(super) fn server_data_side(&mut self, t: Box<Transfer>, server: super::Server) {
         match t.server_side {
             Side::Passive => {
                 self.send_server(if server.addr.is_ipv6() {
@@ -351,7 +470,8 @@ impl<'a> Session<'a> {
                     Level::Wrn,
                     format!("server refused passive mode: {}", escape(&r.to_wire())),
                 );
-                return self.reply(
+                return self.setup_refused(
+                    &t,
                     reply::CANT_OPEN_DATA,
                     "Cannot open data connection: the server refused passive mode.",
                 );
@@ -367,7 +487,11 @@ impl<'a> Session<'a> {
                         escape(&r.to_wire())
                     ),
                 );
-                return self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+                return self.setup_refused(
+                    &t,
+                    reply::CANT_OPEN_DATA,
+                    "Cannot open data connection.",
+                );
             }
         };
         // SECURITY: the server's 227/229 must name the server itself and
@@ -378,13 +502,15 @@ impl<'a> Session<'a> {
                 Level::Wrn,
                 format!("server passive address {target} refused: {why} ({rule})"),
             );
+            let sent =
+                (!t.prefetch).then_some((reply::CANT_OPEN_DATA, "Cannot open data connection."));
             self.audit_refusal(
                 RefusalKind::Data,
                 format!("server passive address {target}"),
-                Some((reply::CANT_OPEN_DATA, "Cannot open data connection.")),
+                sent,
                 Some("SameAddress"),
             );
-            return self.reply(reply::CANT_OPEN_DATA, "Cannot open data connection.");
+            return self.setup_refused(&t, reply::CANT_OPEN_DATA, "Cannot open data connection.");
         }
         t.server_target = Some(target);
         self.actions.push_back(Action::Connect {
@@ -416,7 +542,8 @@ impl<'a> Session<'a> {
             );
             self.actions
                 .push_back(Action::CloseListener(Listener::Server));
-            return self.reply(
+            return self.setup_refused(
+                &t,
                 reply::CANT_OPEN_DATA,
                 "Cannot open data connection: the server refused active mode.",
             );
@@ -426,6 +553,17 @@ impl<'a> Session<'a> {
 
     /// The server's side is prepared: send the client's command.
     pub(super) fn send_transfer_command(&mut self, mut t: Box<Transfer>) {
+        if t.prefetch {
+            // Prepared: kept for the transfer command.
+            self.prefetched = Some(Prefetched {
+                client_side: t.client_side,
+                server_side: t.server_side,
+                target: t.server_target,
+                failed: None,
+            });
+            self.state = State::Ready;
+            return;
+        }
         t.server_ready = t.server_side == Side::Passive;
         let line = t.line.clone();
         self.send_server(&line);
