@@ -186,13 +186,33 @@ impl<'a> Session<'a> {
         if !matches!(self.state, State::Ready) || self.prot_change().is_some() {
             return;
         }
-        let side = super::server_mode(self.settings.destination_transfer_mode, client_side);
-        let t = Box::new(Transfer {
-            line: Vec::new(),
-            verb: String::new(),
-            arg: Vec::new(),
-            direction: Direction::Download,
-            server_side: side,
+        let t = self.new_transfer(None, client_side);
+        self.dbg(|| "preparing the server's data connection ahead of the transfer command".into());
+        self.server_data_side(t, server);
+    }
+
+    /// A transfer for the client's command, or (None) the preparation of
+    /// the server's side ahead of one; the server's mode as configured.
+    fn new_transfer(
+        &self,
+        command: Option<(&[u8], &Command<'_>)>,
+        client_side: Side,
+    ) -> Box<Transfer> {
+        let (line, verb, arg, way) = match command {
+            Some((line, cmd)) => (
+                line.to_vec(),
+                cmd.verb.as_str().to_string(),
+                cmd.arg.to_vec(),
+                direction(cmd.verb.as_bytes()),
+            ),
+            None => (Vec::new(), String::new(), Vec::new(), Direction::Download),
+        };
+        Box::new(Transfer {
+            line,
+            verb,
+            arg,
+            direction: way,
+            server_side: super::server_mode(self.settings.destination_transfer_mode, client_side),
             client_side,
             server_target: None,
             server_ready: false,
@@ -204,10 +224,8 @@ impl<'a> Session<'a> {
             running: false,
             cut: false,
             bytes: 0,
-            prefetch: true,
-        });
-        self.dbg(|| "preparing the server's data connection ahead of the transfer command".into());
-        self.server_data_side(t, server);
+            prefetch: command.is_none(),
+        })
     }
 
     /// Forget a prepared server side (the client chose anew, or ABOR).
@@ -346,26 +364,8 @@ impl<'a> Session<'a> {
         let Some(server) = self.server else {
             return self.end(End::ServerClosed("not connected".into()));
         };
-        let side = super::server_mode(self.settings.destination_transfer_mode, client_side);
-        let mut t = Box::new(Transfer {
-            line: line.to_vec(),
-            verb: cmd.verb.as_str().to_string(),
-            arg: cmd.arg.to_vec(),
-            direction: direction(cmd.verb.as_bytes()),
-            server_side: side,
-            client_side,
-            server_target: None,
-            server_ready: false,
-            client_connecting: false,
-            started: self.now,
-            deadline: self.now + self.timeout(),
-            note: None,
-            abort_requested: false,
-            running: false,
-            cut: false,
-            bytes: 0,
-            prefetch: false,
-        });
+        let mut t = self.new_transfer(Some((line, cmd)), client_side);
+        let side = t.server_side;
         // ServerTLSProtection: the server's data connections as configured
         // (or as the client's); PROT only when the level changes.
         if let Some(private) = self.prot_change() {
