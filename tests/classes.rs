@@ -88,3 +88,53 @@ fn only_the_internal_class_may_choose_the_server() {
     let outside = session(proxy.port, "127.0.0.2", &magic, server.pass(), &[]);
     assert_eq!(code(&outside[0]), "530", "{outside:?}\n{}", proxy.output());
 }
+
+/// The article's situation: a read-only public service, uploads for the
+/// internal network only. The refused STOR never reaches the server.
+#[test]
+fn only_internal_clients_may_upload_and_a_refused_stor_never_reaches_the_server() {
+    if skip_unless_ftpgate("only_internal_clients_may_upload") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(
+        server.port,
+        "ClientClass internal 127.0.0.1/32\n\
+         ValidCommands USER,PASS,TYPE,PASV,EPSV,RETR,LIST,NLST,PWD,CWD,QUIT\n\
+         [-Class-internal-]\n\
+         ValidCommands USER,PASS,TYPE,PASV,EPSV,RETR,LIST,NLST,PWD,CWD,QUIT,STOR\n",
+    );
+    const STORE: &str = r#"
+import ftplib, io, sys
+port, source, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+f = ftplib.FTP(timeout=10, source_address=(source, 0))
+f.connect('127.0.0.1', port)
+f.login('test', 'secret')
+try:
+    print(f.storbinary('STOR ' + name, io.BytesIO(b'payload')))
+except ftplib.Error as e:
+    print(e)
+f.quit()
+"#;
+    let run = |source: &str, name: &str| {
+        let r = python_script(STORE, &[&proxy.port.to_string(), source, name]);
+        assert!(r.ok(), "{}", r.describe());
+        r.stdout.trim().to_string()
+    };
+    let outside = run("127.0.0.2", "outside.txt");
+    assert!(outside.starts_with("502"), "{outside}\n{}", proxy.output());
+    assert!(!server.file("outside.txt").exists());
+    let inside = run("127.0.0.1", "inside.txt");
+    assert!(inside.starts_with("226"), "{inside}\n{}", proxy.output());
+    assert_eq!(
+        std::fs::read(server.file("inside.txt")).unwrap(),
+        b"payload"
+    );
+    // Refused at the proxy, by the global rule (the class allows it).
+    let log = proxy.log_text();
+    assert!(
+        log.contains("command refused by ValidCommands: STOR outside.txt")
+            && log.contains("context global"),
+        "{log}"
+    );
+}

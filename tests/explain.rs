@@ -100,3 +100,76 @@ fn a_bad_question_or_configuration_is_status_2() {
     let r = run_bounded(cmd, 10);
     assert_eq!(r.status.and_then(|s| s.code()), Some(2), "{}", r.describe());
 }
+
+/// The simulator and a real session agree: the same configuration and
+/// the same client address, login and commands, table-driven.
+#[test]
+fn the_simulator_says_what_a_real_session_does() {
+    if skip_unless_ftpgate("the_simulator_says_what_a_real_session_does") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    server.put("gone.txt", b"x");
+    let extra = "ClientClass internal 127.0.0.1/32\n\
+                 ValidCommands USER,PASS,PWD,CWD,NOOP,SIZE,QUIT\n\
+                 [-Class-internal-]\n\
+                 ValidCommands USER,PASS,PWD,CWD,NOOP,SIZE,QUIT,MKD,DELE\n\
+                 [test]\n\
+                 ValidCommands USER,PASS,PWD,NOOP,SIZE=^[a-z]+\\.txt$,QUIT,MKD\n";
+    let proxy = Proxy::start(server.port, extra);
+    let conf = proxy.conf.clone();
+    // (client address, login, command)
+    let cases = [
+        ("127.0.0.1", "test", "MKD newdir"),
+        ("127.0.0.1", "test", "DELE gone.txt"),
+        ("127.0.0.1", "test", "SIZE gone.txt"),
+        ("127.0.0.1", "test", "SIZE ../etc/passwd"),
+        ("127.0.0.2", "test", "MKD otherdir"),
+        ("127.0.0.2", "test", "CWD /"),
+        ("127.0.0.2", "test", "SITE CHMOD 777 gone.txt"),
+        ("127.0.0.2", "test", "NOOP"),
+    ];
+    const SESSION: &str = r#"
+import ftplib, sys
+port, source, login, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+f = ftplib.FTP(timeout=10, source_address=(source, 0))
+f.connect('127.0.0.1', port)
+f.login(login, 'secret')
+try:
+    print(f.sendcmd(cmd)[:3])
+except ftplib.Error as e:
+    print(str(e)[:3])
+f.close()
+"#;
+    for (source, login, cmd) in cases {
+        let mut explain = Command::new(proxy_bin());
+        explain
+            .arg("-f")
+            .arg(&conf)
+            .args(["--explain", source, login, cmd]);
+        let said = run_bounded(explain, 10);
+        let line = said
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("command "))
+            .unwrap_or_default()
+            .to_string();
+        let real = python_script(SESSION, &[&proxy.port.to_string(), source, login, cmd]);
+        assert!(real.ok(), "{}", real.describe());
+        let code = real.stdout.trim().to_string();
+        match line.split_once("': refused ") {
+            Some((_, rest)) => assert_eq!(
+                rest.get(..3),
+                Some(code.as_str()),
+                "{source} {login} {cmd}: simulator {line:?}, session {code}"
+            ),
+            None => {
+                assert!(line.contains("': allowed"), "{line:?}\n{}", said.describe());
+                assert!(
+                    !["500", "502", "504", "521", "530"].contains(&code.as_str()),
+                    "{source} {login} {cmd}: simulator {line:?}, session {code}"
+                );
+            }
+        }
+    }
+}
