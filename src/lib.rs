@@ -476,13 +476,17 @@ fn addresses(
     // this host's addresses at our port, so the interface list is read
     // here, before the jail.
     let chosen = cfg.allow_magic_user || cfg.force_magic_user || cfg.allow_trans_proxy;
-    let (proxy_self, own_addresses) = if chosen {
-        (
-            sys::transparent::proxy_self(local_addr),
-            sys::transparent::own_addresses(),
-        )
+    let proxy_self = if chosen {
+        sys::transparent::proxy_self(local_addr)
     } else {
-        (vec![net::canonical(local_addr)], Vec::new())
+        vec![net::canonical(local_addr)]
+    };
+    // SECURITY: with SameAddress no, a data connection's third party may
+    // not be this host either (policy::data); the list is read here too.
+    let own_addresses = if chosen || cfg.third_party_possible() {
+        sys::transparent::own_addresses()
+    } else {
+        Vec::new()
     };
     Ok(Peers {
         client: client_addr,

@@ -1679,7 +1679,7 @@ fn an_active_connection_from_another_host_than_the_server_is_dropped_and_the_wai
     assert_eq!(t.codes(), ["226"]);
 }
 
-// twin of tests/hostile.rs::with_same_address_no_a_third_party_port_works
+// twin of tests/hostile.rs::with_same_address_no_a_third_party_port_works_but_not_on_loopback
 #[test]
 fn with_same_address_no_a_third_party_port_is_connected_to() {
     let mut t = T::logged_in("SameAddress no");
@@ -1699,6 +1699,45 @@ fn with_same_address_no_a_third_party_port_is_connected_to() {
         ),
         "{:?}",
         t.out
+    );
+}
+
+// Issue 14 item 7: SameAddress no is not a way to reach the firewall
+// itself, special addresses or privileged ports, on either leg.
+#[test]
+fn with_same_address_no_special_own_and_privileged_targets_are_refused() {
+    let mut t = T::logged_in("SameAddress no");
+    for port in [
+        "PORT 127,0,0,1,200,1",
+        "PORT 169,254,169,254,200,1",
+        "PORT 224,0,0,1,200,1",
+        "PORT 0,0,0,0,200,1",
+        "PORT 192,0,2,1,200,1",
+        "PORT 192,0,2,99,0,25",
+        "EPRT |1|127.0.0.1|51201|",
+    ] {
+        t.client(&[port]);
+        assert_eq!(t.codes(), ["504"], "{port}");
+    }
+    // The server's side: a 227 naming loopback is refused too.
+    t.pasv();
+    t.client(&["RETR f"]);
+    t.server(&["227 Entering Passive Mode (127,0,0,1,200,10)"]);
+    assert!(
+        !t.out.iter().any(|a| matches!(
+            a,
+            Action::Connect {
+                peer: Peer::Server,
+                ..
+            }
+        )),
+        "{:?}",
+        t.out
+    );
+    assert!(
+        t.logs()
+            .iter()
+            .any(|l| l.contains("127.0.0.1:51210 refused"))
     );
 }
 

@@ -598,12 +598,14 @@ impl Proxy {
         fs::write(&conf, body).unwrap();
         let (port, daemon) = spawn_on_free_port("socat", dir.path(), |port| {
             let mut cmd = Command::new("socat");
-            cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,backlog=64"))
-                .arg(format!(
-                    "EXEC:\"{} -i -f {}\",nofork",
-                    bin.display(),
-                    conf.display()
-                ));
+            cmd.arg(format!(
+                "TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,backlog=64"
+            ))
+            .arg(format!(
+                "EXEC:\"{} -i -f {}\",nofork",
+                bin.display(),
+                conf.display()
+            ));
             cmd
         });
         Proxy {
