@@ -95,8 +95,14 @@ fn check(path: &Path) -> ExitStatus {
             // What parses but would make every session on this host fail
             // at start-up: a warning, since the file may be meant for
             // another host (the exit status is about the file).
-            if let Err(e) = sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
-                eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display());
+            match sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
+                Err(e) => eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display()),
+                Ok(id) if id.keeps_root() => eprintln!(
+                    "ftpgate: warning: {}: {}",
+                    path.display(),
+                    sys::jail::ROOT_USER_WARNING
+                ),
+                Ok(_) => {}
             }
             if let LogDestination::File(log) = &cfg.log_destination
                 && let Err(e) = log::check_file(log)
@@ -596,7 +602,12 @@ fn enter_jail(cfg: &Config, names: Resolver, log: &mut Log) -> Result<sys::jail:
         log.wrn("ServerRoot without User: the session keeps root, which can leave a chroot");
     }
     sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
-        .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id, names))
+        .and_then(|id| {
+            if id.keeps_root() {
+                log.wrn(sys::jail::ROOT_USER_WARNING);
+            }
+            sys::jail::enter(cfg.server_root.as_deref(), &id, names)
+        })
         .map_err(|e| {
             refuse(
                 log,
