@@ -95,8 +95,14 @@ fn check(path: &Path) -> ExitStatus {
             // What parses but would make every session on this host fail
             // at start-up: a warning, since the file may be meant for
             // another host (the exit status is about the file).
-            if let Err(e) = sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
-                eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display());
+            match sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref()) {
+                Err(e) => eprintln!("ftpgate: warning: {}: User/Group: {e:#}", path.display()),
+                Ok(id) if id.keeps_root() => eprintln!(
+                    "ftpgate: warning: {}: {}",
+                    path.display(),
+                    sys::jail::ROOT_USER_WARNING
+                ),
+                Ok(_) => {}
             }
             if let LogDestination::File(log) = &cfg.log_destination
                 && let Err(e) = log::check_file(log)
@@ -476,13 +482,17 @@ fn addresses(
     // this host's addresses at our port, so the interface list is read
     // here, before the jail.
     let chosen = cfg.allow_magic_user || cfg.force_magic_user || cfg.allow_trans_proxy;
-    let (proxy_self, own_addresses) = if chosen {
-        (
-            sys::transparent::proxy_self(local_addr),
-            sys::transparent::own_addresses(),
-        )
+    let proxy_self = if chosen {
+        sys::transparent::proxy_self(local_addr)
     } else {
-        (vec![net::canonical(local_addr)], Vec::new())
+        vec![net::canonical(local_addr)]
+    };
+    // SECURITY: with SameAddress no, a data connection's third party may
+    // not be this host either (policy::data); the list is read here too.
+    let own_addresses = if chosen || cfg.third_party_possible() {
+        sys::transparent::own_addresses()
+    } else {
+        Vec::new()
     };
     Ok(Peers {
         client: client_addr,
@@ -592,7 +602,12 @@ fn enter_jail(cfg: &Config, names: Resolver, log: &mut Log) -> Result<sys::jail:
         log.wrn("ServerRoot without User: the session keeps root, which can leave a chroot");
     }
     sys::jail::resolve(cfg.user.as_deref(), cfg.group.as_deref())
-        .and_then(|id| sys::jail::enter(cfg.server_root.as_deref(), &id, names))
+        .and_then(|id| {
+            if id.keeps_root() {
+                log.wrn(sys::jail::ROOT_USER_WARNING);
+            }
+            sys::jail::enter(cfg.server_root.as_deref(), &id, names)
+        })
         .map_err(|e| {
             refuse(
                 log,

@@ -131,3 +131,15 @@ pub const MAX_AUTH_FAILURES: u32 = 3;
 /// opens a connection to the directory, so a client repeating USER must
 /// not be able to keep the directory busy on its behalf.
 pub const MAX_DIRECTORY_LOOKUPS: u32 = 10;
+
+/// Destination look-ups (one per login that names or uses a destination,
+/// Action::Resolve) in one session; each may cost DNS queries on the
+/// client's behalf, so a client repeating USER cannot keep the resolver
+/// busy without end. The same bound as for directory look-ups.
+pub const MAX_DESTINATION_LOOKUPS: u32 = 10;
+
+/// Seconds a session may take to log in (from its start to the server's
+/// 230), whatever TimeOut says and however busy the client keeps it: an
+/// unauthenticated client must not hold a session (and a server
+/// connection) for long. Two minutes is plenty for a person typing.
+pub const LOGIN_DEADLINE_SECS: u64 = 120;

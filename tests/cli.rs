@@ -121,6 +121,42 @@ fn version_flag_exits_0_and_prints_a_version() {
     );
 }
 
+// Issue 14 item 10: User root (by name or number) keeps root in the
+// session, which can escape the jail: -c warns, and so does each session.
+#[test]
+fn user_root_is_warned_about_by_check_and_at_session_start() {
+    if skip_unless_ftpgate("user_root_is_warned_about_by_check_and_at_session_start") {
+        return;
+    }
+    let dir = TempDir::new("cli");
+    for user in ["root", "0"] {
+        let conf = dir.join("root.conf");
+        fs::write(
+            &conf,
+            format!("DestinationAddress 127.0.0.1\nUser {user}\n"),
+        )
+        .unwrap();
+        let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+        assert!(r.ok(), "the file itself is fine: {}", r.describe());
+        assert!(
+            r.stderr.contains("warning") && r.stderr.contains("User is root"),
+            "no warning for User {user}: {}",
+            r.describe()
+        );
+    }
+    // Without User: no such warning.
+    let conf = dir.join("plain.conf");
+    fs::write(&conf, "DestinationAddress 127.0.0.1\n").unwrap();
+    let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+    assert!(!r.stderr.contains("User is root"), "{}", r.describe());
+    // The session log says it at start.
+    let proxy = Proxy::start(free_port(), "User root");
+    let mut c = Ctrl::connect(proxy.port);
+    let _ = c.drain(5);
+    let warned = wait_until(START_SECS, || proxy.log_text().contains("User is root"));
+    assert!(warned, "no WRN in the session log: {}", proxy.output());
+}
+
 #[test]
 fn broken_configuration_in_inetd_mode_answers_421() {
     if skip_known_ftp_proxy_difference(

@@ -1091,6 +1091,15 @@ impl Config {
         }
     }
 
+    /// Whether some session may allow third-party data connections
+    /// (SameAddress no globally, for a user, or possibly from LDAP): such
+    /// sessions need the host's own addresses to refuse them as the third.
+    pub fn third_party_possible(&self) -> bool {
+        self.ldap.is_some()
+            || !self.global.same_address
+            || self.users.iter().any(|c| !c.settings.same_address)
+    }
+
     /// Whether some user context sends its logins elsewhere than the global
     /// settings do (DestinationAddress, DestinationPort, DestinationMinPort
     /// and MaxPort, AllowedDestinations), or an LDAP entry may: then the

@@ -44,6 +44,8 @@ pub const TRANSFER_COMPLETE: u16 = 226;
 pub const ENTERING_PASSIVE: u16 = 227;
 pub const ENTERING_EXT_PASSIVE: u16 = 229;
 pub const LOGGED_IN: u16 = 230;
+/// RFC 4217: "User logged in, authorized by security data exchange."
+pub const LOGGED_IN_BY_SECURITY: u16 = 232;
 pub const FILE_ACTION_OK: u16 = 250;
 pub const NEED_PASSWORD: u16 = 331;
 pub const SERVICE_NOT_AVAILABLE: u16 = 421;

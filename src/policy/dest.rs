@@ -255,7 +255,7 @@ fn is_self(dest: SocketAddr, own: SocketAddr) -> bool {
 }
 
 /// Whether `ip` (canonical) is one of the addresses refused by default.
-fn is_special(ip: IpAddr) -> bool {
+pub(crate) fn is_special(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             // SECURITY: loopback reaches services bound to localhost only.

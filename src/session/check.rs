@@ -302,13 +302,14 @@ impl Checker {
             }
             Action::Connect { peer, target, .. } => {
                 let same = self.cfg.global.same_address;
+                let host = [self.net.local.ip()];
                 let verdict = match peer {
-                    Peer::Client => check_client_port(*target, self.net.client.ip(), same),
+                    Peer::Client => check_client_port(*target, self.net.client.ip(), same, &host),
                     Peer::Server => {
                         let Some(server) = self.server_ip else {
                             return Err(format!("data connect to {target} with no server"));
                         };
-                        check_server_passive(*target, server, same)
+                        check_server_passive(*target, server, same, &host)
                     }
                 };
                 verdict.map_err(|why| format!("data connect {peer:?} to {target}: {why}"))
@@ -327,8 +328,13 @@ impl Checker {
                 let Some(expected) = expected else {
                     return Err("KeepAccepted for a server data connection with no server".into());
                 };
-                check_data_peer(from.ip(), expected, self.cfg.global.same_address)
-                    .map_err(|why| format!("kept data connection from {from} on {l:?}: {why}"))
+                check_data_peer(
+                    from.ip(),
+                    expected,
+                    self.cfg.global.same_address,
+                    &[self.net.local.ip()],
+                )
+                .map_err(|why| format!("kept data connection from {from} on {l:?}: {why}"))
             }
             Action::StartPump { .. } => {
                 if self.data != [true, true] {

@@ -387,6 +387,23 @@ impl<'a> Session<'a> {
                 None => return self.destination_refused(&login, "no DestinationAddress"),
             },
         };
+        self.resolves += 1;
+        // SECURITY: one session cannot make the proxy look up destinations
+        // (DNS queries on its behalf) without end.
+        if self.resolves > limits::MAX_DESTINATION_LOOKUPS {
+            self.log(
+                Level::Wrn,
+                format!(
+                    "more than {} destination look-ups in one session",
+                    limits::MAX_DESTINATION_LOOKUPS
+                ),
+            );
+            self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Too many logins; closing connection.",
+            );
+            return self.end(End::TooManyResolves);
+        }
         self.server_host = Some(host.trim_matches(|c| c == '[' || c == ']').to_string());
         self.actions.push_back(Action::Resolve { host, port });
         self.state = State::ExpectResolved(Box::new(Plan {

@@ -62,6 +62,8 @@ pub enum End {
     Unreachable(String),
     /// TimeOut seconds without activity.
     Timeout,
+    /// No login within limits::LOGIN_DEADLINE_SECS.
+    LoginTimeout,
     /// Reading from or writing to the client failed.
     ClientError(String),
     /// The LDAP directory (LDAPServer) could not be used.
@@ -70,12 +72,17 @@ pub enum End {
     AuthFailures,
     /// Too many USER commands looked up in the directory.
     TooManyLookups,
+    /// Too many logins whose destination was looked up.
+    TooManyResolves,
 }
 
 impl End {
     /// An end worth a warning and exit status 1.
     pub fn is_failure(&self) -> bool {
-        !matches!(self, End::Quit | End::ClientClosed | End::Timeout)
+        !matches!(
+            self,
+            End::Quit | End::ClientClosed | End::Timeout | End::LoginTimeout
+        )
     }
 }
 
@@ -87,10 +94,12 @@ impl std::fmt::Display for End {
             End::ServerClosed(why) => write!(f, "server connection lost: {why}"),
             End::Unreachable(why) => write!(f, "server unreachable: {why}"),
             End::Timeout => f.write_str("idle timeout"),
+            End::LoginTimeout => f.write_str("login timeout"),
             End::ClientError(why) => write!(f, "client connection error: {why}"),
             End::Directory(why) => write!(f, "LDAP directory unusable: {why}"),
             End::AuthFailures => f.write_str("too many failed authentications"),
             End::TooManyLookups => f.write_str("too many directory look-ups"),
+            End::TooManyResolves => f.write_str("too many destination look-ups"),
         }
     }
 }
@@ -544,6 +553,8 @@ pub struct Session<'a> {
     binary: bool,
     auth_failures: u32,
     lookups: u32,
+    /// Destination look-ups (Action::Resolve for logins) so far.
+    resolves: u32,
     /// the port of the open passive listener offered to the client
     pasv: Option<u16>,
     /// the client's data connection to that listener came before the
@@ -598,6 +609,7 @@ impl<'a> Session<'a> {
             binary: false,
             auth_failures: 0,
             lookups: 0,
+            resolves: 0,
             pasv: None,
             pasv_held: false,
             port: None,
@@ -669,6 +681,22 @@ impl<'a> Session<'a> {
 
     /// When the driver must send [`Event::Timer`] if nothing else happens.
     pub fn deadline(&self) -> Option<Instant> {
+        let state = self.state_deadline();
+        if self.logged_in {
+            return state;
+        }
+        // SECURITY: the login deadline bounds every state before login.
+        let login = self.login_deadline();
+        Some(state.map_or(login, |d| d.min(login)))
+    }
+
+    /// When a session that has not logged in is closed.
+    fn login_deadline(&self) -> Instant {
+        self.started + Duration::from_secs(limits::LOGIN_DEADLINE_SECS)
+    }
+
+    /// The deadline of the current state alone.
+    fn state_deadline(&self) -> Option<Instant> {
         let idle = self.last_io + self.timeout();
         match &self.state {
             State::ExpectUser | State::ExpectPass(_) | State::Ready => Some(idle),
@@ -722,10 +750,10 @@ impl<'a> Session<'a> {
                     self.timer();
                 }
             }
-            Event::ClientBytes(bytes) => {
-                self.last_io = now;
-                self.client_in.push(bytes);
-            }
+            // SECURITY: TimeOut counts from the last complete command line
+            // (see step_client), not the last byte: a byte every few
+            // seconds must not hold a session open.
+            Event::ClientBytes(bytes) => self.client_in.push(bytes),
             Event::ClientEof => {
                 self.last_io = now;
                 self.client_eof = true;
@@ -736,7 +764,11 @@ impl<'a> Session<'a> {
                 self.end(End::ClientError(why));
             }
             Event::ServerBytes(bytes) => {
-                self.last_io = now;
+                // SECURITY: a server's unsolicited replies do not keep a
+                // session that waits for its client alive.
+                if !self.is_idle() {
+                    self.last_io = now;
+                }
                 if let Err(why) = self.read_server(bytes) {
                     self.server_lost(why);
                 }
@@ -888,7 +920,9 @@ impl<'a> Session<'a> {
                 "Connection to the FTP server lost; closing control connection.",
             );
         }
-        if self.server.is_some() && matches!(end, End::ClientClosed | End::Timeout) {
+        if self.server.is_some()
+            && matches!(end, End::ClientClosed | End::Timeout | End::LoginTimeout)
+        {
             self.send_server(b"QUIT");
         }
         self.actions.push_back(Action::Close(end));
@@ -1094,6 +1128,20 @@ impl<'a> Session<'a> {
     // ----- time -------------------------------------------------------------
 
     fn timer(&mut self) {
+        if !self.logged_in && self.now >= self.login_deadline() {
+            self.log(
+                Level::Wrn,
+                format!(
+                    "not logged in within {} seconds",
+                    limits::LOGIN_DEADLINE_SECS
+                ),
+            );
+            self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Login timeout: closing control connection.",
+            );
+            return self.end(End::LoginTimeout);
+        }
         let state = std::mem::replace(&mut self.state, State::Ready);
         match state {
             s @ (State::ExpectUser | State::ExpectPass(_) | State::Ready) => {
@@ -1279,6 +1327,7 @@ impl<'a> Session<'a> {
                     .or_else(|| self.client_in.next_line());
                 match line {
                     Some(line) => {
+                        self.last_io = self.now;
                         self.handle_line(line);
                         true
                     }
@@ -1334,6 +1383,7 @@ impl<'a> Session<'a> {
             let Some(line) = self.client_in.next_line() else {
                 break;
             };
+            self.last_io = self.now;
             if is_abort(&line, self.filter()) {
                 return true;
             }
@@ -1488,7 +1538,10 @@ impl<'a> Session<'a> {
             return;
         }
         self.state = State::Ready;
-        if r.code == reply::LOGGED_IN && matches!(purpose, Purpose::Relay) && !self.logged_in {
+        if matches!(r.code, reply::LOGGED_IN | reply::LOGGED_IN_BY_SECURITY)
+            && matches!(purpose, Purpose::Relay)
+            && !self.logged_in
+        {
             self.logged_in = true;
             self.audit(AuditEvent::Login);
         }

@@ -608,6 +608,24 @@ fn a_magic_user_naming_loopback_is_refused_530_and_never_connected() {
     assert_eq!(t.end(), None);
 }
 
+// Issue 14 item 8(c): destination look-ups per session are bounded like
+// directory look-ups: over the bound, 421 and the end.
+#[test]
+fn too_many_destination_look_ups_in_one_session_end_it_with_421() {
+    let mut t = T::new("AllowMagicUser yes");
+    for i in 0..crate::limits::MAX_DESTINATION_LOOKUPS {
+        t.client(&[&format!("USER anon@host{i}.example:2121")]);
+        assert!(t.take(|a| matches!(a, Action::Resolve { .. })), "{i}");
+        t.event(Event::Resolved(Err("no such host".into())));
+        assert_eq!(t.end(), None);
+        t.rest();
+    }
+    t.client(&["USER anon@one-more.example:2121"]);
+    assert_eq!(t.codes(), ["421"]);
+    assert!(!t.out.iter().any(|a| matches!(a, Action::Resolve { .. })));
+    assert_eq!(t.end(), Some(End::TooManyResolves));
+}
+
 // twin of tests/session.rs::magic_user_naming_the_proxy_itself_is_refused
 #[test]
 fn a_magic_user_naming_the_proxy_itself_is_refused_even_when_allowed() {
@@ -958,6 +976,79 @@ fn an_idle_session_before_login_gets_421_after_timeout() {
     // No server to say QUIT to.
     assert!(t.server_lines().is_empty());
     assert_eq!(t.end(), Some(End::Timeout));
+}
+
+// Issue 14 item 8(a): TimeOut counts from the last complete command line;
+// a byte every few seconds does not keep the session alive.
+#[test]
+fn a_byte_at_a_time_does_not_keep_an_idle_session_alive() {
+    let mut t = T::logged_in("TimeOut 10");
+    for b in b"NOO" {
+        t.secs(3);
+        t.client_raw(&[*b]);
+        assert!(t.end().is_none());
+    }
+    // 10 s since the last complete line (the login's PASS).
+    t.secs(1);
+    assert_eq!(t.codes(), ["421"]);
+    assert_eq!(t.end(), Some(End::Timeout));
+}
+
+// Issue 14 item 8(a): a complete line does reset the clock.
+#[test]
+fn a_complete_command_line_resets_the_idle_clock() {
+    let mut t = T::logged_in("TimeOut 10");
+    t.secs(8);
+    t.client(&["NOOP"]);
+    assert_eq!(t.server_lines(), ["NOOP"]);
+    t.server(&["200 ok"]);
+    assert_eq!(t.codes(), ["200"]);
+    t.secs(8);
+    assert!(t.end().is_none());
+    t.secs(2);
+    assert_eq!(t.codes(), ["421"]);
+}
+
+// Issue 14 item 8(d): unsolicited server replies do not reset the idle
+// timer of a session waiting for the client.
+#[test]
+fn unsolicited_server_replies_do_not_keep_an_idle_session_alive() {
+    let mut t = T::logged_in("TimeOut 10");
+    for _ in 0..2 {
+        t.secs(4);
+        t.server(&["200 still here"]);
+        assert_eq!(t.codes(), ["200"]);
+    }
+    // 10 s since the client's last line.
+    t.secs(2);
+    assert_eq!(t.codes(), ["421"]);
+    assert_eq!(t.end(), Some(End::Timeout));
+}
+
+// Issue 14 item 8(b): a session that has not logged in within the login
+// deadline is closed with 421, however active it keeps itself.
+#[test]
+fn a_session_not_logged_in_within_the_login_deadline_gets_421() {
+    let mut t = T::new("TimeOut 600");
+    for _ in 0..2 {
+        t.secs(50);
+        t.client(&["FEAT"]);
+        t.rest();
+    }
+    assert_eq!(t.end(), None);
+    t.secs(crate::limits::LOGIN_DEADLINE_SECS - 100);
+    assert_eq!(t.codes(), ["421"]);
+    assert!(t.logs().iter().any(|l| l.contains("not logged in within")));
+    assert_eq!(t.end(), Some(End::LoginTimeout));
+}
+
+// Issue 14 item 8(b): once logged in, only TimeOut applies.
+#[test]
+fn a_logged_in_session_is_not_subject_to_the_login_deadline() {
+    let mut t = T::logged_in("TimeOut 600");
+    t.secs(crate::limits::LOGIN_DEADLINE_SECS + 100);
+    assert_eq!(t.end(), None);
+    t.noop_works();
 }
 
 #[test]
@@ -1679,7 +1770,7 @@ fn an_active_connection_from_another_host_than_the_server_is_dropped_and_the_wai
     assert_eq!(t.codes(), ["226"]);
 }
 
-// twin of tests/hostile.rs::with_same_address_no_a_third_party_port_works
+// twin of tests/hostile.rs::with_same_address_no_a_third_party_port_works_but_not_on_loopback
 #[test]
 fn with_same_address_no_a_third_party_port_is_connected_to() {
     let mut t = T::logged_in("SameAddress no");
@@ -1699,6 +1790,45 @@ fn with_same_address_no_a_third_party_port_is_connected_to() {
         ),
         "{:?}",
         t.out
+    );
+}
+
+// Issue 14 item 7: SameAddress no is not a way to reach the firewall
+// itself, special addresses or privileged ports, on either leg.
+#[test]
+fn with_same_address_no_special_own_and_privileged_targets_are_refused() {
+    let mut t = T::logged_in("SameAddress no");
+    for port in [
+        "PORT 127,0,0,1,200,1",
+        "PORT 169,254,169,254,200,1",
+        "PORT 224,0,0,1,200,1",
+        "PORT 0,0,0,0,200,1",
+        "PORT 192,0,2,1,200,1",
+        "PORT 192,0,2,99,0,25",
+        "EPRT |1|127.0.0.1|51201|",
+    ] {
+        t.client(&[port]);
+        assert_eq!(t.codes(), ["504"], "{port}");
+    }
+    // The server's side: a 227 naming loopback is refused too.
+    t.pasv();
+    t.client(&["RETR f"]);
+    t.server(&["227 Entering Passive Mode (127,0,0,1,200,10)"]);
+    assert!(
+        !t.out.iter().any(|a| matches!(
+            a,
+            Action::Connect {
+                peer: Peer::Server,
+                ..
+            }
+        )),
+        "{:?}",
+        t.out
+    );
+    assert!(
+        t.logs()
+            .iter()
+            .any(|l| l.contains("127.0.0.1:51210 refused"))
     );
 }
 

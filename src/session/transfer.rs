@@ -323,9 +323,12 @@ impl<'a> Session<'a> {
         }
         // SECURITY: bounce protection: PORT/EPRT names the client's own
         // address and an unprivileged port (SameAddress).
-        if let Err(why) =
-            check_client_port(target, self.client_addr.ip(), self.settings.same_address)
-        {
+        if let Err(why) = check_client_port(
+            target,
+            self.client_addr.ip(),
+            self.settings.same_address,
+            &self.data_host(),
+        ) {
             let rule = self.rule_text(Some("SameAddress"));
             self.log(
                 Level::Wrn,
@@ -496,7 +499,12 @@ impl<'a> Session<'a> {
         };
         // SECURITY: the server's 227/229 must name the server itself and
         // an unprivileged port: the proxy is not a bounce for the server.
-        if let Err(why) = check_server_passive(target, server_ip, self.settings.same_address) {
+        if let Err(why) = check_server_passive(
+            target,
+            server_ip,
+            self.settings.same_address,
+            &self.data_host(),
+        ) {
             let rule = self.rule_text(Some("SameAddress"));
             self.log(
                 Level::Wrn,
@@ -623,6 +631,18 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The proxy host's own addresses, which a third party of a data
+    /// connection (SameAddress no) may not be: its interfaces (when read)
+    /// and the addresses it is reached on by the client and the server.
+    fn data_host(&self) -> Vec<IpAddr> {
+        let mut host = self.own_addresses.clone();
+        host.push(self.local_addr.ip());
+        if let Some(server) = self.server {
+            host.push(server.local.ip());
+        }
+        host
+    }
+
     /// SECURITY: theft protection: a data connection comes from the peer's
     /// own address (SameAddress); others are closed (DropAccepted) and
     /// logged. True when `from` was refused.
@@ -631,7 +651,12 @@ impl<'a> Session<'a> {
             Listener::Server => "server",
             Listener::Client => "client",
         };
-        let Err(why) = check_data_peer(from.ip(), expected, self.settings.same_address) else {
+        let Err(why) = check_data_peer(
+            from.ip(),
+            expected,
+            self.settings.same_address,
+            &self.data_host(),
+        ) else {
             return false;
         };
         let rule = self.rule_text(Some("SameAddress"));

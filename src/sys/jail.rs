@@ -37,6 +37,19 @@ pub struct Identity {
     pub gid: Option<Gid>,
 }
 
+impl Identity {
+    /// SECURITY: User names root (by name, number or another account with
+    /// uid 0): the session keeps root, which can leave a chroot jail; worth
+    /// a warning at `-c` and at every session start.
+    pub fn keeps_root(&self) -> bool {
+        self.uid.is_some_and(|u| u.is_root())
+    }
+}
+
+/// The warning for [`Identity::keeps_root`].
+pub const ROOT_USER_WARNING: &str = "User is root (uid 0): the session keeps root, \
+     which can escape the ServerRoot jail; set User to an unprivileged account";
+
 /// Look up User and Group names (or numbers) while /etc is still reachable.
 pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Identity> {
     // The user's primary group from /etc/passwd, for a User without Group.
@@ -120,4 +133,19 @@ pub fn enter(root: Option<&Path>, id: &Identity, names: Resolver) -> Result<Jail
 /// True when the process runs with effective user id 0.
 pub fn running_as_root() -> bool {
     Uid::effective().is_root()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_root_by_name_or_number_keeps_root_and_no_user_does_not_warn() {
+        for user in ["root", "0"] {
+            assert!(resolve(Some(user), None).unwrap().keeps_root(), "{user}");
+        }
+        assert!(!resolve(None, None).unwrap().keeps_root());
+        assert!(!resolve(Some("65534"), Some("65534")).unwrap().keeps_root());
+    }
 }
