@@ -70,7 +70,8 @@ pub struct Pump {
     /// largest single read or splice from the source (MaxRecvBufSize)
     max_read: Option<usize>,
     /// the pace of a rate-limited transfer
-    pace: Option<Bucket>,
+    /// the source's pace under a rate limit
+    pub pace: Pace,
 }
 
 impl Pump {
@@ -90,31 +91,14 @@ impl Pump {
             bytes: 0,
             wakeups: 0,
             max_read: max_read.map(|m| m.max(1)),
-            pace: None,
-        }
-    }
-
-    /// Read at most `rate` bytes per second from the source of this
-    /// transfer (after a first [`limits::RATE_BURST`]); None: no limit.
-    pub fn limit(&mut self, rate: Option<u64>, now: Instant) {
-        self.pace = rate.map(|r| Bucket::new(r, now));
-    }
-
-    /// Bring the pace up to `now`; call before polling and before `step`.
-    pub fn refill(&mut self, now: Instant) {
-        if let Some(b) = self.pace.as_mut() {
-            b.refill(now);
+            pace: Pace::default(),
         }
     }
 
     /// When the source, held back by the pace, may be read again; None
     /// when the pace does not hold it back now.
     pub fn resume_at(&self) -> Option<Instant> {
-        if self.may_read() {
-            self.pace.as_ref().and_then(Bucket::resume_at)
-        } else {
-            None
-        }
+        self.pace.resume_at(self.may_read())
     }
 
     /// Forget the previous transfer, keep the pipe (or buffer). Makes the
@@ -136,7 +120,7 @@ impl Pump {
         self.eof = false;
         self.bytes = 0;
         self.wakeups = 0;
-        self.pace = None;
+        self.pace = Pace::default();
     }
 
     /// "splice" or "read/write", for the log.
@@ -151,7 +135,7 @@ impl Pump {
     /// switch to read/write, bytes still in the old pipe).
     /// Not while the pace holds the source back.
     pub fn wants_read(&self) -> bool {
-        self.may_read() && self.pace.as_ref().is_none_or(|b| b.resume_at().is_none())
+        self.may_read() && self.pace.open()
     }
 
     /// [`Pump::wants_read`] but for the pace.
@@ -164,14 +148,7 @@ impl Pump {
 
     /// The most the next read may take: room, MaxRecvBufSize and the pace.
     fn read_len(&self, room: usize) -> usize {
-        let len = self.max_read.map_or(room, |m| m.min(room));
-        self.pace.as_ref().map_or(len, |b| b.allowance().min(len))
-    }
-
-    fn spend(&mut self, n: usize) {
-        if let Some(b) = self.pace.as_mut() {
-            b.spend(n);
-        }
+        self.pace.cap(self.max_read.map_or(room, |m| m.min(room)))
     }
 
     /// Want to write: bytes waiting.
@@ -247,7 +224,7 @@ impl Pump {
                 }
                 Ok(n) => {
                     self.in_pipe += n;
-                    self.spend(n);
+                    self.pace.spend(n);
                     Ok(true)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -297,7 +274,7 @@ impl Pump {
             }
             Ok(n) => {
                 self.end += n;
-                self.spend(n);
+                self.pace.spend(n);
                 Ok(true)
             }
             Err(e) if would_wait(&e) => Ok(false),
@@ -411,6 +388,53 @@ impl Bucket {
     }
 }
 
+/// The pace of one transfer's source: a [`Bucket`] under a rate limit,
+/// nothing without one. Both pumps keep one; the relay sets and refills
+/// it.
+#[derive(Debug, Clone, Default)]
+pub struct Pace(Option<Bucket>);
+
+impl Pace {
+    /// Read at most `rate` bytes per second (after a first
+    /// [`limits::RATE_BURST`]); None: no limit.
+    pub fn new(rate: Option<u64>, now: Instant) -> Pace {
+        Pace(rate.map(|r| Bucket::new(r, now)))
+    }
+
+    /// Bring the pace up to `now`; call before polling and before a step.
+    pub fn refill(&mut self, now: Instant) {
+        if let Some(b) = self.0.as_mut() {
+            b.refill(now);
+        }
+    }
+
+    /// When a source that `may_read` may be read again; None when the pace
+    /// does not hold it back now.
+    fn resume_at(&self, may_read: bool) -> Option<Instant> {
+        self.0
+            .as_ref()
+            .filter(|_| may_read)
+            .and_then(Bucket::resume_at)
+    }
+
+    /// The pace lets the source be read now.
+    fn open(&self) -> bool {
+        self.0.as_ref().is_none_or(|b| b.resume_at().is_none())
+    }
+
+    /// At most `len` bytes, and no more than the pace allows.
+    fn cap(&self, len: usize) -> usize {
+        self.0.as_ref().map_or(len, |b| b.allowance().min(len))
+    }
+
+    /// `n` bytes were read.
+    fn spend(&mut self, n: usize) {
+        if let Some(b) = self.0.as_mut() {
+            b.spend(n);
+        }
+    }
+}
+
 /// Tell the sink's peer that no more data comes, then let go of the socket.
 pub fn finish(sink: TcpStream) {
     let _ = sink.shutdown(Shutdown::Write);
@@ -447,7 +471,8 @@ pub struct TlsPump {
     pub wakeups: u64,
     max_read: usize,
     /// the pace of a rate-limited transfer
-    pace: Option<Bucket>,
+    /// the source's pace under a rate limit
+    pub pace: Pace,
 }
 
 impl TlsPump {
@@ -462,19 +487,7 @@ impl TlsPump {
             bytes: 0,
             wakeups: 0,
             max_read: max_read.unwrap_or(size).clamp(1, size),
-            pace: None,
-        }
-    }
-
-    /// As [`Pump::limit`].
-    pub fn limit(&mut self, rate: Option<u64>, now: Instant) {
-        self.pace = rate.map(|r| Bucket::new(r, now));
-    }
-
-    /// As [`Pump::refill`].
-    pub fn refill(&mut self, now: Instant) {
-        if let Some(b) = self.pace.as_mut() {
-            b.refill(now);
+            pace: Pace::default(),
         }
     }
 
@@ -482,11 +495,7 @@ impl TlsPump {
     /// pace too, so the relay must call `step` then, not wait for the
     /// socket.
     pub fn resume_at(&self) -> Option<Instant> {
-        if self.may_read() {
-            self.pace.as_ref().and_then(Bucket::resume_at)
-        } else {
-            None
-        }
+        self.pace.resume_at(self.may_read())
     }
 
     /// Room to read into and no end yet, whatever the pace says.
@@ -496,7 +505,7 @@ impl TlsPump {
 
     /// Reading now: [`TlsPump::may_read`] and the pace allows it.
     fn wants_read(&self) -> bool {
-        self.may_read() && self.pace.as_ref().is_none_or(|b| b.resume_at().is_none())
+        self.may_read() && self.pace.open()
     }
 
     /// The poll events each side waits for: (source, sink).
@@ -541,18 +550,15 @@ impl TlsPump {
                 self.end = 0;
             }
             if self.wants_read() {
-                let mut room = (self.buf.len() - self.end).min(self.max_read);
-                if let Some(b) = &self.pace {
-                    room = room.min(b.allowance());
-                }
+                let room = self
+                    .pace
+                    .cap((self.buf.len() - self.end).min(self.max_read));
                 // wants_read() said yes: room > 0, so Some(0) is the end.
                 match read_plain(src, &mut self.buf[self.end..self.end + room]) {
                     Ok(Some(0)) => self.eof = true,
                     Ok(Some(n)) => {
                         self.end += n;
-                        if let Some(b) = self.pace.as_mut() {
-                            b.spend(n);
-                        }
+                        self.pace.spend(n);
                         progress = true;
                     }
                     Ok(None) => {}

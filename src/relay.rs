@@ -486,7 +486,7 @@ impl Driver<'_> {
             let _ = src.set_nonblocking(true);
             let _ = dst.set_nonblocking(true);
             self.pump.reset();
-            self.pump.limit(rate, Instant::now());
+            self.pump.pace = data::Pace::new(rate, Instant::now());
             self.transfer = Some(Transfer::Splice(src, dst));
             return;
         }
@@ -552,7 +552,7 @@ impl Driver<'_> {
         let _ = src.sock.set_nonblocking(true);
         let _ = dst.sock.set_nonblocking(true);
         self.tls_pump = TlsPump::new(limits::DATA_BUFFER, self.cfg.max_recv_buf_size);
-        self.tls_pump.limit(rate, Instant::now());
+        self.tls_pump.pace = data::Pace::new(rate, Instant::now());
         self.transfer = Some(Transfer::Tls(src, dst));
     }
 
@@ -721,11 +721,11 @@ impl Driver<'_> {
     fn pace(&mut self, now: Instant) -> Option<Instant> {
         match self.transfer {
             Some(Transfer::Splice(..)) => {
-                self.pump.refill(now);
+                self.pump.pace.refill(now);
                 self.pump.resume_at()
             }
             Some(Transfer::Tls(..)) => {
-                self.tls_pump.refill(now);
+                self.tls_pump.pace.refill(now);
                 self.tls_pump.resume_at()
             }
             None => None,
