@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ftpgate::session::check::check_session(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ftpgate::session::check::check_session(data, std::time::Instant::now()));

@@ -482,9 +482,8 @@ struct Harness<'d> {
 }
 
 impl<'d> Harness<'d> {
-    fn new(variant: usize, v6: bool, input: Input<'d>, trace: bool) -> Harness<'d> {
+    fn new(variant: usize, v6: bool, input: Input<'d>, trace: bool, now: Instant) -> Harness<'d> {
         let ck = Checker::new(variant, v6);
-        let now = Instant::now();
         let net = ck.net;
         let s = Session::new(
             Params {
@@ -1034,17 +1033,22 @@ impl<'d> Harness<'d> {
 
 /// Run `data` through the engine: the result and, with `trace`, the
 /// transcript of events and actions.
-pub fn run(data: &[u8], trace: bool) -> (Result<(), String>, Stats, Vec<String>) {
-    run_with(data, trace, false)
+pub fn run(data: &[u8], trace: bool, start: Instant) -> (Result<(), String>, Stats, Vec<String>) {
+    run_with(data, trace, false, start)
 }
 
-fn run_with(data: &[u8], trace: bool, strict: bool) -> (Result<(), String>, Stats, Vec<String>) {
+fn run_with(
+    data: &[u8],
+    trace: bool,
+    strict: bool,
+    start: Instant,
+) -> (Result<(), String>, Stats, Vec<String>) {
     let Some((&first, rest)) = data.split_first() else {
         return (Ok(()), Stats::default(), Vec::new());
     };
     let variant = usize::from(first) % VARIANTS.len();
     let v6 = (usize::from(first) / VARIANTS.len()) % 2 == 1;
-    let mut h = Harness::new(variant, v6, Input { data: rest }, trace);
+    let mut h = Harness::new(variant, v6, Input { data: rest }, trace, start);
     h.strict = strict;
     let r = h.run();
     (r, h.stats, h.trace.unwrap_or_default())
@@ -1082,9 +1086,11 @@ fn run_with(data: &[u8], trace: bool, strict: bool) -> (Result<(), String>, Stat
 /// 8. interest is consistent: accept only on an open listener, pump
 ///    exactly while the pump runs.
 #[doc(hidden)]
-pub fn check_session(data: &[u8]) {
-    if let (Err(why), _, _) = run(data, false) {
-        let (_, _, trace) = run(data, true);
+/// `start` is the time the simulated session begins (the harness, like
+/// the engine, reads no clock).
+pub fn check_session(data: &[u8], start: Instant) {
+    if let (Err(why), _, _) = run(data, false, start) {
+        let (_, _, trace) = run(data, true, start);
         panic!(
             "session invariant violated: {why}\ntranscript:\n{}",
             trace.join("\n")
@@ -1149,7 +1155,7 @@ mod tests {
     }
 
     fn clean(input: &In) -> Stats {
-        let (r, stats, trace) = run(&input.0, true);
+        let (r, stats, trace) = run(&input.0, true, crate::sys::monotonic());
         if let Err(why) = r {
             panic!("{why}\n{}", trace.join("\n"));
         }
@@ -1242,7 +1248,7 @@ mod tests {
                 x ^= x << 5;
                 data.push(x.to_le_bytes()[0]);
             }
-            check_session(&data);
+            check_session(&data, crate::sys::monotonic());
         }
     }
 
@@ -1269,7 +1275,7 @@ mod tests {
         // came left the idle deadline in the past (TimeOut counted from
         // the RETR), so the session ended with 421 at once.
         let input = data_timeout_then_425();
-        let (r, stats, trace) = run_with(&input.0, true, true);
+        let (r, stats, trace) = run_with(&input.0, true, true, crate::sys::monotonic());
         assert!(r.is_ok(), "{}\n{}", r.unwrap_err(), trace.join("\n"));
         assert_eq!(stats.late_425, 1, "{stats:?}\n{}", trace.join("\n"));
     }
@@ -1279,11 +1285,14 @@ mod tests {
         // Harness bug: "Zq7-secre" IAC 'R' "t" is "Zq7-secret" once the
         // Telnet command is removed; the engine logged it rightly (as part
         // of a malformed line), the harness called it a leak.
-        check_session(&[
-            0xff, 0xff, 0xff, 0x2e, 0x01, 0x24, 0xf4, 0x02, 0x1c, 0, 0, 0, 0, 0, 0, 0, 0x5a, 0x71,
-            0x37, 0x2d, 0x73, 0x65, 0x63, 0x72, 0x65, 0xff, 0x52, 0x74, 0, 0xff, 0x25, 0xff, 0x22,
-            0xff, 0xff, 0xff, 0xff, 0xff,
-        ]);
+        check_session(
+            &[
+                0xff, 0xff, 0xff, 0x2e, 0x01, 0x24, 0xf4, 0x02, 0x1c, 0, 0, 0, 0, 0, 0, 0, 0x5a,
+                0x71, 0x37, 0x2d, 0x73, 0x65, 0x63, 0x72, 0x65, 0xff, 0x52, 0x74, 0, 0xff, 0x25,
+                0xff, 0x22, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            crate::sys::monotonic(),
+        );
         assert!(raw(b"Zq7-secre\xffRt").starts_with(b"zq7"));
     }
 

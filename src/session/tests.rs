@@ -65,7 +65,7 @@ impl T {
     }
 
     fn with(cfg: &'static Config, original_dst: Option<SocketAddr>) -> T {
-        let now = Instant::now();
+        let now = crate::sys::monotonic();
         let s = Session::new(
             Params {
                 cfg,

@@ -41,6 +41,12 @@ pub fn read_message_file(path: &std::path::Path, limit: u64) -> std::io::Result<
     Ok(text)
 }
 
+/// The monotonic clock: the time the driver hands the session engine
+/// (which never reads a clock itself), and a start for its tests.
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Local wall-clock time, broken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime {
