@@ -854,19 +854,10 @@ pub fn early_destination(
     original_dst: Option<SocketAddr>,
     (proxy_self, host): (&[SocketAddr], &[IpAddr]),
 ) -> Option<SocketAddr> {
-    if cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user() {
-        return None;
-    }
-    match original_dst {
-        Some(orig) if cfg.allow_trans_proxy => {
-            session::check_destination(&[orig], &cfg.global, proxy_self, host).ok()
-        }
-        _ => {
-            let host = cfg.global.destination_address.as_deref()?;
-            resolve(resolver, host, cfg.global.destination_port)
-                .ok()?
-                .first()
-                .copied()
+    match session::early_target(cfg, original_dst, (proxy_self, host))? {
+        session::EarlyTarget::Address(dest) => Some(dest),
+        session::EarlyTarget::Name(name, port) => {
+            resolve(resolver, &name, port).ok()?.first().copied()
         }
     }
 }

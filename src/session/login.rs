@@ -807,6 +807,42 @@ impl<'a> Session<'a> {
     }
 }
 
+/// Where a connection begun before the client has said who it is goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EarlyTarget {
+    /// The transparent original destination, checked.
+    Address(SocketAddr),
+    /// DestinationAddress (a name or literal) and DestinationPort, to
+    /// resolve.
+    Name(String, u16),
+}
+
+/// Whether the server can be known before login, and where it is: only
+/// when no login can change where the session goes (no magic user, no
+/// user context with a destination of its own). A transparent original
+/// destination passes the destination check (SPEC 6) first. Pure; the
+/// driver resolves a name and starts the connection.
+pub fn early_target(
+    cfg: &Config,
+    original_dst: Option<SocketAddr>,
+    (proxy_self, host): (&[SocketAddr], &[IpAddr]),
+) -> Option<EarlyTarget> {
+    if cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user() {
+        return None;
+    }
+    match original_dst {
+        Some(orig) if cfg.allow_trans_proxy => {
+            check_destination(&[orig], &cfg.global, proxy_self, host)
+                .ok()
+                .map(EarlyTarget::Address)
+        }
+        _ => Some(EarlyTarget::Name(
+            cfg.global.destination_address.clone()?,
+            cfg.global.destination_port,
+        )),
+    }
+}
+
 /// A USER argument the proxy refuses: the 530 text and the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRefusal {

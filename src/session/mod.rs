@@ -35,7 +35,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 pub use features::{Direction, Side, direction, features, server_mode};
-pub use login::{LoginRefusal, check_destination, parse_login};
+pub use login::{EarlyTarget, LoginRefusal, check_destination, early_target, parse_login};
 
 use crate::config::{ClientTls, Config, Level, PortRange, UserSettings};
 use crate::ftp::command::{self, Command, Kind};
