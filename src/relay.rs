@@ -218,10 +218,10 @@ impl Driver<'_> {
                 let r = resolve(self.resolver, &host, port);
                 e.handle(Instant::now(), Event::Resolved(r));
             }
-            Action::LookUp { user } => {
+            Action::LookUp { user, password } => {
                 let r = self
                     .directory()
-                    .and_then(|(dir, addrs)| ldap::lookup(dir, &addrs, &user));
+                    .and_then(|(dir, addrs)| ldap::lookup(dir, &addrs, &user, password.as_deref()));
                 e.handle(Instant::now(), Event::LookedUp(r));
             }
             Action::Bind { dn, password } => {

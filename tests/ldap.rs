@@ -31,8 +31,26 @@ struct Directory {
 
 impl Directory {
     /// `entries`: LDIF of the entries below BASE (each separated by a
-    /// blank line), `{BASE}` replaced.
+    /// blank line), `{BASE}` replaced. Anyone may bind and read.
     fn start(entries: &str) -> Directory {
+        Directory::with_access(entries, "", "access to * by * read\n")
+    }
+
+    /// A directory that refuses anonymous binds and lets only a bound
+    /// user read (passwords only for the bind itself), as many sites run
+    /// theirs.
+    fn closed(entries: &str) -> Directory {
+        Directory::with_access(
+            entries,
+            "disallow bind_anon\n",
+            "access to attrs=userPassword by anonymous auth by * none\n\
+             access to * by users read by * none\n",
+        )
+    }
+
+    /// `global`: slapd.conf lines before the database; `access`: its
+    /// access rules.
+    fn with_access(entries: &str, global: &str, access: &str) -> Directory {
         for bin in [SLAPD, SLAPADD] {
             assert!(
                 Path::new(bin).exists(),
@@ -52,6 +70,7 @@ impl Directory {
                  include /etc/ldap/schema/cosine.schema\n\
                  include /etc/ldap/schema/inetorgperson.schema\n\
                  include {schema}\n\
+                 {global}\
                  pidfile {pid}\n\
                  modulepath /usr/lib/ldap\n\
                  moduleload back_mdb\n\
@@ -61,7 +80,7 @@ impl Directory {
                  rootdn \"cn=admin,dc=example,dc=org\"\n\
                  rootpw adminpw\n\
                  directory {db}\n\
-                 access to * by * read\n",
+                 {access}",
                 schema = schema.display(),
                 pid = dir.join("slapd.pid").display(),
                 db = db.display(),
@@ -345,6 +364,83 @@ fn bind_authentication_refuses_a_wrong_password_before_the_server() {
         !log.contains("to server"),
         "the server was contacted: {log}"
     );
+}
+
+/// ftp-proxy's LDAPBindDN with `%s`: the proxy binds as the user with the
+/// user's password (there is no other way into this directory).
+fn bind_as_user_conf(dir: &Directory, extra: &str) -> String {
+    auth_conf(
+        dir,
+        &format!("LDAPBindDN cn=%s,{BASE}\nLDAPBindPW unused\n{extra}"),
+    )
+}
+
+#[test]
+fn binding_as_the_user_works_with_a_directory_that_refuses_anonymous_binds() {
+    if skip_unless_ftpgate(
+        "binding_as_the_user_works_with_a_directory_that_refuses_anonymous_binds",
+    ) {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::closed(&profiles(server.port));
+    let proxy = Proxy::start(dead_port(), &bind_as_user_conf(&dir, ""));
+    // The profile (DestinationPort) is read as the user: the login reaches
+    // the real server.
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    assert_eq!(c.cmd("PWD").code, 257);
+    c.cmd("QUIT");
+    // A wrong password and an unknown user are failed logins (530), not
+    // an unusable directory (421); the session goes on.
+    let mut c = greeted(proxy.port);
+    assert_eq!(user(&mut c, "test").code, 331);
+    assert_eq!(c.cmd("PASS wrongpass").code, 530);
+    assert_eq!(user(&mut c, "nobody").code, 331);
+    assert_eq!(c.cmd("PASS secret").code, 530);
+    assert_eq!(user(&mut c, "test").code, 331);
+    let r = c.cmd("PASS secret");
+    assert_eq!(r.code, 230, "{r:?}");
+    c.cmd("QUIT");
+    let log = proxy.log_text();
+    assert!(log.contains("user 'test' found in the directory"), "{log}");
+    assert!(
+        log.contains("user 'test' authenticated by the directory"),
+        "{log}"
+    );
+    assert!(
+        log.contains("authentication failed for user 'nobody': wrong password"),
+        "{log}"
+    );
+    assert!(!log.contains("unusable"), "{log}");
+    assert!(!log.contains("wrongpass"), "password in the log: {log}");
+}
+
+#[test]
+fn binding_as_the_user_with_user_auth_magic_binds_as_the_proxy_login() {
+    if skip_unless_ftpgate("binding_as_the_user_with_user_auth_magic_binds_as_the_proxy_login") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = Directory::closed(&proxy_logins(server.port));
+    let proxy = Proxy::start(
+        dead_port(),
+        &bind_as_user_conf(&dir, "UserAuthMagic @auth\n"),
+    );
+    // alice's entry (bound as alice) sends the login to the server; the
+    // server gets test/secret.
+    let mut c = Ctrl::login(proxy.port, "test@alice", "secret@alicepw");
+    assert_eq!(c.cmd("PWD").code, 257);
+    c.cmd("QUIT");
+    let mut c = greeted(proxy.port);
+    assert_eq!(user(&mut c, "test@alice").code, 331);
+    assert_eq!(c.cmd("PASS secret@secret").code, 530);
+    c.cmd("QUIT");
+    let log = proxy.log_text();
+    assert!(
+        log.contains("user 'alice' authenticated by the directory"),
+        "{log}"
+    );
+    assert!(!log.contains("alicepw"), "password in the log: {log}");
 }
 
 #[test]

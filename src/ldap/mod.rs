@@ -39,6 +39,19 @@ pub enum LdapError {
         code: u32,
         text: String,
     },
+    /// The bind as the user (LDAPBindDN with `%s`, the user's password)
+    /// was refused with a result that judges the credentials, not the
+    /// directory (see [`refuses_credentials`]): a failed login, not an
+    /// unusable directory.
+    Credentials { code: u32, text: String },
+}
+
+/// Bind results that say "not this user with this password" (RFC 4511
+/// 4.1.9): noSuchObject, inappropriateAuthentication, invalidCredentials,
+/// insufficientAccessRights, unwillingToPerform. busy, unavailable and
+/// the rest say the directory cannot be used now.
+pub fn refuses_credentials(code: u32) -> bool {
+    matches!(code, 32 | 48 | 49 | 50 | 53)
 }
 
 impl fmt::Display for LdapError {
@@ -49,6 +62,13 @@ impl fmt::Display for LdapError {
             LdapError::Protocol(why) => write!(f, "protocol error: {why}"),
             LdapError::Refused { what, code, text } => {
                 write!(f, "{what} refused with result code {code}")?;
+                if !text.is_empty() {
+                    write!(f, " ({text})")?;
+                }
+                Ok(())
+            }
+            LdapError::Credentials { code, text } => {
+                write!(f, "bind as the user refused with result code {code}")?;
                 if !text.is_empty() {
                     write!(f, " ({text})")?;
                 }
@@ -228,6 +248,14 @@ impl Conn {
     }
 }
 
+/// Proxy authentication binds as the user (ftp-proxy's LDAPBindDN with
+/// `%s` and UserAuthType ldap): the look-up waits for PASS and binds as
+/// LDAPBindDN, `%s` the (authentication) login, with the user's password;
+/// the directory's acceptance is the password check.
+pub fn binds_as_user(cfg: &LdapSettings) -> bool {
+    cfg.auth.is_some() && cfg.bind_dn.contains("%s")
+}
+
 /// The DN to bind with at start: LDAPBindDN with its `%s` replaced by the
 /// escaped login name (empty: anonymous).
 pub fn bind_dn(cfg: &LdapSettings, login: &[u8]) -> Vec<u8> {
@@ -266,14 +294,28 @@ pub struct Found {
 /// Looks `login` up: connect to one of `addrs`, bind with LDAPBindDN (or
 /// anonymously), search LDAPBaseDN (and LDAPAuthDN when authentication
 /// needs another base) for `(&(objectClass=C)(I=login))`, unbind.
-pub fn lookup(cfg: &LdapSettings, addrs: &[SocketAddr], login: &[u8]) -> Result<Found, LdapError> {
+///
+/// With `password` (the user's own, see [`binds_as_user`]) the bind uses
+/// it instead of LDAPBindPW, and a refusal of those credentials is
+/// [`LdapError::Credentials`].
+pub fn lookup(
+    cfg: &LdapSettings,
+    addrs: &[SocketAddr],
+    login: &[u8],
+    password: Option<&[u8]>,
+) -> Result<Found, LdapError> {
     let mut conn = Conn::open(addrs)?;
-    let r = conn.bind(cfg.version, &bind_dn(cfg, login), cfg.bind_pw.as_bytes())?;
+    let secret = password.unwrap_or(cfg.bind_pw.as_bytes());
+    let r = conn.bind(cfg.version, &bind_dn(cfg, login), secret)?;
     if r.code != ber::SUCCESS {
+        let text = crate::ftp::escape(&r.diagnostic);
+        if password.is_some() && refuses_credentials(r.code) {
+            return Err(LdapError::Credentials { code: r.code, text });
+        }
         return Err(LdapError::Refused {
             what: "bind with LDAPBindDN",
             code: r.code,
-            text: crate::ftp::escape(&r.diagnostic),
+            text,
         });
     }
     let mut filter = Vec::new();
@@ -460,7 +502,7 @@ mod tests {
         ];
         for reply in replies {
             let addr = fake(reply.clone());
-            assert!(lookup(&s, &[addr], b"bob").is_err(), "{reply:?}");
+            assert!(lookup(&s, &[addr], b"bob", None).is_err(), "{reply:?}");
         }
     }
 
@@ -470,7 +512,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         drop(l);
         assert!(matches!(
-            lookup(&settings(""), &[addr], b"bob"),
+            lookup(&settings(""), &[addr], b"bob", None),
             Err(LdapError::Connect(_))
         ));
     }

@@ -62,6 +62,11 @@ const VARIANTS: &[(&str, bool)] = &[
          ServerTLSProtection client\nDestinationTransferMode active",
         true,
     ),
+    (
+        "LDAPServer 127.0.0.1\nLDAPBaseDN dc=example\nLDAPBindDN cn=%s,dc=example\n\
+         UserAuthType ldap\nValidCommands {FILTER}",
+        false,
+    ),
 ];
 
 /// The addresses of one run (all IPv4 or all IPv6).
@@ -106,7 +111,7 @@ impl Net {
 
 /// The configuration of variant `v` for address family `v6`, parsed once.
 fn config(v: usize, v6: bool) -> &'static Config {
-    static CONFIGS: [OnceLock<Config>; 14] = [const { OnceLock::new() }; 14];
+    static CONFIGS: [OnceLock<Config>; 16] = [const { OnceLock::new() }; 16];
     let v = v % VARIANTS.len();
     CONFIGS[v * 2 + usize::from(v6)].get_or_init(|| {
         let net = Net::of(v6);
@@ -645,7 +650,22 @@ impl<'d> Harness<'d> {
                 self.event(Event::Resolved(r));
             }
             Action::LookUp { .. } => {
-                self.event(Event::LookedUp(Err(LdapError::Connect("harness".into()))))
+                let r = match self.input.choice() % 4 {
+                    1 => Err(LdapError::Credentials {
+                        code: 49,
+                        text: "harness".into(),
+                    }),
+                    2 => Ok(crate::ldap::Found::default()),
+                    3 => Ok(crate::ldap::Found {
+                        profile: None,
+                        auth: Some(crate::ldap::Entry {
+                            dn: b"cn=anon,dc=example".to_vec(),
+                            attributes: Vec::new(),
+                        }),
+                    }),
+                    _ => Err(LdapError::Connect("harness".into())),
+                };
+                self.event(Event::LookedUp(r))
             }
             Action::Bind { .. } => {
                 self.event(Event::Bound(Err(LdapError::Connect("harness".into()))))

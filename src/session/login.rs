@@ -23,6 +23,13 @@ pub(super) struct Pending<'a> {
     /// The name the directory knows: the FTP login name, or the proxy
     /// login of UserAuthMagic.
     auth_user: Vec<u8>,
+    /// What the directory said at USER; None when it is asked at PASS,
+    /// bound as the user (`ldap::binds_as_user`).
+    profile: Option<Profile<'a>>,
+}
+
+/// A directory's answer for one login.
+pub(super) struct Profile<'a> {
     /// The user's settings (from the profile entry, or global).
     settings: Cow<'a, UserSettings>,
     /// The user's entry under LDAPAuthDN, if any.
@@ -47,11 +54,14 @@ impl OwnedLogin {
     }
 }
 
-/// USER waiting for the directory's answer.
+/// USER (or, bound as the user, PASS) waiting for the directory's answer.
 pub(super) struct LookUp {
     login: OwnedLogin,
     /// The name looked up (see [`Pending::auth_user`]).
     directory_user: Vec<u8>,
+    /// Bound as the user: the FTP password for the server once the
+    /// directory has accepted the user's.
+    ftp_password: Option<Vec<u8>>,
 }
 
 /// A login on its way to the server: waiting for its destination's
@@ -117,6 +127,29 @@ impl<'a> Session<'a> {
         }
         // With UserAuthMagic the proxy login names the profile too.
         let directory_user = auth_user.unwrap_or(login.user).to_vec();
+        if cfg.ldap.as_ref().is_some_and(ldap::binds_as_user) {
+            // The directory is asked at PASS, with the user's password.
+            self.state = State::ExpectPass(Box::new(Pending {
+                login: OwnedLogin::of(&login),
+                auth_user: directory_user,
+                profile: None,
+            }));
+            return self.reply(
+                reply::NEED_PASSWORD,
+                "Password required for proxy authentication.",
+            );
+        }
+        self.look_up(OwnedLogin::of(&login), directory_user, None);
+    }
+
+    /// Ask the directory about `directory_user` (bound as the user when
+    /// `password` is the proxy password: (FTP password, proxy password)).
+    fn look_up(
+        &mut self,
+        login: OwnedLogin,
+        directory_user: Vec<u8>,
+        password: Option<(Vec<u8>, Vec<u8>)>,
+    ) {
         self.lookups += 1;
         // SECURITY: one session cannot make the proxy query the directory
         // without end.
@@ -134,12 +167,15 @@ impl<'a> Session<'a> {
             );
             return self.end(End::TooManyLookups);
         }
+        let (ftp_password, password) = password.unzip();
         self.actions.push_back(Action::LookUp {
             user: directory_user.clone(),
+            password,
         });
         self.state = State::ExpectLookUp(Box::new(LookUp {
-            login: OwnedLogin::of(&login),
+            login,
             directory_user,
+            ftp_password,
         }));
     }
 
@@ -148,29 +184,44 @@ impl<'a> Session<'a> {
     /// not in the directory).
     pub(super) fn looked_up(&mut self, l: LookUp, found: Result<Found, LdapError>) {
         let cfg = self.cfg;
-        let found = match found {
-            Ok(f) => f,
-            Err(e) => return self.directory_unusable(&e),
+        let LookUp {
+            login,
+            directory_user: user,
+            ftp_password,
+        } = l;
+        let found = match (found, ftp_password.is_some()) {
+            (Ok(f), _) => f,
+            (Err(LdapError::Credentials { code, text }), true) => {
+                self.dbg(|| {
+                    let dn = cfg
+                        .ldap
+                        .as_ref()
+                        .map(|d| escape(&ldap::bind_dn(d, &user)))
+                        .unwrap_or_default();
+                    format!("bind as {dn} refused: result {code} {text}")
+                });
+                return self.auth_failed(&user, ldap::auth::Denied::WrongPassword);
+            }
+            (Err(e), _) => return self.directory_unusable(&e),
         };
-        let user = &l.directory_user;
         let settings = match found.profile {
             None => {
                 self.log(
                     Level::Inf,
                     format!(
                         "user '{}' not in the directory ({}): the file's values apply",
-                        escape(user),
+                        escape(&user),
                         cfg.ldap
                             .as_ref()
-                            .map(|d| ldap::filter_text(d, user))
+                            .map(|d| ldap::filter_text(d, &user))
                             .unwrap_or_default()
                     ),
                 );
-                cfg.for_user(user).clone()
+                cfg.for_user(&user).clone()
             }
             Some(entry) => {
                 let settings = ldap::option_attributes(&entry)
-                    .and_then(|attrs| cfg.settings_from_attributes(user, &attrs));
+                    .and_then(|attrs| cfg.settings_from_attributes(&user, &attrs));
                 match settings {
                     Ok(s) => {
                         self.from_directory = true;
@@ -178,7 +229,7 @@ impl<'a> Session<'a> {
                             Level::Inf,
                             format!(
                                 "user '{}' found in the directory: {}",
-                                escape(user),
+                                escape(&user),
                                 escape(&entry.dn)
                             ),
                         );
@@ -191,7 +242,7 @@ impl<'a> Session<'a> {
                             Level::Err,
                             format!(
                                 "user '{}': invalid profile in the directory entry {}: {why}",
-                                escape(user),
+                                escape(&user),
                                 escape(&entry.dn)
                             ),
                         );
@@ -201,21 +252,39 @@ impl<'a> Session<'a> {
                 }
             }
         };
-        if cfg.ldap.as_ref().is_some_and(|d| d.auth.is_some()) {
-            // SECURITY: nothing reaches the server before the proxy has
-            // authenticated the user at PASS.
-            self.state = State::ExpectPass(Box::new(Pending {
-                login: l.login,
-                auth_user: l.directory_user,
-                settings: Cow::Owned(settings),
-                entry: found.auth,
-            }));
-            return self.reply(
-                reply::NEED_PASSWORD,
-                "Password required for proxy authentication.",
-            );
+        let auth = cfg.ldap.as_ref().and_then(|d| d.auth.as_ref());
+        let Some(auth) = auth else {
+            return self.open_session(Cow::Owned(settings), login, None);
+        };
+        let settings = Cow::Owned(settings);
+        match ftp_password {
+            // Bound as the user: the directory has checked the password;
+            // LDAPAuthOKFlag still applies.
+            Some(ftp_password) => {
+                let verdict = match (found.auth, &auth.ok_flag) {
+                    (_, None) => Ok(settings),
+                    (Some(e), flag) => ldap::auth::check_flag(&e, flag.as_ref()).map(|()| settings),
+                    (None, Some(_)) => Err(ldap::auth::Denied::NoEntry),
+                };
+                self.authenticated(login, &user, ftp_password, verdict)
+            }
+            None => {
+                // SECURITY: nothing reaches the server before the proxy has
+                // authenticated the user at PASS.
+                self.state = State::ExpectPass(Box::new(Pending {
+                    login,
+                    auth_user: user,
+                    profile: Some(Profile {
+                        settings,
+                        entry: found.auth,
+                    }),
+                }));
+                self.reply(
+                    reply::NEED_PASSWORD,
+                    "Password required for proxy authentication.",
+                )
+            }
         }
-        self.open_session(Cow::Owned(settings), l.login, None)
     }
 
     /// Log why the directory cannot be used, say 421 and end the session.
@@ -247,110 +316,145 @@ impl<'a> Session<'a> {
     /// password against the directory; only then connect to the server
     /// and log in there with the same USER and PASS.
     pub(super) fn authenticate(&mut self, pending: Pending<'a>, password: &[u8]) {
+        use ldap::auth::Denied;
         let Some(auth) = self.cfg.ldap.as_ref().and_then(|d| d.auth.as_ref()) else {
             return self.reply(reply::BAD_SEQUENCE, "Login with USER first.");
         };
+        let Pending {
+            login,
+            auth_user,
+            profile,
+        } = pending;
         // UserAuthMagic: PASS carries the FTP password and the proxy's.
         let (ftp_password, password) = match auth.magic {
-            None => (Some(password), password),
+            None => (password, password),
             Some(mode) => match split_auth_pass(password, mode) {
-                Some((ftp, proxy)) => (Some(ftp), proxy),
-                None => (None, password),
+                Some(both) => both,
+                None => return self.auth_failed(&auth_user, Denied::NoAuthPassword),
             },
         };
-        let verdict = match (&pending.entry, ftp_password) {
-            (_, None) => Err(ldap::auth::Denied::NoAuthPassword),
-            (None, _) => Err(ldap::auth::Denied::NoEntry),
-            (Some(entry), Some(ftp_password)) => {
-                match ldap::auth::check_flag(entry, auth.ok_flag.as_ref()) {
-                    Err(d) => Err(d),
-                    Ok(()) => match &auth.pw_attr {
-                        Some(attr) => ldap::auth::check_password(
-                            entry,
-                            attr,
-                            auth.pw_scheme,
-                            auth.pw_min_len,
-                            password,
-                        ),
-                        // SECURITY: an empty simple bind is an unauthenticated
-                        // bind, which many directories accept: never sent.
-                        None if password.is_empty() => Err(ldap::auth::Denied::EmptyPassword),
-                        None => {
-                            self.actions.push_back(Action::Bind {
-                                dn: entry.dn.clone(),
-                                password: password.to_vec(),
-                            });
-                            let ftp_password = ftp_password.to_vec();
-                            self.state = State::ExpectBind(Box::new((pending, ftp_password)));
-                            return;
-                        }
-                    },
-                }
+        let Some(Profile { settings, entry }) = profile else {
+            // Bound as the user (`ldap::binds_as_user`): the directory is
+            // asked now, with the password.
+            // SECURITY: an empty simple bind is an unauthenticated bind,
+            // which many directories accept: never sent.
+            if password.is_empty() {
+                return self.auth_failed(&auth_user, Denied::EmptyPassword);
             }
+            let secrets = (ftp_password.to_vec(), password.to_vec());
+            return self.look_up(login, auth_user, Some(secrets));
         };
-        let ftp_password = ftp_password.unwrap_or_default().to_vec();
-        self.authenticated(pending, ftp_password, verdict);
+        let Some(entry) = entry else {
+            return self.auth_failed(&auth_user, Denied::NoEntry);
+        };
+        if let Err(why) = ldap::auth::check_flag(&entry, auth.ok_flag.as_ref()) {
+            return self.auth_failed(&auth_user, why);
+        }
+        match &auth.pw_attr {
+            Some(attr) => {
+                let verdict = ldap::auth::check_password(
+                    &entry,
+                    attr,
+                    auth.pw_scheme,
+                    auth.pw_min_len,
+                    password,
+                );
+                let verdict = verdict.map(|()| settings);
+                self.authenticated(login, &auth_user, ftp_password.to_vec(), verdict);
+            }
+            // SECURITY: as above, no empty bind.
+            None if password.is_empty() => self.auth_failed(&auth_user, Denied::EmptyPassword),
+            None => {
+                self.actions.push_back(Action::Bind {
+                    dn: entry.dn.clone(),
+                    password: password.to_vec(),
+                });
+                let pending = Pending {
+                    login,
+                    auth_user,
+                    profile: Some(Profile {
+                        settings,
+                        entry: Some(entry),
+                    }),
+                };
+                let ftp_password = ftp_password.to_vec();
+                self.state = State::ExpectBind(Box::new((pending, ftp_password)));
+            }
+        }
     }
 
-    /// The directory's answer to the bind as the user.
+    /// The directory's answer to the bind as the user's entry.
     pub(super) fn bound(
         &mut self,
         pending: Pending<'a>,
         ftp_password: Vec<u8>,
         r: Result<Result<(), u32>, LdapError>,
     ) {
+        let Pending {
+            login,
+            auth_user,
+            profile,
+        } = pending;
+        let Some(Profile { settings, entry }) = profile else {
+            return self.auth_failed(&auth_user, ldap::auth::Denied::NoEntry);
+        };
         let verdict = match r {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(settings),
             Ok(Err(code)) => {
                 self.dbg(|| {
-                    let dn = pending
-                        .entry
-                        .as_ref()
-                        .map(|e| escape(&e.dn))
-                        .unwrap_or_default();
+                    let dn = entry.as_ref().map(|e| escape(&e.dn)).unwrap_or_default();
                     format!("bind as {dn} refused: result {code}")
                 });
                 Err(ldap::auth::Denied::WrongPassword)
             }
             Err(e) => return self.directory_unusable(&e),
         };
-        self.authenticated(pending, ftp_password, verdict);
+        self.authenticated(login, &auth_user, ftp_password, verdict);
     }
 
+    /// The proxy's verdict on a login: go on to the server with the
+    /// user's settings, or refuse.
     fn authenticated(
         &mut self,
-        pending: Pending<'a>,
+        login: OwnedLogin,
+        auth_user: &[u8],
         ftp_password: Vec<u8>,
-        verdict: Result<(), ldap::auth::Denied>,
+        verdict: Result<Cow<'a, UserSettings>, ldap::auth::Denied>,
     ) {
-        if let Err(why) = verdict {
-            self.auth_failures += 1;
-            // SECURITY: the password is never logged; the client learns
-            // nothing about why (no user-name probing).
-            self.log(
-                Level::Wrn,
-                format!(
-                    "authentication failed for user '{}': {why}",
-                    escape(&pending.auth_user)
-                ),
-            );
-            if self.auth_failures >= limits::MAX_AUTH_FAILURES {
-                self.reply(
-                    reply::SERVICE_NOT_AVAILABLE,
-                    "Login incorrect; too many failures, closing connection.",
-                );
-                return self.end(End::AuthFailures);
-            }
-            return self.reply(reply::NOT_LOGGED_IN, "Login incorrect.");
-        }
+        let settings = match verdict {
+            Ok(settings) => settings,
+            Err(why) => return self.auth_failed(auth_user, why),
+        };
         self.log(
             Level::Inf,
             format!(
                 "user '{}' authenticated by the directory",
-                escape(&pending.auth_user)
+                escape(auth_user)
             ),
         );
-        self.open_session(pending.settings, pending.login, Some(ftp_password))
+        self.open_session(settings, login, Some(ftp_password))
+    }
+
+    /// A failed proxy authentication: 530, or 421 after too many.
+    fn auth_failed(&mut self, auth_user: &[u8], why: ldap::auth::Denied) {
+        self.auth_failures += 1;
+        // SECURITY: the password is never logged; the client learns
+        // nothing about why (no user-name probing).
+        self.log(
+            Level::Wrn,
+            format!(
+                "authentication failed for user '{}': {why}",
+                escape(auth_user)
+            ),
+        );
+        if self.auth_failures >= limits::MAX_AUTH_FAILURES {
+            self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Login incorrect; too many failures, closing connection.",
+            );
+            return self.end(End::AuthFailures);
+        }
+        self.reply(reply::NOT_LOGGED_IN, "Login incorrect.");
     }
 
     /// Find the login's destination, then connect and log in there with

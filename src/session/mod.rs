@@ -237,7 +237,11 @@ pub enum Action {
     /// Resolve a host name or address literal; answer [`Event::Resolved`].
     Resolve { host: String, port: u16 },
     /// Look the login up in the LDAP directory; answer [`Event::LookedUp`].
-    LookUp { user: Vec<u8> },
+    /// With `password`, bind as the user with it (`ldap::binds_as_user`).
+    LookUp {
+        user: Vec<u8>,
+        password: Option<Vec<u8>>,
+    },
     /// Bind to the directory as `dn`; answer [`Event::Bound`].
     Bind { dn: Vec<u8>, password: Vec<u8> },
     /// Open a data listener; answer [`Event::Listening`] or `ListenFailed`.

@@ -767,7 +767,8 @@ fn a_directory_profile_chooses_the_users_server() {
     let mut t = T::new(LDAP);
     t.client(&["USER bob"]);
     assert!(t.took(Action::LookUp {
-        user: b"bob".to_vec()
+        user: b"bob".to_vec(),
+        password: None,
     }));
     assert!(t.rest().is_empty(), "nothing before the directory answers");
     let bob = entry(
@@ -889,6 +890,106 @@ fn proxy_authentication_by_bind_asks_the_directory_and_a_refused_bind_is_530() {
     t.event(Event::Bound(Ok(Err(49))));
     assert_eq!(t.codes(), ["530"]);
     assert!(!t.rest().iter().any(|a| matches!(a, Action::Resolve { .. })));
+}
+
+const LDAP_BIND_AS_USER: &str = "LDAPServer 127.0.0.1\nLDAPBaseDN dc=example\n\
+    LDAPBindDN cn=%s,dc=example\nLDAPBindPW not-this\nUserAuthType ldap";
+
+#[test]
+fn binding_as_the_user_waits_for_pass_and_binds_with_the_users_password() {
+    let mut t = T::new(LDAP_BIND_AS_USER);
+    t.client(&["USER bob"]);
+    // The proxy's own 331; the directory is not asked before PASS.
+    assert_eq!(t.codes(), ["331"]);
+    assert!(
+        !t.rest()
+            .iter()
+            .any(|a| matches!(a, Action::LookUp { .. } | Action::Resolve { .. })),
+        "{:?}",
+        t.out
+    );
+    t.client(&["PASS s3cret-pw"]);
+    assert!(
+        t.took(Action::LookUp {
+            user: b"bob".to_vec(),
+            password: Some(b"s3cret-pw".to_vec()),
+        }),
+        "{:?}",
+        t.out
+    );
+    let bob = entry(
+        "cn=bob,dc=example",
+        &[("cn", "bob"), ("DestinationAddress", "198.51.100.9")],
+    );
+    t.event(found(Some(bob.clone()), Some(bob)));
+    assert!(
+        t.took(Action::Resolve {
+            host: "198.51.100.9".into(),
+            port: 21
+        }),
+        "{:?}",
+        t.out
+    );
+}
+
+#[test]
+fn binding_as_the_user_refused_for_the_credentials_is_530_and_the_directory_down_is_421() {
+    let mut t = T::new(LDAP_BIND_AS_USER);
+    t.client(&["USER bob", "PASS wrong-one"]);
+    assert!(t.take(|a| matches!(a, Action::LookUp { .. })));
+    t.event(Event::LookedUp(Err(crate::ldap::LdapError::Credentials {
+        code: 49,
+        text: String::new(),
+    })));
+    assert_eq!(t.codes(), ["331", "530"]);
+    assert!(!t.rest().iter().any(|a| matches!(a, Action::Resolve { .. })));
+    assert_eq!(t.end(), None);
+    // An empty password is never sent as a bind.
+    t.client(&["USER bob", "PASS"]);
+    assert_eq!(t.codes(), ["331", "530"]);
+    assert!(!t.rest().iter().any(|a| matches!(a, Action::LookUp { .. })));
+    // A directory that cannot be used is not a wrong password.
+    t.client(&["USER bob", "PASS right-one"]);
+    assert!(t.take(|a| matches!(a, Action::LookUp { .. })));
+    t.event(Event::LookedUp(Err(crate::ldap::LdapError::Refused {
+        what: "bind with LDAPBindDN",
+        code: 52,
+        text: String::new(),
+    })));
+    assert_eq!(t.codes(), ["331", "421"]);
+    assert!(matches!(t.end(), Some(End::Directory(_))), "{:?}", t.out);
+}
+
+#[test]
+fn binding_as_the_user_still_checks_the_ok_flag() {
+    let conf = format!("{LDAP_BIND_AS_USER}\nLDAPAuthOKFlag ftpEnabled=yes");
+    let mut t = T::new(&conf);
+    t.client(&["USER bob", "PASS s3cret-pw"]);
+    assert!(t.take(|a| matches!(a, Action::LookUp { .. })));
+    let bob = entry("cn=bob,dc=example", &[("ftpEnabled", "no")]);
+    t.event(found(None, Some(bob)));
+    assert_eq!(t.codes(), ["331", "530"]);
+    assert!(!t.rest().iter().any(|a| matches!(a, Action::Resolve { .. })));
+}
+
+#[test]
+fn binding_as_the_user_with_user_auth_magic_binds_as_the_proxy_login() {
+    let conf = format!("{LDAP_BIND_AS_USER}\nUserAuthMagic @auth\nAllowMagicUser yes");
+    let mut t = T::new(&conf);
+    t.client(&["USER ftpuser@alice", "PASS ftppw@alicepw"]);
+    assert!(
+        t.took(Action::LookUp {
+            user: b"alice".to_vec(),
+            password: Some(b"alicepw".to_vec()),
+        }),
+        "{:?}",
+        t.out
+    );
+    t.event(found(None, None));
+    t.connect();
+    assert_eq!(t.server_lines(), ["USER ftpuser"]);
+    t.server(&["331 password please"]);
+    assert_eq!(t.server_lines(), ["PASS ftppw"]);
 }
 
 #[test]
