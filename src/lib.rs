@@ -109,6 +109,16 @@ fn check(path: &Path) -> ExitStatus {
             {
                 eprintln!("ftpgate: warning: {}: LogDestination: {e}", path.display());
             }
+            if let Some(d) = cfg.ldap.as_ref()
+                && ldap::binds_as_user(d)
+                && !d.bind_pw.is_empty()
+            {
+                eprintln!(
+                    "ftpgate: warning: {}: LDAPBindPW is not used: with UserAuthType ldap \
+                     and %s in LDAPBindDN every user binds with the user's own password",
+                    path.display()
+                );
+            }
             if let Some(root) = cfg.server_root.as_deref().filter(|r| !r.is_dir()) {
                 eprintln!(
                     "ftpgate: warning: {}: ServerRoot {} is not a directory on this host",

@@ -501,6 +501,13 @@ fn the_check_option_prints_the_ldap_options() {
     ] {
         assert!(out.contains(want), "{want}\n{out}");
     }
+    if skip_unless_ftpgate("the_check_option_prints_the_ldap_options: unused LDAPBindPW") {
+        return;
+    }
+    assert!(
+        out.contains("warning: ") && out.contains("LDAPBindPW is not used"),
+        "{out}"
+    );
 }
 
 #[test]
