@@ -579,7 +579,26 @@ impl TlsPump {
     }
 }
 
-/// Plaintext from `ch`: Some(0) at its end, None when nothing is there now.
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "closed without TLS close_notify: the data may be cut short",
+    )
+}
+
+/// End a sink whose source broke: a reset, not an orderly end (no FIN, no
+/// close_notify), so that its peer cannot take what it got for the whole
+/// file.
+pub fn reset(sink: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = nix::sys::socket::setsockopt(sink, nix::sys::socket::sockopt::Linger, &linger);
+}
+
+/// Plaintext from `ch`: Some(0) at its end (close_notify), None when
+/// nothing is there now.
 fn read_plain(ch: &mut Channel, buf: &mut [u8]) -> io::Result<Option<usize>> {
     let Some(conn) = ch.tls.as_mut() else {
         return match ch.sock.read(buf) {
@@ -592,12 +611,15 @@ fn read_plain(ch: &mut Channel, buf: &mut [u8]) -> io::Result<Option<usize>> {
         match conn.reader().read(buf) {
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // The peer closed without close_notify: the end all the same.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(0)),
+            // SECURITY: the peer closed without close_notify: the data may
+            // have been cut (RFC 4217 section 7); never passed on as an end.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(truncated()),
             Err(e) => return Err(e),
         }
         match conn.read_tls(&mut ch.sock) {
-            Ok(0) => return Ok(Some(0)),
+            // The connection's end before close_notify (which the reader
+            // above would have reported as Ok(0)): cut.
+            Ok(0) => return Err(truncated()),
             Ok(_) => {
                 conn.process_new_packets().map_err(io::Error::other)?;
             }

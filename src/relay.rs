@@ -91,6 +91,9 @@ struct Driver<'a> {
     lingering: Vec<(Channel, Instant)>,
     /// the transfer's end found by the last poll, reported next
     pump_note: Option<String>,
+    /// the running transfer's source broke (a reset, TLS without
+    /// close_notify): its sink is reset, the transfer is not complete
+    source_broke: bool,
 }
 
 /// Run one session to its end. Requires proof that the jail was entered.
@@ -130,6 +133,7 @@ pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
         tls_pump: TlsPump::new(0, None),
         lingering: Vec::new(),
         pump_note: None,
+        source_broke: false,
     };
     if cfg.client_tls_implicit {
         // ClientTLSImplicit: TLS from the first byte, before the greeting.
@@ -470,6 +474,7 @@ impl Driver<'_> {
             return;
         };
         self.pump_note = None;
+        self.source_broke = false;
         let way = match direction {
             Direction::Download => "download",
             Direction::Upload => "upload",
@@ -562,20 +567,25 @@ impl Driver<'_> {
         let Some(transfer) = self.transfer.take() else {
             return;
         };
+        // What the source sent was delivered, but the source broke: the
+        // sink's peer must not see an orderly end either.
+        let broke = self.source_broke;
         let (bytes, finished, method, wakeups) = match transfer {
             Transfer::Splice(src, dst) => {
                 drop(src);
-                if abort {
-                    drop(dst);
-                } else {
+                if broke {
+                    data::reset(&dst);
+                } else if !abort {
                     data::finish(dst);
                 }
                 let p = &self.pump;
-                (p.bytes, p.finished(), p.method(), p.wakeups)
+                (p.bytes, p.finished() && !broke, p.method(), p.wakeups)
             }
             Transfer::Tls(mut src, mut dst) => {
-                let finished = self.tls_pump.finished(&dst);
-                if !abort {
+                let finished = self.tls_pump.finished(&dst) && !broke;
+                if broke {
+                    data::reset(&dst.sock);
+                } else if !abort {
                     // Every TLS data connection ends with close_notify;
                     // the sink stays open, read, until its peer closes.
                     src.close_notify();
@@ -774,7 +784,8 @@ impl Driver<'_> {
                     match self.pump.step(src, dst) {
                         Ok(()) => {}
                         Err(data::Broken::Source(err)) => {
-                            self.pump_note = Some(format!("source error: {err}"))
+                            self.pump_note = Some(format!("source error: {err}"));
+                            self.source_broke = true;
                         }
                         Err(data::Broken::Sink(err)) => {
                             self.pump_note = Some(format!("sink error: {err}"));
@@ -789,7 +800,8 @@ impl Driver<'_> {
                 match self.tls_pump.step(src, dst) {
                     Ok(()) => {}
                     Err(data::Broken::Source(err)) => {
-                        self.pump_note = Some(format!("source error: {err}"))
+                        self.pump_note = Some(format!("source error: {err}"));
+                        self.source_broke = true;
                     }
                     Err(data::Broken::Sink(err)) => {
                         self.pump_note = Some(format!("sink error: {err}"));

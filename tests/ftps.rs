@@ -1344,3 +1344,97 @@ fn check_prints_the_tls_options() {
         );
     }
 }
+
+/// A TLS upload whose data connection ends without close_notify: the
+/// client sends part of a file and closes the TCP connection (a crash, or
+/// a FIN injected on the untrusted leg). Arguments: HOST PORT USER PASS
+/// DIR CAFILE VERSION; prints the final reply to STOR.
+const CUT_UPLOAD: &str = r#"
+import ftplib, socket, ssl, sys
+host, port, user, password, sub, cafile, version = sys.argv[1:8]
+ctx = ssl.create_default_context(cafile=cafile)
+v = ssl.TLSVersion.TLSv1_3 if version == '1.3' else ssl.TLSVersion.TLSv1_2
+ctx.minimum_version = v
+ctx.maximum_version = v
+f = ftplib.FTP_TLS(context=ctx, timeout=20)
+f.connect(host, int(port))
+f.auth()
+f.login(user, password)
+if sub:
+    f.cwd(sub)
+f.prot_p()
+f.voidcmd('TYPE I')
+conn, _ = ftplib.FTP.ntransfercmd(f, 'STOR cut.bin')
+conn = ctx.wrap_socket(conn, server_hostname=host, session=f.sock.session)
+conn.sendall(b'A' * 100000)
+raw = socket.socket(fileno=conn.detach())
+raw.shutdown(socket.SHUT_RDWR)
+raw.close()
+try:
+    print('final', f.getresp())
+except ftplib.all_errors as e:
+    print('final', e)
+"#;
+
+fn cut_upload(proxy: &Proxy, server: &FtpServer, pki: &Pki, version: &str) -> Ran {
+    python_script(
+        CUT_UPLOAD,
+        &[
+            "127.0.0.1",
+            &proxy.port.to_string(),
+            server.user(),
+            server.pass(),
+            server.sub,
+            pki.ca_cert.to_str().unwrap(),
+            version,
+        ],
+    )
+}
+
+/// SPEC 10 (no upload is ever truncated) and RFC 4217 section 7: a client
+/// data connection that ends without close_notify is a cut transfer. The
+/// server's side is reset, not closed with close_notify, so vsftpd fails
+/// the upload too, and the client never gets a 2xx for it.
+#[test]
+fn a_tls_upload_cut_without_close_notify_is_never_passed_on_as_complete() {
+    if skip_unless_ftpgate("a_tls_upload_cut_without_close_notify") {
+        return;
+    }
+    let pki = Pki::new();
+    for version in ["1.3", "1.2"] {
+        let server = FtpServer::vsftpd_tls(&pki, TlsServerOpts::default());
+        let extra = format!(
+            "{}{}",
+            pki.client_tls_conf("required"),
+            pki.server_tls_conf("required")
+        );
+        let proxy = Proxy::start(server.port, &extra);
+        let r = cut_upload(&proxy, &server, &pki, version);
+        let last = r.stdout.lines().find(|l| l.starts_with("final ")).unwrap_or("");
+        assert!(
+            !last.is_empty() && !last.starts_with("final 2"),
+            "TLS {version}: {}\n{}\n{}",
+            r.describe(),
+            proxy.output(),
+            server.server_log()
+        );
+        let log = proxy.log_text();
+        assert!(log.contains("close_notify"), "TLS {version}: {log}");
+        let vsftpd = server.server_log();
+        assert!(
+            !vsftpd.contains("OK UPLOAD"),
+            "TLS {version}: the server took the cut file for whole: {vsftpd}"
+        );
+    }
+    // A plain server behind a TLS client leg: reset, never a clean end.
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(server.port, &pki.client_tls_conf("required"));
+    let r = cut_upload(&proxy, &server, &pki, "1.3");
+    let last = r.stdout.lines().find(|l| l.starts_with("final ")).unwrap_or("");
+    assert!(
+        !last.is_empty() && !last.starts_with("final 2"),
+        "plain server: {}\n{}",
+        r.describe(),
+        proxy.output()
+    );
+}
