@@ -124,6 +124,16 @@ impl<'a> Session<'a> {
     pub(super) fn client_passive(&mut self, cmd: &Command<'_>) {
         self.drop_prefetch();
         let extended = cmd.verb.as_bytes() == b"EPSV";
+        if extended && self.host_data_address().is_some() {
+            // EPSV names no address: the client would connect to the
+            // control connection's address, which a load balancer in front
+            // of several proxy hosts may send to another host. PASV names
+            // this host's own (README "Several proxy hosts").
+            return self.reply(
+                reply::NOT_IMPLEMENTED,
+                "EPSV is not available through this proxy host: use PASV.",
+            );
+        }
         if extended {
             match addr::parse_epsv_arg(cmd.arg) {
                 Ok(addr::EpsvArg::All) => {
@@ -151,7 +161,7 @@ impl<'a> Session<'a> {
         self.close_pasv();
         self.actions.push_back(Action::Listen {
             listener: Listener::Client,
-            ip: self.local_addr.ip(),
+            ip: self.client_data_ip(),
             ports: self.settings.passive_ports,
         });
         self.state = State::ExpectListening { extended };
@@ -621,7 +631,7 @@ impl<'a> Session<'a> {
                 self.actions.push_back(Action::Connect {
                     peer: Peer::Client,
                     target,
-                    bind: self.local_addr.ip(),
+                    bind: self.client_data_ip(),
                     ports: self.settings.active_ports,
                     timeout: Duration::from_secs(limits::CONNECT_TIMEOUT_SECS),
                 });
@@ -629,6 +639,29 @@ impl<'a> Session<'a> {
             }
             _ => self.data_failed(t),
         }
+    }
+
+    /// TranslatedAddress when it is another address of this host than the
+    /// one the client's control connection came to (an IPv4 one): several
+    /// proxy hosts share that service address behind a load balancer,
+    /// which may send any other connection to it to another host, so the
+    /// client's data connections use this host's own address instead
+    /// (README "Several proxy hosts behind a load balancer"). None for
+    /// the usual TranslatedAddress, the address of a NAT in front.
+    fn host_data_address(&self) -> Option<std::net::Ipv4Addr> {
+        let t = self.translated?;
+        (self.local_addr.is_ipv4()
+            && self.local_addr.ip() != IpAddr::V4(t)
+            && self.own_addresses.contains(&IpAddr::V4(t)))
+        .then_some(t)
+    }
+
+    /// Where the client's data connections are made on this host: the
+    /// passive listener is bound there and active connections come from
+    /// there.
+    fn client_data_ip(&self) -> IpAddr {
+        self.host_data_address()
+            .map_or(self.local_addr.ip(), IpAddr::V4)
     }
 
     /// The proxy host's own addresses, which a third party of a data
