@@ -2990,14 +2990,14 @@ fn cluster_host(translated: &str, own: &[&str]) -> T {
 }
 
 #[test]
-fn a_translated_address_of_this_host_is_where_the_passive_listener_is_bound() {
+fn a_translated_address_of_this_host_is_advertised_and_the_listener_takes_every_address() {
     let mut t = cluster_host(HOST_OWN, &["192.0.2.1", HOST_OWN, "198.51.100.1"]);
     t.client(&["PASV"]);
-    let host = HOST_OWN.parse().unwrap();
+    let any = "0.0.0.0".parse().unwrap();
     assert!(
         t.took(Action::Listen {
             listener: Listener::Client,
-            ip: host,
+            ip: any,
             ports: None,
         }),
         "{:?}",
@@ -3005,7 +3005,7 @@ fn a_translated_address_of_this_host_is_where_the_passive_listener_is_bound() {
     );
     t.event(Event::Listening {
         listener: Listener::Client,
-        addr: SocketAddr::new(host, 50001),
+        addr: SocketAddr::new(any, 50001),
     });
     assert_eq!(
         t.client_lines(),
@@ -3058,19 +3058,26 @@ fn a_translated_address_equal_to_the_control_address_changes_nothing() {
 }
 
 #[test]
-fn with_a_translated_address_of_this_host_epsv_is_refused_so_that_clients_use_pasv() {
+fn with_a_translated_address_of_this_host_epsv_gets_the_listener_on_every_address_too() {
     let mut t = cluster_host(HOST_OWN, &["192.0.2.1", HOST_OWN]);
-    for line in ["EPSV", "EPSV ALL", "EPSV 1"] {
-        t.client(&[line]);
-        assert_eq!(t.codes(), ["502"], "{line}");
-        assert!(!t.out.iter().any(|a| matches!(a, Action::Listen { .. })));
-        assert!(t.server_lines().is_empty());
-    }
-    // EPSV ALL was refused too, so PASV is still allowed.
-    t.client(&["PASV"]);
-    assert!(t.take(
-        |a| matches!(a, Action::Listen { ip, .. } if *ip == HOST_OWN.parse::<IpAddr>().unwrap())
-    ));
+    t.client(&["EPSV"]);
+    assert!(
+        t.took(Action::Listen {
+            listener: Listener::Client,
+            ip: "0.0.0.0".parse().unwrap(),
+            ports: None,
+        }),
+        "{:?}",
+        t.out
+    );
+    t.event(Event::Listening {
+        listener: Listener::Client,
+        addr: "0.0.0.0:50001".parse().unwrap(),
+    });
+    assert_eq!(
+        t.client_lines(),
+        ["229 Entering Extended Passive Mode (|||50001|)"]
+    );
 }
 
 #[test]

@@ -124,16 +124,6 @@ impl<'a> Session<'a> {
     pub(super) fn client_passive(&mut self, cmd: &Command<'_>) {
         self.drop_prefetch();
         let extended = cmd.verb.as_bytes() == b"EPSV";
-        if extended && self.host_data_address().is_some() {
-            // EPSV names no address: the client would connect to the
-            // control connection's address, which a load balancer in front
-            // of several proxy hosts may send to another host. PASV names
-            // this host's own (README "Several proxy hosts").
-            return self.reply(
-                reply::NOT_IMPLEMENTED,
-                "EPSV is not available through this proxy host: use PASV.",
-            );
-        }
         if extended {
             match addr::parse_epsv_arg(cmd.arg) {
                 Ok(addr::EpsvArg::All) => {
@@ -161,7 +151,7 @@ impl<'a> Session<'a> {
         self.close_pasv();
         self.actions.push_back(Action::Listen {
             listener: Listener::Client,
-            ip: self.client_data_ip(),
+            ip: self.passive_ip(),
             ports: self.settings.passive_ports,
         });
         self.state = State::ExpectListening { extended };
@@ -631,7 +621,7 @@ impl<'a> Session<'a> {
                 self.actions.push_back(Action::Connect {
                     peer: Peer::Client,
                     target,
-                    bind: self.client_data_ip(),
+                    bind: self.active_ip(),
                     ports: self.settings.active_ports,
                     timeout: Duration::from_secs(limits::CONNECT_TIMEOUT_SECS),
                 });
@@ -642,12 +632,11 @@ impl<'a> Session<'a> {
     }
 
     /// TranslatedAddress when it is another address of this host than the
-    /// one the client's control connection came to (an IPv4 one): several
+    /// one the client's control connection came to (both IPv4): several
     /// proxy hosts share that service address behind a load balancer,
-    /// which may send any other connection to it to another host, so the
-    /// client's data connections use this host's own address instead
-    /// (README "Several proxy hosts behind a load balancer"). None for
-    /// the usual TranslatedAddress, the address of a NAT in front.
+    /// which may send a connection from outside to it to another host
+    /// (README "Several proxy hosts behind a load balancer"). None for the
+    /// usual TranslatedAddress, the address of a NAT in front.
     fn host_data_address(&self) -> Option<std::net::Ipv4Addr> {
         let t = self.translated?;
         (self.local_addr.is_ipv4()
@@ -656,10 +645,23 @@ impl<'a> Session<'a> {
         .then_some(t)
     }
 
-    /// Where the client's data connections are made on this host: the
-    /// passive listener is bound there and active connections come from
-    /// there.
-    fn client_data_ip(&self) -> IpAddr {
+    /// Where the client's passive listener is bound: the control
+    /// connection's address; on one of several proxy hosts every address
+    /// (0.0.0.0), so that the client reaches it both at this host's own
+    /// address (the one the 227 names) and at the shared service address
+    /// (EPSV, clients that ignore the 227 address; this host only if the
+    /// balancer keeps a client on one host).
+    fn passive_ip(&self) -> IpAddr {
+        match self.host_data_address() {
+            Some(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            None => self.local_addr.ip(),
+        }
+    }
+
+    /// Where active data connections to the client come from: the control
+    /// connection's address; on one of several proxy hosts this host's own
+    /// (the client's answers to the shared address could reach another).
+    fn active_ip(&self) -> IpAddr {
         self.host_data_address()
             .map_or(self.local_addr.ip(), IpAddr::V4)
     }
