@@ -195,10 +195,13 @@ impl Cluster {
         c
     }
 
-    /// The shipped director script, with `args`, in the director.
-    fn director(&self, args: &[&str]) {
+    /// The shipped director script, with `args`, in the director;
+    /// `policy` is the multipath hash policy (1: addresses and ports, 0:
+    /// addresses only).
+    fn director(&self, policy: u8, args: &[&str]) {
         let mut cmd = Cluster::cmd(&self.director, "env");
         cmd.arg(format!("VIP={VIP}"))
+            .arg(format!("POLICY={policy}"))
             .arg("sh")
             .arg(example_path("ecmp-director.sh"))
             .args(args);
@@ -432,7 +435,7 @@ fn sessions_spread_over_two_ftpgate_hosts_behind_ecmp_and_survive_the_loss_of_on
     let _server = start_server(&t, &dir, &top);
     let mut a = Host::start(&t.host_a, "ftpgate-a.conf", HOST_A, &dir, jail.path());
     let mut b = Host::start(&t.host_b, "ftpgate-b.conf", HOST_B, &dir, jail.path());
-    t.director(&["up", HOST_A, HOST_B]);
+    t.director(1, &["up", HOST_A, HOST_B]);
     let route = t.vip_route();
     assert!(
         route.contains(HOST_A) && route.contains(HOST_B),
@@ -500,7 +503,7 @@ fn sessions_spread_over_two_ftpgate_hosts_behind_ecmp_and_survive_the_loss_of_on
     // The host dies: its processes, its link, and the director's route.
     lose.kill();
     must(&["ip", "-n", &lose_ns, "link", "set", lose_dev, "down"]);
-    t.director(&["remove", lost]);
+    t.director(1, &["remove", lost]);
     let route = t.vip_route();
     assert!(
         route.contains(&survivor) && !route.contains(lost),
@@ -538,6 +541,127 @@ fn sessions_spread_over_two_ftpgate_hosts_behind_ecmp_and_survive_the_loss_of_on
         served_by_lost,
         "the lost host served again"
     );
+}
+
+/// With the director hashing on addresses only (POLICY=0), all connections
+/// of a client address reach the same host, so EPSV and clients that
+/// ignore the 227 address (curl's defaults) work too: their data
+/// connections go to the service address, where ftpgate's passive
+/// listener also accepts.
+#[test]
+fn with_hashing_on_addresses_only_epsv_reaches_the_host_of_the_session() {
+    let test = "with_hashing_on_addresses_only_epsv_reaches_the_host_of_the_session";
+    if !runnable(test) || tool("curl").is_none() {
+        eprintln!("SKIP {test}: needs root, ip, socat, vsftpd and curl");
+        return;
+    }
+    let t = Cluster::new();
+    let dir = TempDir::new("cluster");
+    let jail = TempDir::new("cluster-jail");
+    let top = dir.join("ftp");
+    let pub_dir = top.join("pub");
+    fs::create_dir_all(&pub_dir).unwrap();
+    set_mode(&pub_dir, 0o777);
+    let shared = random_bytes(900_000, 79);
+    fs::write(pub_dir.join("shared.bin"), &shared).unwrap();
+    set_mode(&pub_dir.join("shared.bin"), 0o644);
+    let _server = start_server(&t, &dir, &top);
+    let a = Host::start(&t.host_a, "ftpgate-a.conf", HOST_A, &dir, jail.path());
+    let b = Host::start(&t.host_b, "ftpgate-b.conf", HOST_B, &dir, jail.path());
+    t.director(0, &["up", HOST_A, HOST_B]);
+    // Sixteen client addresses: with hashing on addresses they are what
+    // spreads the sessions.
+    let clients: Vec<String> = (10..26).map(|i| format!("10.78.0.{i}")).collect();
+    for c in &clients {
+        must(&[
+            "ip",
+            "-n",
+            &t.client,
+            "addr",
+            "add",
+            &format!("{c}/24"),
+            "dev",
+            "c0",
+        ]);
+    }
+    let curl = |c: &str, args: &[&str]| {
+        let mut cmd = Cluster::cmd(&t.client, "curl");
+        cmd.args(["-s", "-S", "--max-time", "60", "--interface", c])
+            .args(["-u", "anonymous:ftpgate@example.org"])
+            .args(args);
+        run_bounded(cmd, CLIENT_SECS)
+    };
+    // Per address, one download and one upload session, all at once;
+    // curl's defaults: EPSV, and the 227 address ignored.
+    let results: Vec<(String, Ran, Ran)> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                let (got, sent) = (
+                    dir.join(&format!("got-{c}")),
+                    dir.join(&format!("sent-{c}")),
+                );
+                fs::write(&sent, random_bytes(200_000, c.len() as u64 * 1000 + 7)).unwrap();
+                let curl = &curl;
+                scope.spawn(move || {
+                    let down = curl(
+                        c,
+                        &[
+                            "-o",
+                            got.to_str().unwrap(),
+                            &format!("ftp://{VIP}/pub/shared.bin"),
+                        ],
+                    );
+                    let up = curl(
+                        c,
+                        &[
+                            "-T",
+                            sent.to_str().unwrap(),
+                            &format!("ftp://{VIP}/pub/up-{c}.bin"),
+                        ],
+                    );
+                    (c.clone(), down, up)
+                })
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    for (c, down, up) in &results {
+        assert!(
+            down.ok(),
+            "download from {c}: {}\n{}",
+            down.describe(),
+            logs(&a, &b)
+        );
+        assert!(
+            up.ok(),
+            "upload from {c}: {}\n{}",
+            up.describe(),
+            logs(&a, &b)
+        );
+        assert_same_bytes(
+            &format!("download from {c}"),
+            &fs::read(dir.join(&format!("got-{c}"))).unwrap_or_default(),
+            &shared,
+        );
+        assert_same_bytes(
+            &format!("upload from {c}"),
+            &fs::read(pub_dir.join(format!("up-{c}.bin"))).unwrap_or_default(),
+            &fs::read(dir.join(&format!("sent-{c}"))).unwrap(),
+        );
+    }
+    let (on_a, on_b) = (a.sessions(), b.sessions());
+    assert_eq!(on_a + on_b, 2 * clients.len(), "{}", logs(&a, &b));
+    assert!(on_a > 0 && on_b > 0, "host A served {on_a}, host B {on_b}");
+    // The transfers did go over EPSV, on both hosts, with no fallback to
+    // PASV.
+    for (name, h) in [("A", &a), ("B", &b)] {
+        let log = h.log_text();
+        assert!(
+            log.contains("command: EPSV") && !log.contains("command: PASV"),
+            "host {name}:\n{log}"
+        );
+    }
 }
 
 /// The shipped keepalived/IPVS example is at least well-formed: IPVS
