@@ -17,9 +17,14 @@
 //!
 //! Each host runs ftpgate per connection from socat on 10.78.100.1:21 with
 //! the SHIPPED examples/cluster/ftpgate-{a,b}.conf (addresses overridden):
-//! TranslatedAddress is the host's own front address. The director hashes
-//! flows on addresses and ports, so the sessions of one client spread over
-//! both hosts; the clients (Python ftplib) follow the 227 address.
+//! TranslatedAddress is the host's own front address. In the main test
+//! the director hashes flows on addresses and ports, so the sessions of
+//! one client spread over both hosts, and the clients (Python ftplib,
+//! tests/cluster_client.py) follow the 227 address; one host is then
+//! lost. A second test hashes on addresses only and uses curl's defaults
+//! (EPSV to the service address) from many client addresses. The
+//! keepalived/IPVS example is only checked with `keepalived
+//! --config-test`: IPVS is not in every kernel.
 //!
 //! Every namespace has a unique name (the test's PID) and is deleted by a
 //! Drop guard after the processes started in it were killed by PID. All
