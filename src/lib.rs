@@ -499,7 +499,11 @@ fn addresses(
     };
     // SECURITY: with SameAddress no, a data connection's third party may
     // not be this host either (policy::data); the list is read here too.
-    let own_addresses = if chosen || cfg.third_party_possible() {
+    // With TranslatedAddress too: when it is one of this host's addresses,
+    // the client's data connections use it (several proxy hosts behind a
+    // load balancer, see session::transfer).
+    let own_addresses = if chosen || cfg.third_party_possible() || cfg.translated_address.is_some()
+    {
         sys::transparent::own_addresses()
     } else {
         Vec::new()

@@ -91,6 +91,14 @@ fn cargo_deb_builds_an_installable_package_with_everything_in_place() {
             "./usr/share/doc/ftpgate/examples/ftpgate.conf",
             "-rw-r--r--",
         ),
+        (
+            "./usr/share/doc/ftpgate/examples/cluster/ftpgate-a.conf",
+            "-rw-r--r--",
+        ),
+        (
+            "./usr/share/doc/ftpgate/examples/cluster/keepalived.conf",
+            "-rw-r--r--",
+        ),
     ] {
         let line = contents
             .lines()

@@ -3047,3 +3047,160 @@ fn in_active_mode_towards_the_server_port_is_sent_ahead_too() {
     // The server connects to the listener opened ahead.
     assert_eq!(t.s.interest().accept, Some(Listener::Server));
 }
+
+// ----- several proxy hosts behind a load balancer ---------------------------
+
+/// This host's own address, advertised as TranslatedAddress, while the
+/// client's control connection came to the shared service address LOCAL.
+const HOST_OWN: &str = "192.0.2.11";
+
+/// A logged-in session on one of several proxy hosts: TranslatedAddress
+/// `translated`, and the host's addresses `own` (read at start-up).
+fn cluster_host(translated: &str, own: &[&str]) -> T {
+    let now = crate::sys::monotonic();
+    let s = Session::new(
+        Params {
+            cfg: config(""),
+            client_addr: sa(CLIENT),
+            local_addr: sa(LOCAL),
+            translated: Some(translated.parse().unwrap()),
+            greeting: b"220 ftpgate ready\r\n".to_vec(),
+            original_dst: None,
+            proxy_self: vec![sa(LOCAL)],
+            own_addresses: own.iter().map(|a| a.parse().unwrap()).collect(),
+            early: None,
+            log_level: Level::Dbg,
+            client_tls: false,
+        },
+        now,
+    );
+    let mut t = T {
+        s,
+        now,
+        out: Vec::new(),
+        audits: Vec::new(),
+        server_data_open: true,
+        server_pasv_sent: false,
+    };
+    t.collect();
+    assert_eq!(t.client_lines(), ["220 ftpgate ready"]);
+    assert!(t.take(|a| matches!(a, Action::ConnectEarly)));
+    t.event(Event::EarlyConnecting(None));
+    t.login();
+    t
+}
+
+#[test]
+fn a_translated_address_of_this_host_is_advertised_and_the_listener_takes_every_address() {
+    let mut t = cluster_host(HOST_OWN, &["192.0.2.1", HOST_OWN, "198.51.100.1"]);
+    t.client(&["PASV"]);
+    let any = "0.0.0.0".parse().unwrap();
+    assert!(
+        t.took(Action::Listen {
+            listener: Listener::Client,
+            ip: any,
+            ports: None,
+        }),
+        "{:?}",
+        t.out
+    );
+    t.event(Event::Listening {
+        listener: Listener::Client,
+        addr: SocketAddr::new(any, 50001),
+    });
+    assert_eq!(
+        t.client_lines(),
+        ["227 Entering Passive Mode (192,0,2,11,195,81)."]
+    );
+    t.client(&["RETR f"]);
+    t.server_pasv();
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 ok"]);
+    assert_eq!(t.codes(), ["150"]);
+    t.client_connects();
+    assert!(t.took(plain_pump(Direction::Download, None)));
+}
+
+#[test]
+fn a_translated_address_of_a_nat_in_front_leaves_the_listener_on_the_control_address() {
+    // Not one of this host's addresses: the classic NAT case.
+    let mut t = cluster_host("203.0.113.5", &["192.0.2.1", "198.51.100.1"]);
+    t.client(&["PASV"]);
+    assert!(
+        t.took(Action::Listen {
+            listener: Listener::Client,
+            ip: sa(LOCAL).ip(),
+            ports: None,
+        }),
+        "{:?}",
+        t.out
+    );
+    t.event(Event::Listening {
+        listener: Listener::Client,
+        addr: sa(PASV_ADDR),
+    });
+    assert_eq!(
+        t.client_lines(),
+        ["227 Entering Passive Mode (203,0,113,5,195,81)."]
+    );
+    // EPSV stays available: the NAT forwards the passive range.
+    let mut t = cluster_host("203.0.113.5", &["192.0.2.1", "198.51.100.1"]);
+    t.client(&["EPSV"]);
+    assert!(t.take(|a| matches!(a, Action::Listen { ip, .. } if *ip == sa(LOCAL).ip())));
+}
+
+#[test]
+fn a_translated_address_equal_to_the_control_address_changes_nothing() {
+    let mut t = cluster_host("192.0.2.1", &["192.0.2.1", "198.51.100.1"]);
+    t.pasv();
+    let mut t = cluster_host("192.0.2.1", &["192.0.2.1", "198.51.100.1"]);
+    t.client(&["EPSV"]);
+    assert!(t.take(|a| matches!(a, Action::Listen { ip, .. } if *ip == sa(LOCAL).ip())));
+}
+
+#[test]
+fn with_a_translated_address_of_this_host_epsv_gets_the_listener_on_every_address_too() {
+    let mut t = cluster_host(HOST_OWN, &["192.0.2.1", HOST_OWN]);
+    t.client(&["EPSV"]);
+    assert!(
+        t.took(Action::Listen {
+            listener: Listener::Client,
+            ip: "0.0.0.0".parse().unwrap(),
+            ports: None,
+        }),
+        "{:?}",
+        t.out
+    );
+    t.event(Event::Listening {
+        listener: Listener::Client,
+        addr: "0.0.0.0:50001".parse().unwrap(),
+    });
+    assert_eq!(
+        t.client_lines(),
+        ["229 Entering Extended Passive Mode (|||50001|)"]
+    );
+}
+
+#[test]
+fn with_a_translated_address_of_this_host_active_connections_come_from_it() {
+    let mut t = cluster_host(HOST_OWN, &["192.0.2.1", HOST_OWN]);
+    t.port();
+    t.client(&["RETR f"]);
+    t.server_port();
+    assert_eq!(t.server_lines(), ["RETR f"]);
+    t.server(&["150 ok"]);
+    assert_eq!(t.codes(), ["150"]);
+    t.event(Event::Accepted {
+        listener: Listener::Server,
+        from: sa(SERVER_ACTIVE),
+    });
+    assert!(t.took(Action::KeepAccepted(Listener::Server)));
+    assert!(
+        t.take(
+            |a| matches!(a, Action::Connect { peer: Peer::Client, target, bind, .. }
+            if *target == sa(CLIENT_DATA) && *bind == HOST_OWN.parse::<IpAddr>().unwrap())
+        ),
+        "{:?}",
+        t.out
+    );
+}

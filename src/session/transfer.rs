@@ -151,7 +151,7 @@ impl<'a> Session<'a> {
         self.close_pasv();
         self.actions.push_back(Action::Listen {
             listener: Listener::Client,
-            ip: self.local_addr.ip(),
+            ip: self.passive_ip(),
             ports: self.settings.passive_ports,
         });
         self.state = State::ExpectListening { extended };
@@ -621,7 +621,7 @@ impl<'a> Session<'a> {
                 self.actions.push_back(Action::Connect {
                     peer: Peer::Client,
                     target,
-                    bind: self.local_addr.ip(),
+                    bind: self.active_ip(),
                     ports: self.settings.active_ports,
                     timeout: Duration::from_secs(limits::CONNECT_TIMEOUT_SECS),
                 });
@@ -629,6 +629,41 @@ impl<'a> Session<'a> {
             }
             _ => self.data_failed(t),
         }
+    }
+
+    /// TranslatedAddress when it is another address of this host than the
+    /// one the client's control connection came to (both IPv4): several
+    /// proxy hosts share that service address behind a load balancer,
+    /// which may send a connection from outside to it to another host
+    /// (README "Several proxy hosts behind a load balancer"). None for the
+    /// usual TranslatedAddress, the address of a NAT in front.
+    fn host_data_address(&self) -> Option<std::net::Ipv4Addr> {
+        let t = self.translated?;
+        (self.local_addr.is_ipv4()
+            && self.local_addr.ip() != IpAddr::V4(t)
+            && self.own_addresses.contains(&IpAddr::V4(t)))
+        .then_some(t)
+    }
+
+    /// Where the client's passive listener is bound: the control
+    /// connection's address; on one of several proxy hosts every address
+    /// (0.0.0.0), so that the client reaches it both at this host's own
+    /// address (the one the 227 names) and at the shared service address
+    /// (EPSV, clients that ignore the 227 address; this host only if the
+    /// balancer keeps a client on one host).
+    fn passive_ip(&self) -> IpAddr {
+        match self.host_data_address() {
+            Some(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            None => self.local_addr.ip(),
+        }
+    }
+
+    /// Where active data connections to the client come from: the control
+    /// connection's address; on one of several proxy hosts this host's own
+    /// (the client's answers to the shared address could reach another).
+    fn active_ip(&self) -> IpAddr {
+        self.host_data_address()
+            .map_or(self.local_addr.ip(), IpAddr::V4)
     }
 
     /// The proxy host's own addresses, which a third party of a data
