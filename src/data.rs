@@ -345,11 +345,13 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// A full bucket for `rate` bytes per second (0 is taken as 1).
+    /// An empty bucket for `rate` bytes per second (0 is taken as 1):
+    /// the pace holds from the first byte, so that the average over the
+    /// whole transfer, however it is timed, never exceeds the rate.
     pub fn new(rate: u64, now: Instant) -> Bucket {
         Bucket {
             rate: rate.max(1),
-            credit: u128::from(limits::RATE_BURST) * NANOS,
+            credit: 0,
             last: now,
         }
     }
@@ -395,8 +397,7 @@ impl Bucket {
 pub struct Pace(Option<Bucket>);
 
 impl Pace {
-    /// Read at most `rate` bytes per second (after a first
-    /// [`limits::RATE_BURST`]); None: no limit.
+    /// Read at most `rate` bytes per second; None: no limit.
     pub fn new(rate: Option<u64>, now: Instant) -> Pace {
         Pace(rate.map(|r| Bucket::new(r, now)))
     }
@@ -753,12 +754,10 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_starts_with_the_first_buffer_and_refills_at_its_rate() {
+    fn a_bucket_starts_empty_and_refills_at_its_rate() {
         let t0 = Instant::now();
         let mut b = Bucket::new(1 << 20, t0);
-        assert_eq!(b.allowance() as u64, limits::RATE_BURST);
-        assert_eq!(b.resume_at(), None);
-        b.spend(b.allowance());
+        // Paced from the first byte.
         assert_eq!(b.allowance(), 0);
         // A quantum is 1/16 s of the rate, 64 KiB here, capped at 32 KiB:
         // 1/32 s.

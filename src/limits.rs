@@ -19,6 +19,11 @@ pub const MAX_QUEUED_COMMANDS: usize = 64;
 /// a few (110 markers, the final reply); thousands mean it is not FTP.
 pub const MAX_QUEUED_REPLIES: usize = 256;
 
+/// Unsolicited server replies (other than 421) dropped in one session
+/// before the session ends: a server answers each command once; one that
+/// keeps talking out of turn is not speaking FTP.
+pub const MAX_UNSOLICITED_REPLIES: u32 = 32;
+
 /// Largest compiled regular expression (ValidCommands, UserNameRule), bytes.
 /// Patterns compile once at start-up; this keeps a hostile or mistyped
 /// pattern from eating memory.
@@ -100,9 +105,10 @@ pub const SPLICE_PIPE: usize = 1 << 20;
 /// even while both data sockets stay ready.
 pub const MAX_BYTES_PER_WAKEUP: u64 = 4 << 20;
 
-/// Bytes a rate-limited transfer may move before the pace applies, and the
-/// most a paced transfer saves up while its source is idle (SPEC 14: "a
-/// first buffer of at most 64 KiB may go out unpaced").
+/// The most a paced transfer saves up while its source is idle. A
+/// transfer starts with nothing saved (SPEC 14 would allow a first 64 KiB
+/// unpaced; paced from the first byte, the average holds however a client
+/// times it).
 pub const RATE_BURST: u64 = 64 * 1024;
 
 /// A paced transfer waits until it may read at least 1/RATE_WAKEUPS of a
