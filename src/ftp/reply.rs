@@ -57,6 +57,7 @@ pub const NOT_IMPLEMENTED: u16 = 502;
 pub const BAD_SEQUENCE: u16 = 503;
 pub const NOT_IMPLEMENTED_FOR_ARG: u16 = 504;
 pub const NOT_LOGGED_IN: u16 = 530;
+pub const LOCAL_ERROR: u16 = 451;
 pub const UNAVAILABLE: u16 = 550;
 /// RFC 4217: AUTH accepted, the TLS handshake follows.
 pub const AUTH_OK: u16 = 234;

@@ -281,6 +281,23 @@ impl Checker {
                         String::from_utf8_lossy(bytes)
                     ));
                 }
+                // Only the proxy's own listener is ever offered (the
+                // harness's listeners are on ports 40000-40255).
+                let own = match self.net.local.ip() {
+                    IpAddr::V4(v4) => v4.to_string().replace('.', ","),
+                    IpAddr::V6(_) => "0,0,0,0".into(),
+                };
+                let offered = match bytes.get(..3) {
+                    Some(b"227") => contains(bytes, format!("({own},1").as_bytes()),
+                    Some(b"229") => contains(bytes, b"(|||40") && bytes.len() < 60,
+                    _ => true,
+                };
+                if !offered {
+                    return Err(format!(
+                        "a passive-mode reply the proxy did not make reached the client: {:?}",
+                        String::from_utf8_lossy(bytes)
+                    ));
+                }
                 Ok(())
             }
             Action::Log(_, msg) => {

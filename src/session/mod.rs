@@ -556,6 +556,8 @@ pub struct Session<'a> {
     /// TYPE I was the client's last TYPE (xferlog's `b`).
     binary: bool,
     auth_failures: u32,
+    /// Server replies dropped because nothing asked for them.
+    unsolicited: u32,
     lookups: u32,
     /// Destination look-ups (Action::Resolve for logins) so far.
     resolves: u32,
@@ -612,6 +614,7 @@ impl<'a> Session<'a> {
             logged_in: false,
             binary: false,
             auth_failures: 0,
+            unsolicited: 0,
             lookups: 0,
             resolves: 0,
             pasv: None,
@@ -1218,14 +1221,10 @@ impl<'a> Session<'a> {
         let state = std::mem::replace(&mut self.state, State::Ready);
         match state {
             State::Ready => {
-                // Unsolicited: relayed; a 421 ends the session.
                 let Some(r) = self.next_reply() else {
                     return false;
                 };
-                self.send_client(r.to_wire());
-                if r.code == reply::SERVICE_NOT_AVAILABLE {
-                    self.end(End::ServerClosed(SERVER_SENT_421.into()));
-                }
+                self.unsolicited_reply(r);
             }
             s @ (State::ExpectUser | State::ExpectPass(_)) => {
                 // The connection kept from FEAT spoke (a 421 for an idle
@@ -1533,6 +1532,42 @@ impl<'a> Session<'a> {
         };
     }
 
+    /// A server reply nothing asked for. A 421 (the server is closing) is
+    /// relayed and ends the session; any other is dropped. SECURITY:
+    /// relayed, a surplus reply would answer the client's next command
+    /// (a server-chosen 227 for its PASV) and put every later reply one
+    /// off.
+    fn unsolicited_reply(&mut self, r: Reply) {
+        if r.code == reply::SERVICE_NOT_AVAILABLE {
+            self.send_client(r.to_wire());
+            return self.end(End::ServerClosed(SERVER_SENT_421.into()));
+        }
+        self.unsolicited += 1;
+        let text = escape(r.lines.first().map_or(&[][..], |l| &l[..]));
+        if self.unsolicited == 1 {
+            self.log(
+                Level::Wrn,
+                format!("unsolicited server reply dropped: {text}"),
+            );
+        } else {
+            self.dbg(|| format!("unsolicited server reply dropped: {text}"));
+        }
+        if self.unsolicited > limits::MAX_UNSOLICITED_REPLIES {
+            self.log(
+                Level::Err,
+                format!(
+                    "more than {} unsolicited server replies",
+                    limits::MAX_UNSOLICITED_REPLIES
+                ),
+            );
+            self.reply(
+                reply::SERVICE_NOT_AVAILABLE,
+                "Server protocol error; closing connection.",
+            );
+            self.end(End::ServerClosed("unsolicited replies".into()));
+        }
+    }
+
     fn final_reply_for(&mut self, purpose: Purpose, deadline: Instant, r: Reply) {
         if r.is_preliminary() {
             if matches!(purpose, Purpose::Relay | Purpose::Quit) {
@@ -1550,6 +1585,19 @@ impl<'a> Session<'a> {
             self.audit(AuditEvent::Login);
         }
         match purpose {
+            // SECURITY: only the proxy's own PASV/EPSV answers give the
+            // client a data address; a server's passive-mode reply to
+            // another command never reaches it.
+            Purpose::Relay if matches!(r.code, 227..=229) => {
+                self.log(
+                    Level::Wrn,
+                    format!(
+                        "server answered with a passive-mode reply, not relayed: {}",
+                        escape(&r.to_wire())
+                    ),
+                );
+                self.reply(reply::LOCAL_ERROR, "Unexpected reply from the server.");
+            }
             Purpose::Relay => self.send_client(r.to_wire()),
             Purpose::Quit => {
                 self.send_client(r.to_wire());

@@ -1118,7 +1118,7 @@ fn unsolicited_server_replies_do_not_keep_an_idle_session_alive() {
     for _ in 0..2 {
         t.secs(4);
         t.server(&["200 still here"]);
-        assert_eq!(t.codes(), ["200"]);
+        assert!(t.codes().is_empty(), "unsolicited replies are dropped");
     }
     // 10 s since the client's last line.
     t.secs(2);
@@ -3203,4 +3203,51 @@ fn with_a_translated_address_of_this_host_active_connections_come_from_it() {
         "{:?}",
         t.out
     );
+}
+
+// A hostile server's surplus replies: relayed, they would answer the
+// client's next commands (a server-chosen 227 for its PASV).
+#[test]
+fn surplus_and_unsolicited_server_replies_are_dropped_and_replies_stay_in_step() {
+    let mut t = T::logged_in("");
+    t.client(&["SYST"]);
+    assert_eq!(t.server_lines(), ["SYST"]);
+    t.server(&[
+        "215 UNIX",
+        "227 Entering Passive Mode (10,9,9,9,1,2)",
+        "229 Entering Extended Passive Mode (|||4444|)",
+    ]);
+    assert_eq!(t.client_lines(), ["215 UNIX"]);
+    assert!(
+        t.logs()
+            .iter()
+            .any(|l| l.contains("unsolicited server reply dropped: 227"))
+    );
+    // Later, while idle.
+    t.server(&["227 Entering Passive Mode (10,9,9,9,1,2)"]);
+    assert!(t.codes().is_empty());
+    t.client(&["NOOP"]);
+    assert_eq!(t.server_lines(), ["NOOP"]);
+    t.server(&["200 NOOP ok"]);
+    assert_eq!(t.client_lines(), ["200 NOOP ok"]);
+    assert_eq!(t.end(), None);
+}
+
+#[test]
+fn a_passive_mode_reply_to_a_relayed_command_is_not_relayed() {
+    let mut t = T::logged_in("");
+    t.client(&["SYST"]);
+    t.server_lines();
+    t.server(&["227 Entering Passive Mode (10,9,9,9,1,2)"]);
+    assert_eq!(t.codes(), ["451"]);
+    assert!(!t.client_lines().iter().any(|l| l.contains("10,9,9,9")));
+}
+
+#[test]
+fn a_server_that_keeps_talking_out_of_turn_ends_the_session() {
+    let mut t = T::logged_in("");
+    let flood = vec!["200 hello"; crate::limits::MAX_UNSOLICITED_REPLIES as usize + 1];
+    t.server(&flood);
+    assert_eq!(t.codes(), ["421"]);
+    assert!(matches!(t.end(), Some(End::ServerClosed(_))), "{:?}", t.out);
 }
