@@ -1325,3 +1325,44 @@ fn endless_1xx_replies_end_the_session_with_421_after_timeout() {
         "session left behind"
     );
 }
+
+/// A hostile server answers SYST with three replies, the last two a
+/// passive-mode address of its choosing, and says another 227 while the
+/// client is idle: none reaches the client, whose PASV gets the proxy's
+/// own listener and whose next commands get their own answers.
+#[test]
+fn surplus_and_unsolicited_server_replies_never_reach_the_client() {
+    if skip_unless_ftpgate("surplus_and_unsolicited_server_replies_never_reach_the_client") {
+        return;
+    }
+    let server = FakeServer::start(|mut s| {
+        let _ = s.write_all(b"220 fake\r\n");
+        loop {
+            let line = fake_read_line(&mut s);
+            if line.is_empty() {
+                return vec!["eof".into()];
+            }
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            let answer: &[u8] = match verb.as_str() {
+                "USER" => b"331 pass\r\n",
+                "PASS" => b"230 in\r\n227 Entering Passive Mode (10,9,9,9,1,2)\r\n",
+                "SYST" => b"215 UNIX\r\n227 Entering Passive Mode (10,9,9,9,1,2)\r\n\
+                            229 Entering Extended Passive Mode (|||4444|)\r\n",
+                "QUIT" => b"221 bye\r\n",
+                _ => b"200 ok\r\n",
+            };
+            let _ = s.write_all(answer);
+        }
+    });
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, "u", "p");
+    assert_eq!(c.cmd("SYST").code, 215);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    assert!(r.text().contains("127,0,0,1"), "{r:?}");
+    let r = c.cmd("NOOP");
+    assert_eq!(r.code, 200, "{r:?}\n{}", proxy.output());
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let log = proxy.log_text();
+    assert!(log.contains("unsolicited server reply dropped"), "{log}");
+}
