@@ -68,7 +68,32 @@ fn check_meta(path: &Path, meta: &std::io::Result<std::fs::Metadata>) -> Result<
 pub struct Log {
     sink: Sink,
     level: Level,
-    id: u32,
+    id: String,
+}
+
+/// An id no other session of this host has had: the process id (which the
+/// kernel hands out again within minutes on a busy host) and the start
+/// time in milliseconds, base 36: `12282-mipq2f0b`.
+pub fn session_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!("{}-{}", std::process::id(), base36(ms))
+}
+
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 impl Level {
@@ -84,7 +109,7 @@ impl Level {
 }
 
 /// A log line for a file or pipe sink, with its newline.
-fn file_line(id: u32, level: Level, msg: &str) -> String {
+fn file_line(id: &str, level: Level, msg: &str) -> String {
     let now = crate::sys::now();
     format!(
         "{} {} ftpgate[{id}]: {} {msg}\n",
@@ -98,7 +123,7 @@ impl Log {
     /// Open the configured destination. Syslog connects to /dev/log now; a
     /// file is opened for appending (created 0640); a pipe starts its command.
     pub fn open(dest: &LogDestination, level: Level) -> Result<Log> {
-        let id = std::process::id();
+        let id = session_id();
         let sink = match dest {
             LogDestination::Syslog(facility) => {
                 let facility: Facility = facility.parse().unwrap_or(Facility::LOG_DAEMON);
@@ -106,7 +131,7 @@ impl Log {
                     facility,
                     hostname: None,
                     process: "ftpgate".into(),
-                    pid: id,
+                    pid: std::process::id(),
                 };
                 match syslog::unix(formatter) {
                     Ok(logger) => Sink::Syslog(logger),
@@ -150,13 +175,13 @@ impl Log {
         Log {
             sink: Sink::Stderr,
             level,
-            id: std::process::id(),
+            id: session_id(),
         }
     }
 
     /// The session id that leads every line (also the audit trail's).
-    pub fn id(&self) -> u32 {
-        self.id
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The most detailed level written.
@@ -173,7 +198,7 @@ impl Log {
         if !self.enabled(level) {
             return;
         }
-        let id = self.id;
+        let id = &self.id;
         match &mut self.sink {
             Sink::Syslog(logger) => {
                 let line = format!("#{id} {msg}");
@@ -242,7 +267,7 @@ pub struct Trail {
 
 impl Trail {
     /// Open what the configuration names; `id` is the session id.
-    pub fn open(audit_log: Option<&Path>, xfer_log: Option<&Path>, id: u32) -> Result<Trail> {
+    pub fn open(audit_log: Option<&Path>, xfer_log: Option<&Path>, id: &str) -> Result<Trail> {
         Ok(Trail {
             json: audit_log.map(open_append).transpose()?,
             xfer: xfer_log.map(open_append).transpose()?,
@@ -458,6 +483,21 @@ fn xferlog_line(now: &crate::sys::LocalTime, r: &AuditRecord, t: &TransferRecord
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_session_id_is_the_pid_and_the_start_time_in_base_36() {
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+        // 2026-12-02T16:26:11.123Z
+        assert_eq!(base36(1_764_692_771_123), "miosigqb");
+        let id = session_id();
+        let (pid, stamp) = id.split_once('-').unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(stamp.len() == 8 && stamp.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        std::thread::sleep(Duration::from_millis(2));
+        assert_ne!(session_id(), id, "the same process a moment later is another id");
+    }
 
     #[test]
     fn rfc3339_times_are_utc_with_milliseconds() {
