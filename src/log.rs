@@ -494,9 +494,16 @@ mod tests {
         let id = session_id();
         let (pid, stamp) = id.split_once('-').unwrap();
         assert_eq!(pid, std::process::id().to_string());
-        assert!(stamp.len() == 8 && stamp.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        assert!(
+            stamp.len() == 8 && stamp.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{id}"
+        );
         std::thread::sleep(Duration::from_millis(2));
-        assert_ne!(session_id(), id, "the same process a moment later is another id");
+        assert_ne!(
+            session_id(),
+            id,
+            "the same process a moment later is another id"
+        );
     }
 
     #[test]

@@ -1410,7 +1410,11 @@ fn a_tls_upload_cut_without_close_notify_is_never_passed_on_as_complete() {
         );
         let proxy = Proxy::start(server.port, &extra);
         let r = cut_upload(&proxy, &server, &pki, version);
-        let last = r.stdout.lines().find(|l| l.starts_with("final ")).unwrap_or("");
+        let last = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("final "))
+            .unwrap_or("");
         assert!(
             !last.is_empty() && !last.starts_with("final 2"),
             "TLS {version}: {}\n{}\n{}",
@@ -1430,7 +1434,11 @@ fn a_tls_upload_cut_without_close_notify_is_never_passed_on_as_complete() {
     let server = FtpServer::pyftpdlib();
     let proxy = Proxy::start(server.port, &pki.client_tls_conf("required"));
     let r = cut_upload(&proxy, &server, &pki, "1.3");
-    let last = r.stdout.lines().find(|l| l.starts_with("final ")).unwrap_or("");
+    let last = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("final "))
+        .unwrap_or("");
     assert!(
         !last.is_empty() && !last.starts_with("final 2"),
         "plain server: {}\n{}",

@@ -1346,8 +1346,10 @@ fn surplus_and_unsolicited_server_replies_never_reach_the_client() {
             let answer: &[u8] = match verb.as_str() {
                 "USER" => b"331 pass\r\n",
                 "PASS" => b"230 in\r\n227 Entering Passive Mode (10,9,9,9,1,2)\r\n",
-                "SYST" => b"215 UNIX\r\n227 Entering Passive Mode (10,9,9,9,1,2)\r\n\
-                            229 Entering Extended Passive Mode (|||4444|)\r\n",
+                "SYST" => {
+                    b"215 UNIX\r\n227 Entering Passive Mode (10,9,9,9,1,2)\r\n\
+                            229 Entering Extended Passive Mode (|||4444|)\r\n"
+                }
                 "QUIT" => b"221 bye\r\n",
                 _ => b"200 ok\r\n",
             };

@@ -818,9 +818,11 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The handshake towards the server, under the name to verify:
-    /// ServerTLSName, else the name the login or DestinationAddress gave,
-    /// else the address.
+    /// The handshake towards the server, under the name to verify: the
+    /// host name the login or DestinationAddress gave, else (the
+    /// destination is an address) ServerTLSName, else the address. SPEC
+    /// 10: ServerTLSName is for destinations given as addresses; it never
+    /// replaces a name the user asked for.
     fn start_server_tls(&mut self, dest: SocketAddr) {
         let verify = self.settings.server_tls_verify;
         if !verify {
@@ -829,11 +831,12 @@ impl<'a> Session<'a> {
                 format!("ServerTLSVerify no: the certificate of server {dest} is not checked"),
             );
         }
-        let name = self
-            .settings
-            .server_tls_name
+        let asked = self
+            .server_host
             .clone()
-            .or_else(|| self.server_host.clone())
+            .filter(|h| h.parse::<IpAddr>().is_err());
+        let name = asked
+            .or_else(|| self.settings.server_tls_name.clone())
             .unwrap_or_else(|| dest.ip().to_string());
         self.actions.push_back(Action::StartTls {
             peer: Peer::Server,

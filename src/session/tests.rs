@@ -2799,6 +2799,36 @@ fn server_tls_required_secures_the_server_leg_before_user() {
     assert_eq!(t.server_lines(), ["USER anon"]);
 }
 
+// SPEC 10: ServerTLSName is the name for destinations given as addresses;
+// a host name the user asked for is verified as itself.
+#[test]
+fn server_tls_name_never_replaces_a_host_name_the_login_gave() {
+    let mut t = T::new(
+        "ServerTLS required\nServerTLSName other.example\nAllowMagicUser yes\n\
+         AllowedDestinations 198.51.100.0/24",
+    );
+    t.client(&["USER anon@ftp.example.org"]);
+    t.connect();
+    assert_eq!(t.server_lines(), ["AUTH TLS"]);
+    t.server(&["234 go ahead"]);
+    let started = t.take(|a| {
+        matches!(a, Action::StartTls { peer: Peer::Server, name, .. } if name == "ftp.example.org")
+    });
+    assert!(started, "{:?}", t.out);
+    // An address: ServerTLSName.
+    let mut t = T::new(
+        "ServerTLS required\nServerTLSName other.example\nAllowMagicUser yes\n\
+         AllowedDestinations 198.51.100.0/24",
+    );
+    t.client(&["USER anon@198.51.100.7"]);
+    t.connect();
+    t.server(&["234 go ahead"]);
+    let started = t.take(|a| {
+        matches!(a, Action::StartTls { peer: Peer::Server, name, .. } if name == "other.example")
+    });
+    assert!(started, "{:?}", t.out);
+}
+
 #[test]
 fn server_tls_required_refused_by_the_server_ends_with_421() {
     let mut t = T::new("ServerTLS required");
