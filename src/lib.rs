@@ -104,10 +104,23 @@ fn check(path: &Path) -> ExitStatus {
                 ),
                 Ok(_) => {}
             }
-            if let LogDestination::File(log) = &cfg.log_destination
-                && let Err(e) = log::check_file(log)
-            {
-                eprintln!("ftpgate: warning: {}: LogDestination: {e}", path.display());
+            let files = [
+                (
+                    "LogDestination",
+                    match &cfg.log_destination {
+                        LogDestination::File(log) => Some(log.as_path()),
+                        _ => None,
+                    },
+                ),
+                ("AuditLog", cfg.audit_log.as_deref()),
+                ("XferLog", cfg.xfer_log.as_deref()),
+            ];
+            for (option, file) in files {
+                if let Some(file) = file
+                    && let Err(e) = log::check_file(file)
+                {
+                    eprintln!("ftpgate: warning: {}: {option}: {e}", path.display());
+                }
             }
             if let Some(d) = cfg.ldap.as_ref()
                 && ldap::binds_as_user(d)

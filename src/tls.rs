@@ -70,6 +70,24 @@ pub fn check_file(what: &str, path: &Path) -> Result<(), String> {
     }
 }
 
+/// Check that the key in `key_file` belongs to the first certificate in
+/// `cert_file` (both readable: see [`check_file`]).
+pub fn check_pair(cert_file: &Path, key_file: &Path) -> Result<(), String> {
+    ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certificates(cert_file)?, key(key_file)?)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "{} is not the key of the certificate in {} ({e})",
+                key_file.display(),
+                cert_file.display()
+            )
+        })
+}
+
 impl Tls {
     /// Build what the configuration asks for; an error names the file.
     pub fn load(cfg: &Config) -> Result<Tls, String> {

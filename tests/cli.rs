@@ -494,3 +494,36 @@ print("status", p.returncode)
         );
     }
 }
+
+/// SPEC 12: AuditLog and XferLog follow the log file's safety rules; `-c`
+/// warns about an unsafe one as it does for LogDestination (a session
+/// would be refused with 421).
+#[test]
+fn check_warns_about_a_world_writable_audit_log_or_xferlog() {
+    if skip_unless_ftpgate("check_warns_about_a_world_writable_audit_log_or_xferlog") {
+        return;
+    }
+    let dir = TempDir::new("trailcheck");
+    let trail = dir.join("trail.log");
+    fs::write(&trail, "").unwrap();
+    set_mode(&trail, 0o666);
+    for option in ["AuditLog", "XferLog"] {
+        let conf = dir.join("ftpgate.conf");
+        fs::write(
+            &conf,
+            format!(
+                "DestinationAddress 127.0.0.1\n{option} {}\n",
+                trail.display()
+            ),
+        )
+        .unwrap();
+        let r = run_proxy(&["-c", "-f", conf.to_str().unwrap()]);
+        assert!(
+            r.ok()
+                && r.stderr.contains(&format!("{option}: "))
+                && r.stderr.contains("world-writable"),
+            "-c with a world-writable {option}: {}",
+            r.describe()
+        );
+    }
+}

@@ -1311,6 +1311,43 @@ fn check_of_a_missing_certificate_file_names_file_and_line() {
     );
 }
 
+/// A key that is not the certificate's (here the CA's) would make every
+/// session end with 421: `-c` and the load refuse it at TLSKeyFile's line,
+/// also when only a client class turns ClientTLS on.
+#[test]
+fn check_of_a_key_that_does_not_match_the_certificate_names_file_and_line() {
+    if skip_unless_ftpgate("check_key_mismatch") {
+        return;
+    }
+    let pki = Pki::new();
+    for (tls, class) in [
+        ("ClientTLS optional\n", ""),
+        (
+            "",
+            "ClientClass lan 127.0.0.0/8\n[-Class-lan-]\nClientTLS required\n",
+        ),
+    ] {
+        let body = format!(
+            "DestinationAddress 127.0.0.1\n{tls}TLSCertificateFile {}\nTLSKeyFile {}\n{class}",
+            pki.cert.display(),
+            pki.key.display()
+        );
+        let (r, _conf, _d) = check(&body);
+        assert!(r.ok(), "-c with the right key: {}", r.describe());
+        let (r, conf, _d) =
+            check(&body.replace(pki.key.to_str().unwrap(), pki.ca_key.to_str().unwrap()));
+        assert!(!r.ok(), "-c accepted the wrong key: {}", r.describe());
+        let line = if tls.is_empty() { 3 } else { 4 };
+        let where_ = format!("{}:{line}", conf.display());
+        let out = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            out.contains(&where_) && out.contains("not the key"),
+            "error does not name {where_}: {}",
+            r.describe()
+        );
+    }
+}
+
 #[test]
 fn check_prints_the_tls_options() {
     if skip_unless_ftpgate("check_prints_tls") {

@@ -626,7 +626,15 @@ impl Config {
     /// what they must; else a configuration error at the option's line.
     fn check_tls_files(&self) -> Result<(), Vec<ConfigError>> {
         let mut files: Vec<(&str, &Path)> = Vec::new();
-        if self.client_tls != ClientTls::Off {
+        // ClientTLS may be on for one class only.
+        let class_tls = self.class_contexts.iter().any(|c| {
+            c.get("ClientTLS")
+                .is_some_and(|s| !matches!(&s.value, options::Value::Text(t) if t == "off"))
+                || c.get("ClientTLSImplicit")
+                    .is_some_and(|s| matches!(s.value, options::Value::Bool(true)))
+        });
+        let client_tls = self.client_tls != ClientTls::Off || class_tls;
+        if client_tls {
             files.extend(
                 self.tls_certificate_file
                     .as_deref()
@@ -640,18 +648,27 @@ impl Config {
         if server_tls {
             files.push(("ServerTLSCAFile", self.server_tls_ca_file.as_path()));
         }
-        let errors: Vec<ConfigError> = files
+        let error = |name: &str, message: String| ConfigError {
+            file: self.file.display().to_string(),
+            line: self.global_context.get(name).map_or(0, |s| s.line),
+            message: format!("{name}: {message}"),
+        };
+        let mut errors: Vec<ConfigError> = files
             .into_iter()
             .filter_map(|(name, path)| {
                 let message = crate::tls::check_file(name, path).err()?;
-                let line = self.global_context.get(name).map_or(0, |s| s.line);
-                Some(ConfigError {
-                    file: self.file.display().to_string(),
-                    line,
-                    message: format!("{name}: {message}"),
-                })
+                Some(error(name, message))
             })
             .collect();
+        if let (true, true, Some(cert), Some(key)) = (
+            client_tls,
+            errors.is_empty(),
+            self.tls_certificate_file.as_deref(),
+            self.tls_key_file.as_deref(),
+        ) && let Err(message) = crate::tls::check_pair(cert, key)
+        {
+            errors.push(error("TLSKeyFile", message));
+        }
         if errors.is_empty() {
             Ok(())
         } else {
