@@ -138,3 +138,57 @@ fn an_unsafe_audit_file_refuses_the_session() {
     assert_eq!(c.reply().code, 421);
     assert_eq!(fs::read_to_string(&target).unwrap(), "");
 }
+
+/// SPEC 12: "one xferlog line per RETR/STOR/STOU/APPE (complete or not)":
+/// a RETR of a missing file and a refused STOR (pyftpdlib's 550s) are on
+/// the record with `i` and 0 bytes, and as `transfer` events `failed`.
+#[test]
+fn transfers_that_fail_before_any_data_are_recorded_too() {
+    if skip_unless_ftpgate("transfers_that_fail_before_any_data_are_recorded_too") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    let dir = TempDir::new("audit-fail");
+    let (audit, xfer) = (dir.join("audit.json"), dir.join("xferlog"));
+    let proxy = Proxy::start(
+        server.port,
+        &format!("AuditLog {}\nXferLog {}\n", audit.display(), xfer.display()),
+    );
+    let script = r#"
+import ftplib, io, sys
+f = ftplib.FTP(timeout=20)
+f.connect('127.0.0.1', int(sys.argv[1]))
+f.login('test', 'secret')
+for cmd in ('RETR missing.bin', 'STOR /../outside.bin'):
+    try:
+        if cmd.startswith('RETR'):
+            f.retrbinary(cmd, lambda b: None)
+        else:
+            f.storbinary(cmd, io.BytesIO(b'x'))
+        print('accepted', cmd)
+    except ftplib.error_perm as e:
+        print('refused', cmd, e)
+f.quit()
+"#;
+    let r = python_script(script, &[&proxy.port.to_string()]);
+    assert!(r.ok(), "{}\n{}", r.describe(), proxy.output());
+    assert!(r.stdout.contains("refused RETR"), "{}", r.describe());
+    assert!(
+        wait_until(15, || proxy.sessions().is_empty()),
+        "session did not end"
+    );
+    let xfer_text = fs::read_to_string(&xfer).unwrap_or_default();
+    let audit_text = fs::read_to_string(&audit).unwrap_or_default();
+    let retr = xfer_text
+        .lines()
+        .find(|l| l.contains(" missing.bin "))
+        .unwrap_or_else(|| panic!("no xferlog line for the failed RETR:\n{xfer_text}"));
+    let f: Vec<&str> = retr.split_whitespace().collect();
+    assert_eq!((f[7], f[11], f[17]), ("0", "o", "i"), "{retr}");
+    let failed = audit_text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"transfer\"") && l.contains("\"result\":\"failed\""))
+        .count();
+    let refused = r.stdout.matches("refused ").count();
+    assert_eq!(failed, refused, "{audit_text}\n{}", r.describe());
+}

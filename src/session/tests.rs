@@ -2945,6 +2945,37 @@ fn a_session_is_audited_from_start_to_end() {
     assert_eq!(events.len(), 5);
 }
 
+// SPEC 12: one record per transfer command, complete or not: also one the
+// server refuses before any data moves.
+#[test]
+fn a_transfer_refused_by_the_server_is_audited_as_failed() {
+    let mut t = T::logged_in("");
+    t.pasv();
+    t.client(&["RETR missing"]);
+    t.server_pasv();
+    assert_eq!(t.server_lines(), ["RETR missing"]);
+    t.server(&["550 No such file"]);
+    assert_eq!(t.codes(), ["550"]);
+    let records: Vec<_> = t
+        .audit_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::Transfer(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        (
+            records[0].command.as_str(),
+            records[0].bytes,
+            records[0].result
+        ),
+        ("RETR", 0, "failed")
+    );
+    t.noop_works();
+}
+
 #[test]
 fn a_bounce_is_audited_as_a_data_refusal_naming_same_address() {
     let mut t = T::logged_in("");

@@ -265,6 +265,7 @@ impl<'a> Session<'a> {
             return;
         }
         self.reply(code, text);
+        self.log_transfer(t, code);
     }
 
     /// Close the passive listener, and the client's connection to it that
@@ -589,7 +590,10 @@ impl<'a> Session<'a> {
             self.close_data();
             self.actions
                 .push_back(Action::CloseListener(Listener::Server));
-            return self.send_client(r.to_wire());
+            self.send_client(r.to_wire());
+            // SPEC 12: a transfer that failed before any data moved (550
+            // no such file, 553 not allowed) is on the record too.
+            return self.log_transfer(&t, r.code);
         }
         self.send_client(r.to_wire());
         t.started = self.now;
@@ -815,6 +819,7 @@ impl<'a> Session<'a> {
             Level::Wrn,
             "data connection could not be established".into(),
         );
+        self.log_transfer(&t, code);
         if self.take_final().is_some() {
             return self.reply(code, text);
         }
@@ -904,7 +909,7 @@ impl<'a> Session<'a> {
     /// replies, as for an ABOR during the transfer (426, 226).
     pub(super) fn aborted_before_data(&mut self, t: Box<Transfer>) {
         self.client_wait_over(&t);
-        self.abort_transfer(true, None);
+        self.abort_transfer(true, Some(t));
     }
 
     // ----- the transfer's end -----------------------------------------------
