@@ -13,8 +13,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use crate::config::{ClientTls, Config};
-use crate::ftp::command::Command;
+use crate::ftp::addr;
+use crate::ftp::command::{Command, Kind};
 use crate::ftp::escape;
+use crate::policy::data::check_client_port;
 use crate::session::{self, ClientLeg, Rule};
 use crate::sys::resolve::Resolver;
 
@@ -50,7 +52,7 @@ pub fn run(file: &Path, client: &str, user: &str, commands: &[String]) -> i32 {
             println!(
                 "user '{user}': refused 530 {} ({})",
                 refusal.text,
-                Rule::of(&cfg, b"", Some("UserNameRule"))
+                Rule::of(&cfg, b"", Some(refusal.option))
             );
             return 1;
         }
@@ -81,40 +83,111 @@ pub fn run(file: &Path, client: &str, user: &str, commands: &[String]) -> i32 {
     if cfg.client_tls != ClientTls::Off {
         println!("TLS: the client is taken to use AUTH TLS and PROT P");
     }
+    let client = Client {
+        ip: client_ip,
+        user: login.user,
+        tls,
+    };
     for line in commands {
-        let shown = match Command::parse(line.as_bytes()) {
+        let verdict = match Command::parse(line.as_bytes()) {
             Ok(cmd) => {
                 let shown = cmd.log_text();
-                match session::judge(&cfg, settings, tls, &cmd) {
-                    Ok(_) => {
-                        let option = settings.valid_commands.as_ref().map(|_| "ValidCommands");
-                        println!(
-                            "command '{shown}': allowed ({})",
-                            Rule::of(&cfg, login.user, option)
-                        );
-                        continue;
-                    }
-                    Err(r) => {
-                        println!(
-                            "command '{shown}': refused {} {} ({})",
-                            r.code,
-                            r.text,
-                            Rule::of(&cfg, login.user, r.rule)
-                        );
-                        refused = true;
-                        continue;
-                    }
-                }
+                (shown, command(&cfg, settings, &client, &cmd))
             }
-            Err(e) => format!(
-                "{}: refused 500 Syntax error: {e}. (rule built-in default)",
-                escape(line.as_bytes())
+            Err(e) => (
+                escape(line.as_bytes()),
+                Err(Verdict {
+                    code: 500,
+                    text: format!("Syntax error: {e}."),
+                    option: None,
+                }),
             ),
         };
-        println!("command '{shown}");
-        refused = true;
+        match verdict {
+            (shown, Ok(option)) => println!(
+                "command '{shown}': allowed ({})",
+                Rule::of(&cfg, login.user, option)
+            ),
+            (shown, Err(v)) => {
+                println!(
+                    "command '{shown}': refused {} {} ({})",
+                    v.code,
+                    v.text,
+                    Rule::of(&cfg, login.user, v.option)
+                );
+                refused = true;
+            }
+        }
     }
     i32::from(refused)
+}
+
+/// Who sends the commands: the client's address, the login, its TLS.
+struct Client<'a> {
+    ip: IpAddr,
+    user: &'a [u8],
+    tls: ClientLeg,
+}
+
+/// A refusal as the session would send it.
+struct Verdict {
+    code: u16,
+    text: String,
+    option: Option<&'static str>,
+}
+
+/// One command after login, judged as a session judges it: the command
+/// policy (`session::judge`), a second USER (`session::second_user`), and
+/// PORT/EPRT's bounce check (`policy::data::check_client_port`). Ok: the
+/// option that allowed it (None: nothing in the file decided).
+fn command(
+    cfg: &Config,
+    settings: &crate::config::UserSettings,
+    client: &Client<'_>,
+    cmd: &Command<'_>,
+) -> Result<Option<&'static str>, Verdict> {
+    let refusal = |r: session::Refusal| Verdict {
+        code: r.code,
+        text: r.text,
+        option: r.rule,
+    };
+    let kind = match session::judge(cfg, settings, client.tls, cmd).map_err(refusal)? {
+        // AUTH, PBSZ, PROT: ClientTLS decides.
+        session::Judged::Own => return Ok(Some("ClientTLS")),
+        session::Judged::Pass(kind) => kind,
+    };
+    let filter = settings.valid_commands.as_ref().map(|_| "ValidCommands");
+    match kind {
+        Kind::User => session::second_user(client.user, cmd.arg).map_err(refusal)?,
+        Kind::Active => {
+            let verb = cmd.verb.as_str();
+            let parsed = if verb == "EPRT" {
+                addr::parse_eprt(cmd.arg)
+            } else {
+                addr::parse_port(cmd.arg).map(SocketAddr::V4)
+            };
+            let target = parsed.map_err(|e| Verdict {
+                code: 501,
+                text: format!("{verb}: {e}."),
+                option: None,
+            })?;
+            let host = crate::sys::transparent::own_addresses();
+            check_client_port(
+                session::canonical(target),
+                client.ip.to_canonical(),
+                settings.same_address,
+                &host,
+            )
+            .map_err(|why| Verdict {
+                code: 504,
+                text: format!("{verb} refused: {why}."),
+                option: Some("SameAddress"),
+            })?;
+            return Ok(Some("SameAddress"));
+        }
+        _ => {}
+    }
+    Ok(filter)
 }
 
 /// Where the login goes and whether that is allowed; prints one line.

@@ -115,7 +115,7 @@ fn the_simulator_says_what_a_real_session_does() {
                  [-Class-internal-]\n\
                  ValidCommands USER,PASS,PWD,CWD,NOOP,SIZE,QUIT,MKD,DELE\n\
                  [test]\n\
-                 ValidCommands USER,PASS,PWD,NOOP,SIZE=^[a-z]+\\.txt$,QUIT,MKD\n";
+                 ValidCommands USER,PASS,PWD,NOOP,SIZE=^[a-z]+\\.txt$,QUIT,MKD,PORT,EPRT,REIN\n";
     let proxy = Proxy::start(server.port, extra);
     let conf = proxy.conf.clone();
     // (client address, login, command)
@@ -128,6 +128,13 @@ fn the_simulator_says_what_a_real_session_does() {
         ("127.0.0.2", "test", "CWD /"),
         ("127.0.0.2", "test", "SITE CHMOD 777 gone.txt"),
         ("127.0.0.2", "test", "NOOP"),
+        // Refusals that are not ValidCommands': bounce protection, REIN,
+        // another user.
+        ("127.0.0.2", "test", "PORT 10,0,0,1,100,100"),
+        ("127.0.0.2", "test", "EPRT |1|127.0.0.2|80|"),
+        ("127.0.0.2", "test", "PORT 127,0,0,2,200,10"),
+        ("127.0.0.2", "test", "REIN"),
+        ("127.0.0.2", "test", "USER other"),
     ];
     const SESSION: &str = r#"
 import ftplib, sys

@@ -115,9 +115,12 @@ impl<'a> Session<'a> {
         let (login, auth_user) = match parse_login(cfg, arg) {
             Ok(l) => l,
             Err(refused) => {
-                if let Some(why) = refused.log {
-                    self.log(Level::Wrn, why);
-                }
+                let option = Some(refused.option);
+                let rule = self.rule_text(option);
+                self.log(Level::Wrn, format!("{} ({rule})", refused.log));
+                let answer = Some((reply::NOT_LOGGED_IN, refused.text.as_str()));
+                let subject = format!("USER {}", escape(arg));
+                self.audit_refusal(super::RefusalKind::Command, subject, answer, option);
                 return self.reply(reply::NOT_LOGGED_IN, &refused.text);
             }
         };
@@ -896,22 +899,6 @@ impl<'a> Session<'a> {
             }
         }
     }
-
-    /// USER after login: the same name is relayed (a retry after a failed
-    /// PASS). SECURITY: another name would need another context (other
-    /// ValidCommands, another server): refused, never relayed.
-    pub(super) fn second_user(&mut self, arg: &[u8]) {
-        if self.user.as_deref() == Some(arg) {
-            let mut line = b"USER ".to_vec();
-            line.extend_from_slice(arg);
-            self.send_server(&line);
-            return self.expect_final(Purpose::Relay);
-        }
-        self.reply(
-            reply::NOT_LOGGED_IN,
-            "Cannot change user in this session: reconnect to log in as another user.",
-        )
-    }
 }
 
 /// Where a connection begun before the client has said who it is goes.
@@ -954,7 +941,10 @@ pub fn early_target(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRefusal {
     pub text: String,
-    pub log: Option<String>,
+    /// For the log: why.
+    pub log: String,
+    /// The deciding option.
+    pub option: &'static str,
 }
 
 /// Split a USER argument as the configuration says (magic user,
@@ -985,7 +975,8 @@ pub fn parse_login<'a>(
                 };
                 return Err(LoginRefusal {
                     text: format!("Bad login: {e}; log in as {form}."),
-                    log: Some(format!("bad proxy login '{}': {e}", escape(arg))),
+                    log: format!("bad proxy login '{}': {e}", escape(arg)),
+                    option: "UserAuthMagic",
                 });
             }
         }
@@ -995,7 +986,12 @@ pub fn parse_login<'a>(
             Err(e) => {
                 return Err(LoginRefusal {
                     text: format!("Bad login: {e}."),
-                    log: Some(format!("bad magic login '{}': {e}", escape(arg))),
+                    log: format!("bad magic login '{}': {e}", escape(arg)),
+                    option: if cfg.force_magic_user {
+                        "ForceMagicUser"
+                    } else {
+                        "AllowMagicUser"
+                    },
                 });
             }
         }
@@ -1010,7 +1006,12 @@ pub fn parse_login<'a>(
     if cfg.force_magic_user && login.host.is_none() {
         return Err(LoginRefusal {
             text: format!("Log in as user{}host[:port].", cfg.user_magic_char as char),
-            log: None,
+            log: format!(
+                "login '{}' refused: ForceMagicUser wants user{}host",
+                escape(login.user),
+                cfg.user_magic_char as char
+            ),
+            option: "ForceMagicUser",
         });
     }
     // SECURITY: UserNameRule keeps odd names out of the context lookup and
@@ -1019,10 +1020,8 @@ pub fn parse_login<'a>(
         if !cfg.user_name_rule.is_match(name) {
             return Err(LoginRefusal {
                 text: "Invalid user name.".into(),
-                log: Some(format!(
-                    "user name refused by UserNameRule: '{}'",
-                    escape(name)
-                )),
+                log: format!("user name refused by UserNameRule: '{}'", escape(name)),
+                option: "UserNameRule",
             });
         }
     }

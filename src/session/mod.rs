@@ -1444,23 +1444,19 @@ impl<'a> Session<'a> {
         let kind = match judge(self.cfg, &self.settings, tls, &cmd) {
             Ok(Judged::Own) => return self.security(&cmd),
             Ok(Judged::Pass(kind)) => kind,
-            Err(refusal) => {
-                let rule = self.rule_text(refusal.rule);
-                self.log(Level::Wrn, format!("{}: {shown} ({rule})", refusal.why));
-                self.audit_refusal(
-                    RefusalKind::Command,
-                    shown,
-                    Some((refusal.code, &refusal.text)),
-                    refusal.rule,
-                );
-                return self.reply(refusal.code, &refusal.text);
-            }
+            Err(refusal) => return self.refuse_command(shown, &refusal),
         };
         if self.server.is_none() {
             return self.before_login(kind, cmd);
         }
         match kind {
-            Kind::User => self.second_user(cmd.arg),
+            Kind::User => match second_user(self.user.as_deref().unwrap_or_default(), cmd.arg) {
+                Ok(()) => {
+                    self.send_server(&line);
+                    self.expect_final(Purpose::Relay);
+                }
+                Err(refusal) => self.refuse_command(shown, &refusal),
+            },
             Kind::Passive => self.client_passive(&cmd),
             Kind::Active => self.client_active(&cmd),
             Kind::Data => self.transfer(&line, &cmd),
@@ -1469,12 +1465,8 @@ impl<'a> Session<'a> {
                 self.send_server(&line);
                 self.expect_final(Purpose::Quit);
             }
-            // SECURITY: REIN would log the user out on the server while the
-            // proxy keeps the first login's context and destination.
-            Kind::Reinit => self.reply(
-                reply::NOT_IMPLEMENTED,
-                "REIN not supported by this proxy: reconnect instead.",
-            ),
+            // judge refused it already.
+            Kind::Reinit => self.reply(reply::NOT_IMPLEMENTED, REIN_REFUSED),
             Kind::Pass | Kind::Abort | Kind::Plain | Kind::Security => {
                 if kind == Kind::Abort {
                     // The server may close its passive port on ABOR.
@@ -1640,6 +1632,20 @@ impl<'a> Session<'a> {
     }
 
     /// Audit a refusal of `what` (`subject`): the reply sent and the rule.
+    /// A refused command: WRN with the deciding rule, the audit record,
+    /// the reply. Never relayed.
+    fn refuse_command(&mut self, shown: String, refusal: &Refusal) {
+        let rule = self.rule_text(refusal.rule);
+        self.log(Level::Wrn, format!("{}: {shown} ({rule})", refusal.why));
+        self.audit_refusal(
+            RefusalKind::Command,
+            shown,
+            Some((refusal.code, &refusal.text)),
+            refusal.rule,
+        );
+        self.reply(refusal.code, &refusal.text);
+    }
+
     fn audit_refusal(
         &mut self,
         what: RefusalKind,
@@ -1713,10 +1719,8 @@ impl<'a> Session<'a> {
             ),
             // SECURITY: after CCC the control connection would be clear
             // text that anyone on the path can change.
-            b"CCC" => self.reply(
-                reply::PROTECTION_DENIED_POLICY,
-                "CCC refused: the control connection stays encrypted.",
-            ),
+            // judge refused it already.
+            b"CCC" => self.reply(reply::PROTECTION_DENIED_POLICY, CCC_REFUSED),
             _ => self.reply(
                 reply::NOT_IMPLEMENTED,
                 &format!("{}: not supported by this proxy.", cmd.verb.as_str()),
@@ -1834,6 +1838,25 @@ pub struct Refusal {
     pub rule: Option<&'static str>,
 }
 
+const CCC_REFUSED: &str = "CCC refused: the control connection stays encrypted.";
+const REIN_REFUSED: &str = "REIN not supported by this proxy: reconnect instead.";
+
+/// USER once logged in as `current` (the session and `--explain`): the
+/// same name again is a retry and is relayed. SECURITY: another name would
+/// need another context (other ValidCommands, another server): refused,
+/// never relayed.
+pub fn second_user(current: &[u8], arg: &[u8]) -> Result<(), Refusal> {
+    if current == arg {
+        return Ok(());
+    }
+    Err(Refusal {
+        code: reply::NOT_LOGGED_IN,
+        text: "Cannot change user in this session: reconnect to log in as another user.".into(),
+        why: "USER refused: another user needs a new connection",
+        rule: None,
+    })
+}
+
 /// The policy on one client command, whatever the session's state: the
 /// command filter (SPEC 4), TLS (SPEC 10), commands ftpgate does not
 /// relay. The session and the policy simulator (`--explain`) both judge
@@ -1857,7 +1880,27 @@ pub fn judge(
     // SPEC 10: with TLS offered, AUTH, PBSZ, PROT and CCC are the proxy's
     // own, whatever ValidCommands lists, and never relayed.
     if cfg.client_tls != ClientTls::Off && known == Some(Kind::Security) {
+        // SECURITY: after CCC the control connection would be clear text
+        // that anyone on the path can change.
+        if verb == "CCC" {
+            return refuse(
+                reply::PROTECTION_DENIED_POLICY,
+                CCC_REFUSED.into(),
+                "CCC refused: the control connection stays encrypted",
+                None,
+            );
+        }
         return Ok(Judged::Own);
+    }
+    // SECURITY: REIN would log the user out on the server while the proxy
+    // keeps the first login's context and destination.
+    if known == Some(Kind::Reinit) {
+        return refuse(
+            reply::NOT_IMPLEMENTED,
+            REIN_REFUSED.into(),
+            "REIN refused: a new login needs a new connection",
+            None,
+        );
     }
     let filter = settings.valid_commands.as_ref();
     let kind = match known {

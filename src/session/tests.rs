@@ -2976,6 +2976,73 @@ fn a_transfer_refused_by_the_server_is_audited_as_failed() {
     t.noop_works();
 }
 
+// SPEC 4 and 12: every refusal is a WRN line and a command_refused record,
+// also those no option in the file decides.
+#[test]
+fn rein_another_user_and_a_forced_magic_login_are_logged_and_audited_refusals() {
+    let refused = |t: &mut T| -> Vec<(String, u16, String)> {
+        t.audit_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                AuditEvent::Refused {
+                    what: RefusalKind::Command,
+                    subject,
+                    reply: Some((code, _)),
+                    rule,
+                } => Some((subject, code, rule.at)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut t = T::logged_in("");
+    t.client(&["REIN"]);
+    assert_eq!(t.codes(), ["502"]);
+    t.client(&["USER other"]);
+    assert_eq!(t.codes(), ["530"]);
+    let logs = t.logs();
+    assert!(
+        logs.iter().any(|l| l.starts_with("REIN refused")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.starts_with("USER refused")),
+        "{logs:?}"
+    );
+    assert_eq!(
+        refused(&mut t),
+        [
+            ("REIN".to_string(), 502, "default".to_string()),
+            ("USER other".to_string(), 530, "default".to_string())
+        ]
+    );
+    assert!(t.rest().is_empty(), "nothing relayed");
+    let mut t = T::new("ForceMagicUser yes");
+    t.client(&["USER anna"]);
+    assert_eq!(t.codes(), ["530"]);
+    assert!(t.logs().iter().any(|l| l.contains("ForceMagicUser")));
+    assert_eq!(
+        refused(&mut t),
+        [("USER anna".to_string(), 530, "test.conf:2".to_string())]
+    );
+}
+
+#[test]
+fn ccc_is_a_logged_and_audited_refusal() {
+    let mut t = T::new("TLSCertificateFile /c.pem\nTLSKeyFile /k.pem\nClientTLS optional");
+    t.login();
+    t.client(&["CCC"]);
+    assert_eq!(t.codes(), ["534"]);
+    assert!(t.logs().iter().any(|l| l.starts_with("CCC refused")));
+    assert!(t.audit_events().iter().any(|e| matches!(
+        e,
+        AuditEvent::Refused {
+            what: RefusalKind::Command,
+            reply: Some((534, _)),
+            ..
+        }
+    )));
+}
+
 #[test]
 fn a_bounce_is_audited_as_a_data_refusal_naming_same_address() {
     let mut t = T::logged_in("");
