@@ -34,9 +34,23 @@ Workloads, subjects interleaved (direct, ftpgate, ftp-proxy):
 Defaults: bulk 3 rounds of 256 MiB, 100 files, 20 set-up sessions (about
 3.5 minutes); --quick: 1 round of 128 MiB, 20 files, 5 sessions (about 1).
 
+--lan: bulk only, on an unshaped path: the veth pairs join client, firewall
+and server directly (no wire namespaces, no delay line, no tbf, the kernel's
+default TCP buffer sizes); 6 rounds of 1 GiB (--quick: 2 of 512 MiB), the
+subjects' order turning by one each round. Per transfer also the proxy
+session's CPU (user+sys from wait4, through scripts/bench.py's rusage
+runner), curl's CPU and the whole machine's, each per GiB. --lo: the same
+with client, firewall and server in one namespace on its loopback, the
+loopback benchmark's path. --variant NAME=BIN (repeatable, with --lan or
+--lo) adds BIN as one more proxy subject, run like ftpgate, for A/B runs;
+--subjects A,B measures only those, --only retr|stor only one direction
+(e.g. one subject at a time under `perf record -a`).
+
     netbench.py --ftpgate BIN [--quick] [--rounds N] [--files N]
                 [--sessions N] [--bulk-mib N] [--rtt-ms 40] [--bulk-mbit 1000]
                 [--small-mbit 100] [--prefix NAME] [--keep]
+                [--lan | --lo] [--variant NAME=BIN]... [--subjects A,B]
+                [--only retr|stor]
 """
 
 import argparse
@@ -45,6 +59,7 @@ import ftplib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -176,17 +191,26 @@ def setns(path):
 class Net:
     """The namespaces, links, shaping and delay lines."""
 
-    def __init__(self, prefix, procs, work, rtt_ms):
+    def __init__(self, prefix, procs, work, rtt_ms, path="wan"):
         self.p = prefix
         self.procs = procs
         self.work = work
         self.rtt_ms = rtt_ms
-        self.ns = {k: f"{prefix}-{k}" for k in ("cli", "wc", "fw", "ws", "srv")}
+        # "lan": no wire namespaces (the veth pairs join the hosts directly),
+        # no delay line, no shaping; "lo": one namespace, everything on its
+        # loopback (client, firewall and server are one host)
+        self.lan = path in ("lan", "lo")
+        self.lo = path == "lo"
+        kinds = ("cli", "fw", "srv") if self.lan else ("cli", "wc", "fw", "ws", "srv")
+        self.ns = {k: f"{prefix}-{k}" for k in kinds}
+        if self.lo:
+            self.ns = {k: f"{prefix}-fw" for k in kinds}
         self.made = []
         self.wires = []
         self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
         # (namespace, device) of every shaped egress
-        self.shaped = [("cli", "eth0"), ("fw", "c0"), ("fw", "s0"), ("srv", "eth0")]
+        self.shaped = [] if self.lan else [("cli", "eth0"), ("fw", "c0"), ("fw", "s0"),
+                                      ("srv", "eth0")]
 
     def ip(self, ns, *a):
         return run("ip", "-n", self.ns[ns], *a)
@@ -196,26 +220,36 @@ class Net:
 
     def build(self):
         for k, name in self.ns.items():
+            if name in self.made:
+                continue
             if os.path.exists(f"/run/netns/{name}"):
                 raise RuntimeError(f"namespace {name} exists already")
             run("ip", "netns", "add", name)
             self.made.append(name)
-        for k in self.ns:
             self.ip(k, "link", "set", "lo", "up")
             self.exec(k, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
                       "net.ipv6.conf.default.disable_ipv6=1")
-        # client eth0 <-> wc a | wc b <-> fw c0 ; fw s0 <-> ws a | ws b <-> srv eth0
-        self.ip("cli", "link", "add", "eth0", "type", "veth", "peer", "name", "a",
-                "netns", self.ns["wc"])
-        self.ip("fw", "link", "add", "c0", "type", "veth", "peer", "name", "b",
-                "netns", self.ns["wc"])
-        self.ip("fw", "link", "add", "s0", "type", "veth", "peer", "name", "a",
-                "netns", self.ns["ws"])
-        self.ip("srv", "link", "add", "eth0", "type", "veth", "peer", "name", "b",
-                "netns", self.ns["ws"])
-        for w in ("wc", "ws"):
-            for dev in ("a", "b"):
-                self.ip(w, "link", "set", "dev", dev, "promisc", "on", "up")
+        if self.lo:
+            return
+        if self.lan:
+            # client eth0 <-> fw c0 ; fw s0 <-> srv eth0
+            self.ip("cli", "link", "add", "eth0", "type", "veth", "peer", "name", "c0",
+                    "netns", self.ns["fw"])
+            self.ip("srv", "link", "add", "eth0", "type", "veth", "peer", "name", "s0",
+                    "netns", self.ns["fw"])
+        else:
+            # client eth0 <-> wc a | wc b <-> fw c0 ; fw s0 <-> ws a | ws b <-> srv eth0
+            self.ip("cli", "link", "add", "eth0", "type", "veth", "peer", "name", "a",
+                    "netns", self.ns["wc"])
+            self.ip("fw", "link", "add", "c0", "type", "veth", "peer", "name", "b",
+                    "netns", self.ns["wc"])
+            self.ip("fw", "link", "add", "s0", "type", "veth", "peer", "name", "a",
+                    "netns", self.ns["ws"])
+            self.ip("srv", "link", "add", "eth0", "type", "veth", "peer", "name", "b",
+                    "netns", self.ns["ws"])
+            for w in ("wc", "ws"):
+                for dev in ("a", "b"):
+                    self.ip(w, "link", "set", "dev", dev, "promisc", "on", "up")
         for ns, dev, addr in (("cli", "eth0", CLI_IP), ("fw", "c0", FW_CLI_IP),
                               ("fw", "s0", FW_SRV_IP), ("srv", "eth0", SRV_IP)):
             self.ip(ns, "addr", "add", f"{addr}/24", "dev", dev)
@@ -225,10 +259,14 @@ class Net:
         self.exec("fw", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         for k in ("cli", "fw", "srv"):
             # room for a 1 Gbit/s x 40 ms window (5 MB) and no cached
-            # ssthresh from one connection to the next
-            self.exec(k, "sysctl", "-q", "-w", "net.ipv4.tcp_rmem=4096 131072 67108864",
-                      "net.ipv4.tcp_wmem=4096 16384 67108864",
-                      "net.ipv4.tcp_no_metrics_save=1")
+            # ssthresh from one connection to the next; a LAN keeps the
+            # kernel's default buffer sizes
+            if not self.lan:
+                self.exec(k, "sysctl", "-q", "-w", "net.ipv4.tcp_rmem=4096 131072 67108864",
+                          "net.ipv4.tcp_wmem=4096 16384 67108864")
+            self.exec(k, "sysctl", "-q", "-w", "net.ipv4.tcp_no_metrics_save=1")
+        if self.lan:
+            return
         one_way = self.rtt_ms / 4.0
         for w in ("wc", "ws"):
             out = open(os.path.join(self.work, f"delayline-{w}.err"), "w")
@@ -371,7 +409,10 @@ max_per_ip=0
     return pub
 
 
-def start_proxy(net, procs, work, name, binary, port):
+def start_proxy(net, procs, work, name, binary, port, timed=False):
+    """socat TCP-LISTEN -> EXEC proxy on the firewall; `timed`: each session
+    runs under scripts/bench.py's rusage runner, which appends its CPU time
+    to WORK/NAME.rusage (returned)."""
     conf = os.path.join(work, f"{name}.conf")
     write(conf, f"""# ftpgate network benchmark
 DestinationAddress {SRV_IP}
@@ -379,11 +420,19 @@ DestinationPort 21
 LogDestination {work}/{name}.log
 LogLevel INF
 """)
+    usage = os.path.join(work, f"{name}.rusage")
+    cmd = f"{binary} -i -f {conf}"
+    if timed:
+        cmd = os.path.join(work, f"{name}.sh")
+        write(cmd, "#!/bin/sh\n"
+              f"exec '{sys.executable}' '{os.path.join(HERE, 'bench.py')}' rusage "
+              f"'{usage}' '{binary}' -i -f '{conf}'\n", 0o755)
     out = open(os.path.join(work, f"socat-{name}.out"), "w")
     p = procs.start(["ip", "netns", "exec", net.ns["fw"], "socat",
                      f"TCP-LISTEN:{port},bind={FW_CLI_IP},reuseaddr,fork",
-                     f"EXEC:{binary} -i -f {conf},nofork"], out)
+                     f"EXEC:{cmd},nofork"], out)
     wait_listening(p, FW_CLI_IP, port, f"socat for {name}")
+    return usage
 
 
 # ---------------------------------------------------------------------------
@@ -545,6 +594,104 @@ def session_time(subject):
     return t1 - t0, t2 - t0
 
 
+def busy_seconds():
+    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat:
+    user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    """CPU seconds (user+sys) of this process's reaped children."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def session_cpu(usage, n, secs=20):
+    """user+sys seconds of the n-th proxy session recorded in `usage` (the
+    rusage runner appends a line when the session's process has ended)."""
+    deadline = time.monotonic() + secs
+    while True:
+        try:
+            with open(usage) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= n:
+            user, sys_, _ = lines[n - 1].split()
+            return float(user) + float(sys_)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no resource usage for session {n} in {usage}")
+        time.sleep(0.02)
+
+
+def run_bulk(args, net, subjects, usage, pub, src, bulk, rounds):
+    """--lan / --lo: bulk RETR and STOR only, unshaped, subjects interleaved
+    (the order turns by one each round); per transfer the data-phase MB/s,
+    the proxy session's CPU (wait4), curl's CPU and the machine's."""
+    gib = bulk / (1 << 30)
+    res = {s: {k: [] for k in ("retr", "stor", "cpu_retr", "cpu_stor", "curl_retr",
+                               "curl_stor", "sys_retr", "sys_stor")} for s in subjects}
+    sessions = {s: 0 for s in subjects}
+    tag = 0
+    for r in range(rounds):
+        order = subjects[r % len(subjects):] + subjects[:r % len(subjects)]
+        for kind in [k for k in ("retr", "stor") if args.only in (None, k)]:
+            for s in order:
+                busy, kids = busy_seconds(), children_cpu()
+                if kind == "retr":
+                    v = retr(s, "big.bin", bulk)
+                else:
+                    tag += 1
+                    v = stor(s, src, pub, bulk, tag)
+                res[s][kind].append(v)
+                res[s][f"curl_{kind}"].append((children_cpu() - kids) / gib)
+                res[s][f"sys_{kind}"].append((busy_seconds() - busy) / gib)
+                if s in usage:
+                    sessions[s] += 1
+                    res[s][f"cpu_{kind}"].append(session_cpu(usage[s], sessions[s]) / gib)
+        log(f"bulk round {r + 1}/{rounds} done (load average {loadavg()})")
+    return res
+
+
+def report_bulk(args, res, subjects, bulk, rounds):
+    path = "loopback (one namespace)" if args.lo else "veth, unshaped, no delay"
+    print()
+    print(f"Bulk, {path}; curl (PASV), {bulk // MIB} MiB, data phase; median (min–max) "
+          f"of {rounds}; ratios of medians:")
+    print()
+    others = [s for s in subjects if s != "direct"]
+    cols = ["measure"] + subjects
+    if "direct" in subjects:
+        cols += [f"{s}/direct" for s in others]
+    if "ftp-proxy" in subjects:
+        cols += [f"{s}/ftp-proxy" for s in others if s != "ftp-proxy"]
+    rows = []
+    for key, label, scale, digits in (
+            ("retr", "RETR MB/s", 1e-6, 0), ("stor", "STOR MB/s", 1e-6, 0),
+            ("cpu_retr", "proxy CPU s/GiB, RETR", 1, 3),
+            ("cpu_stor", "proxy CPU s/GiB, STOR", 1, 3),
+            ("curl_retr", "curl CPU s/GiB, RETR", 1, 3),
+            ("curl_stor", "curl CPU s/GiB, STOR", 1, 3),
+            ("sys_retr", "machine CPU s/GiB, RETR", 1, 2),
+            ("sys_stor", "machine CPU s/GiB, STOR", 1, 2)):
+        if not any(res[s][key] for s in subjects):
+            continue
+        row = [label] + [fmt(res[s][key], scale, digits) if res[s][key] else "—"
+                         for s in subjects]
+
+        def ratio(a, b):
+            xa, xb = res[a][key], res[b][key]
+            return f"{med(xa) / med(xb):.3f}" if xa and xb and med(xb) else "—"
+        if "direct" in subjects:
+            row += [ratio(s, "direct") for s in others]
+        if "ftp-proxy" in subjects:
+            row += [ratio(s, "ftp-proxy") for s in others if s != "ftp-proxy"]
+        rows.append(row)
+    table(cols, rows)
+
+
 # ---------------------------------------------------------------------------
 # report
 
@@ -582,23 +729,53 @@ def main():
     ap.add_argument("--small-mbit", type=int, default=100)
     ap.add_argument("--prefix", default=f"nb{os.getpid()}")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--lan", action="store_true",
+                    help="bulk only, on veth pairs with no delay and no shaping")
+    ap.add_argument("--lo", action="store_true",
+                    help="bulk only, everything on one namespace's loopback")
+    ap.add_argument("--subjects", metavar="A,B",
+                    help="(--lan, --lo) measure only these subjects, e.g. one under perf")
+    ap.add_argument("--only", choices=("retr", "stor"),
+                    help="(--lan, --lo) only RETR or only STOR, e.g. under perf")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=BIN",
+                    help="(--lan, --lo) one more proxy subject: BIN run like ftpgate")
     args = ap.parse_args()
+    global SRV_IP, FW_CLI_IP, PORTS
+    subjects = list(SUBJECTS)
+    bins = {"ftpgate": args.ftpgate, "ftp-proxy": FTP_PROXY}
+    for i, v in enumerate(args.variant):
+        name, _, path = v.partition("=")
+        if not name or not path or name in bins or name == "direct":
+            sys.exit(f"netbench: bad --variant {v!r}")
+        bins[name] = path
+        subjects.append(name)
+        PORTS[name] = (FW_CLI_IP, 2123 + i)
+    if args.subjects:
+        keep = args.subjects.split(",")
+        if not set(keep) <= set(subjects):
+            sys.exit(f"netbench: --subjects: not among {', '.join(subjects)}")
+        subjects = [s for s in subjects if s in keep]
+    if args.lo:
+        SRV_IP = FW_CLI_IP = "127.0.0.1"
+        PORTS = {s: ("127.0.0.1", p) for s, (_, p) in PORTS.items()}
     if os.geteuid() != 0:
         sys.exit("netbench: needs root (network namespaces)")
-    rounds = args.rounds or (1 if args.quick else 3)
+    bulk_only = args.lan or args.lo
+    rounds = args.rounds or (1 if args.quick else 3) * (2 if bulk_only else 1)
     small_rounds = args.small_rounds or 1
     nfiles = args.files or (20 if args.quick else 100)
     sessions = args.sessions or (5 if args.quick else 20)
-    bulk = (args.bulk_mib or (128 if args.quick else 256)) * MIB
+    bulk = (args.bulk_mib or (128 if args.quick else 256) * (4 if bulk_only else 1)) * MIB
     fsize = args.file_kib * 1024
-    for path in (args.ftpgate, FTP_PROXY, VSFTPD):
+    for path in list(bins.values()) + [VSFTPD]:
         if not os.access(path, os.X_OK):
             sys.exit(f"netbench: {path} missing")
 
     work = tempfile.mkdtemp(prefix="ftpgate-netbench.", dir="/dev/shm")
     os.chmod(work, 0o755)
     procs = Procs()
-    net = Net(args.prefix, procs, work, args.rtt_ms)
+    net = Net(args.prefix, procs, work, args.rtt_ms,
+              "lo" if args.lo else "lan" if args.lan else "wan")
 
     def stop(signum, _frame):
         raise SystemExit(f"netbench: signal {signum}")
@@ -608,14 +785,30 @@ def main():
     started = time.monotonic()
     load_before = loadavg()
     try:
-        log(f"namespaces {args.prefix}-{{cli,wc,fw,ws,srv}}, work directory {work}")
+        log(f"namespaces {', '.join(sorted(set(net.ns.values())))}, work directory {work}")
         net.build()
         pub = start_vsftpd(net, procs, work)
-        start_proxy(net, procs, work, "ftpgate", args.ftpgate, PORTS["ftpgate"][1])
-        start_proxy(net, procs, work, "ftp-proxy", FTP_PROXY, PORTS["ftp-proxy"][1])
+        usage = {}
+        for s in [s for s in subjects if s != "direct"]:
+            usage[s] = start_proxy(net, procs, work, s, bins[s], PORTS[s][1], bulk_only)
         make_file(os.path.join(pub, "big.bin"), bulk)
         src = os.path.join(work, "upload.bin")
         make_file(src, bulk)
+        if bulk_only:
+            net.enter("cli")
+            print(f"ftpgate bulk benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+            for s in [s for s in subjects if s != "direct"]:
+                print(f"{s}: {bins[s]}")
+            print(f"{os.cpu_count()} CPUs, kernel {os.uname().release}, load average "
+                  f"{load_before} before")
+            if not args.lo:
+                ps = ping(SRV_IP, 10)
+                print(f"ping client->server: mean {ps['avg']:.3f} ms (max {ps['max']:.3f})")
+            res = run_bulk(args, net, subjects, usage, pub, src, bulk, rounds)
+            print()
+            print(f"{time.monotonic() - started:.0f} s; load average {loadavg()} after")
+            report_bulk(args, res, subjects, bulk, rounds)
+            return 0
         names = [f"f{i:03d}.bin" for i in range(nfiles)]
         for n in names:
             make_file(os.path.join(pub, "small", n), fsize)

@@ -490,6 +490,12 @@ impl Driver<'_> {
             };
             let _ = src.set_nonblocking(true);
             let _ = dst.set_nonblocking(true);
+            // Each splice into the sink ends wherever the pipe ran dry,
+            // mostly in a part-filled segment that Nagle would hold back
+            // until everything sent is acknowledged; the source already
+            // chose the segments, so pass them on (BENCHMARKS.md, "Bulk
+            // throughput": about 8% more on veth, no change on loopback).
+            let _ = net::set_nodelay(&dst);
             self.pump.reset();
             self.pump.pace = data::Pace::new(rate, Instant::now());
             self.transfer = Some(Transfer::Splice(src, dst));

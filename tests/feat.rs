@@ -314,6 +314,56 @@ fn both_control_connections_have_tcp_nodelay() {
     assert_eq!(c.cmd("QUIT").code, 221);
 }
 
+/// The client's data connection of a plain download has TCP_NODELAY on
+/// ftpgate's side: each splice into it ends where the pipe ran dry, mostly
+/// inside a segment, which Nagle would hold back until everything sent
+/// before it is acknowledged (BENCHMARKS.md, "Bulk throughput").
+#[test]
+fn the_sink_of_a_spliced_download_has_tcp_nodelay() {
+    if skip_unless_ftpgate("the_sink_of_a_spliced_download_has_tcp_nodelay") {
+        return;
+    }
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        eprintln!("SKIP the_sink_of_a_spliced_download_has_tcp_nodelay: needs root");
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    // More than the socket buffers and the pipe on the way can hold, so the
+    // transfer stalls while this client reads nothing.
+    server.put("big.bin", &random_bytes(32 << 20, 15));
+    let proxy = Proxy::start(server.port, "");
+    let mut c = Ctrl::login(proxy.port, server.user(), server.pass());
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 227, "{r:?}");
+    let t = r.text();
+    let inner = &t[t.find('(').unwrap() + 1..t.find(')').unwrap()];
+    let n: Vec<u16> = inner.split(',').map(|x| x.parse().unwrap()).collect();
+    let data = std::net::TcpStream::connect(("127.0.0.1", n[4] * 256 + n[5])).unwrap();
+    let ours = data.local_addr().unwrap().port();
+    let r = c.cmd("RETR big.bin");
+    assert!(r.code == 150 || r.code == 125, "{r:?}");
+    let pid = one_session(&proxy);
+    let mut last = String::new();
+    let found = wait_until(10, || {
+        let ran = python_script(SOCKETS_OF, &[&pid.to_string()]);
+        last = ran.stdout.clone();
+        ran.stdout.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() == 3 && w[1] == ours.to_string() && w[2] == "1"
+        })
+    });
+    assert!(
+        found,
+        "no TCP_NODELAY on session {pid}'s socket to port {ours} (local, peer, nodelay):\n{last}"
+    );
+    drop(data);
+}
+
 #[test]
 fn timeout_does_not_fire_during_a_slow_transfer() {
     // curl 7.88's --limit-rate does not throttle FTP downloads here, so a

@@ -265,6 +265,7 @@ pub fn set_keepalive<F: AsFd>(fd: &F) -> io::Result<()> {
 /// a final reply (226) written right after a preliminary one (150) would
 /// otherwise wait for the peer's delayed ACK of the first, about 40 ms per
 /// transfer on Linux (FTP servers such as vsftpd set TCP_NODELAY too).
+/// Also on the sink of a spliced transfer (see `Relay::start_pump`).
 pub fn set_nodelay<F: AsFd>(fd: &F) -> io::Result<()> {
     socket::setsockopt(fd, sockopt::TcpNoDelay, &true)?;
     Ok(())
