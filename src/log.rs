@@ -341,9 +341,8 @@ fn audit_json(r: &AuditRecord, session: &str) -> serde_json::Value {
     if let Some(u) = &r.user {
         o.insert("user".into(), json!(u));
     }
-    if let Some(c) = &r.class {
-        o.insert("class".into(), json!(c));
-    }
+    // Known from the start: a session without a class says so (null).
+    o.insert("class".into(), json!(r.class));
     o.insert(
         "tls".into(),
         json!({ "client": r.tls.0, "server": r.tls.1 }),

@@ -69,6 +69,10 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     assert o['time'].endswith('Z') and '.' in o['time'], o['time']
     events[o['event']] += 1
     sessions[o['session']].add(o['event'])
+    # Known from the start: the configured server, and no class (null).
+    assert 'class' in o and o['class'] is None, o
+    if o['event'] == 'session_start':
+        assert o.get('server', '').startswith('127.0.0.1:'), o
     if o['event'] == 'command_refused':
         assert o['reply'].startswith('502'), o
         assert o['rule'].endswith(':3') or o['rule'].split(':')[-1].isdigit(), o

@@ -573,12 +573,13 @@ impl<'a> Session<'a> {
                 self.state = State::ExpectUser;
                 let text = format!("Destination refused: {why}.");
                 let subject = addrs.first().map_or_else(String::new, |a| a.to_string());
-                self.audit(super::AuditEvent::Refused {
+                let refused = super::AuditEvent::Refused {
                     what: super::RefusalKind::Destination,
                     subject,
                     reply: Some((reply::NOT_LOGGED_IN, text.clone())),
                     rule,
-                });
+                };
+                self.audit_as(refused, Some(&plan.login.user));
                 return self.reply(reply::NOT_LOGGED_IN, &text);
             }
         };

@@ -1617,21 +1617,25 @@ impl<'a> Session<'a> {
 
     /// Queue an audit record with what the session knows now.
     fn audit(&mut self, event: AuditEvent) {
+        let user = self.user.clone();
+        self.audit_as(event, user.as_deref());
+    }
+
+    /// An audit record for `user` (a login not yet accepted).
+    fn audit_as(&mut self, event: AuditEvent, user: Option<&[u8]>) {
         let record = AuditRecord {
             event,
             client: self.client_addr,
-            server: self.server.map(|s| s.addr),
-            user: self
-                .user
-                .as_deref()
-                .map(|u| String::from_utf8_lossy(u).into_owned()),
+            // Known from the start when no login can change it (the
+            // early connection's destination).
+            server: self.server.map(|s| s.addr).or(self.early),
+            user: user.map(|u| String::from_utf8_lossy(u).into_owned()),
             class: self.cfg.class.clone(),
             tls: (self.tls.client, self.tls.server),
         };
         self.actions.push_back(Action::Audit(Box::new(record)));
     }
 
-    /// Audit a refusal of `what` (`subject`): the reply sent and the rule.
     /// A refused command: WRN with the deciding rule, the audit record,
     /// the reply. Never relayed.
     fn refuse_command(&mut self, shown: String, refusal: &Refusal) {
@@ -1646,6 +1650,7 @@ impl<'a> Session<'a> {
         self.reply(refusal.code, &refusal.text);
     }
 
+    /// Audit a refusal of `what` (`subject`): the reply sent and the rule.
     fn audit_refusal(
         &mut self,
         what: RefusalKind,

@@ -3044,6 +3044,29 @@ fn ccc_is_a_logged_and_audited_refusal() {
 }
 
 #[test]
+fn a_refused_destination_is_audited_with_the_login_name() {
+    let mut t = T::new("AllowMagicUser yes");
+    t.client(&["USER anna@127.0.0.1"]);
+    assert!(t.take(|a| matches!(a, Action::Resolve { .. })));
+    t.event(Event::Resolved(Ok(vec![sa("127.0.0.1:21")])));
+    assert_eq!(t.codes(), ["530"]);
+    let users: Vec<Option<String>> = std::mem::take(&mut t.audits)
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.event,
+                AuditEvent::Refused {
+                    what: RefusalKind::Destination,
+                    ..
+                }
+            )
+        })
+        .map(|r| r.user)
+        .collect();
+    assert_eq!(users, [Some("anna".to_string())]);
+}
+
+#[test]
 fn a_bounce_is_audited_as_a_data_refusal_naming_same_address() {
     let mut t = T::logged_in("");
     t.audit_events();
