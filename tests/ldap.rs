@@ -61,7 +61,7 @@ impl Directory {
         let dir = TempDir::new("slapd");
         let db = dir.join("db");
         fs::create_dir_all(&db).unwrap();
-        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ldap/ftpproxy.schema");
+        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ftpproxy.schema");
         let conf = dir.join("slapd.conf");
         fs::write(
             &conf,

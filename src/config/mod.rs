@@ -795,9 +795,14 @@ impl Config {
                     // AllowMagicUser, ...) in a user context would look as if
                     // they restricted that user while doing nothing.
                     if current.is_some() && def.scope == options::Scope::Global {
+                        let only = if options::CLASS_OPTIONS.contains(&def.name) {
+                            "the global and class contexts"
+                        } else {
+                            "the global context"
+                        };
                         errors.push((
                             entry.line,
-                            format!("{} is allowed in the global context only", def.name),
+                            format!("{} is allowed in {only} only", def.name),
                         ));
                         continue;
                     }

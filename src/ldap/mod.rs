@@ -405,6 +405,30 @@ pub fn option_attributes(entry: &Entry) -> Result<Vec<(&str, Vec<&str>)>, String
 
 #[cfg(test)]
 mod tests {
+    /// The shipped schema has an attribute, in FTPProxyUser, for every
+    /// user-context option (an entry may set any of them).
+    #[test]
+    fn the_shipped_schema_names_every_user_context_option() {
+        let schema = include_str!("../../examples/ftpproxy.schema");
+        let class = schema.split("objectclass").nth(1).unwrap();
+        for o in crate::config::options::OPTIONS
+            .iter()
+            .filter(|o| o.scope == crate::config::options::Scope::User)
+        {
+            assert!(
+                schema.contains(&format!("NAME '{}'", o.name)),
+                "no attribute type {}",
+                o.name
+            );
+            assert!(
+                class.contains(&format!(" {} ", o.name))
+                    || class.contains(&format!(" {} $", o.name)),
+                "{} not in FTPProxyUser",
+                o.name
+            );
+        }
+    }
+
     use super::*;
     use crate::config::Config;
 

@@ -1703,6 +1703,11 @@ impl<'a> Session<'a> {
             b"PBSZ" if !self.tls.client => {
                 self.reply(reply::BAD_SEQUENCE, "PBSZ needs AUTH TLS first.")
             }
+            // RFC 4217 section 9: a decimal buffer size; with TLS the
+            // answer is always 0.
+            b"PBSZ" if arg.is_empty() || !arg.iter().all(u8::is_ascii_digit) => {
+                self.reply(reply::ARG_SYNTAX_ERROR, "PBSZ takes a number: use PBSZ 0.")
+            }
             b"PBSZ" => {
                 self.tls.client_pbsz = true;
                 self.reply(reply::COMMAND_OK, "PBSZ=0");

@@ -3027,6 +3027,21 @@ fn rein_another_user_and_a_forced_magic_login_are_logged_and_audited_refusals() 
 }
 
 #[test]
+fn pbsz_takes_a_number() {
+    let mut t = T::new("TLSCertificateFile /c.pem\nTLSKeyFile /k.pem\nClientTLS optional");
+    t.client(&["AUTH TLS"]);
+    assert_eq!(t.codes(), ["234"]);
+    t.rest();
+    t.event(Event::TlsReady {
+        peer: Peer::Client,
+        version: "TLSv1.3".into(),
+        cipher: "c".into(),
+    });
+    t.client(&["PBSZ abc", "PBSZ", "PBSZ 0"]);
+    assert_eq!(t.codes(), ["501", "501", "200"]);
+}
+
+#[test]
 fn ccc_is_a_logged_and_audited_refusal() {
     let mut t = T::new("TLSCertificateFile /c.pem\nTLSKeyFile /k.pem\nClientTLS optional");
     t.login();
