@@ -1251,6 +1251,19 @@ fn tls_prerequisites(global: &Context, errors: &mut Vec<(usize, String)>) {
             _ => None,
         })
     };
+    // An explicit `ClientTLS off` with implicit TLS says two things.
+    if let (Some(off), Some(_)) = (
+        global
+            .get("ClientTLS")
+            .filter(|s| matches!(&s.value, options::Value::Text(t) if t == "off")),
+        on("ClientTLSImplicit"),
+    ) {
+        errors.push((
+            off.line,
+            "ClientTLS off contradicts ClientTLSImplicit yes (which means ClientTLS required)"
+                .into(),
+        ));
+    }
     let Some(line) = on("ClientTLS").or_else(|| on("ClientTLSImplicit")) else {
         return;
     };
@@ -1606,6 +1619,17 @@ mod tests {
             })
         );
         assert_eq!(c.global.destination_ports, None);
+    }
+
+    #[test]
+    fn client_tls_off_with_implicit_tls_is_an_error_at_its_line() {
+        let got = errors(
+            "DestinationAddress a\nClientTLS off\nClientTLSImplicit yes\n\
+             TLSCertificateFile /c.pem\nTLSKeyFile /k.pem\n",
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, 2);
+        assert!(got[0].1.contains("contradicts"), "{got:?}");
     }
 
     #[test]
