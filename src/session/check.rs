@@ -1333,6 +1333,20 @@ mod tests {
         assert!(raw(b"Zq7-secre\xffRt").starts_with(b"zq7"));
     }
 
+    #[test]
+    fn fuzz_crash_a_server_227_answering_retr_never_reaches_the_client() {
+        // A server answered RETR with a 227 naming itself; relayed as the
+        // transfer's reply, the client would have read a data address the
+        // proxy never made. It is 451 now.
+        check_session(
+            &[
+                0, 197, 0, 0, 240, 177, 177, 4, 36, 177, 252, 255, 255, 252, 0, 0, 4, 0, 4, 0, 0,
+                4, 177, 4, 0, 177, 4, 0, 0, 4, 0, 0, 0, 0, 4, 107, 202, 20, 0,
+            ],
+            crate::sys::monotonic(),
+        );
+    }
+
     fn filtering_checker() -> Checker {
         let mut ck = Checker::new(0, false);
         ck.server_open = true;

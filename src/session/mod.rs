@@ -1218,6 +1218,24 @@ impl<'a> Session<'a> {
         if self.replies.is_empty() {
             return false;
         }
+        // SECURITY: only the proxy's own PASV/EPSV answers give the client
+        // a data address. A server's passive-mode reply is read where the
+        // proxy asked for one; anywhere else it becomes 451, so it can
+        // never reach the client.
+        if !matches!(self.state, State::ExpectServerPassive(_))
+            && let Some(r) = self.replies.front_mut()
+            && matches!(r.code, 227..=229)
+        {
+            let wire = escape(&r.to_wire());
+            *r = Reply {
+                code: reply::LOCAL_ERROR,
+                lines: vec![b"451 Unexpected reply from the server.".to_vec()],
+            };
+            self.log(
+                Level::Wrn,
+                format!("server sent a passive-mode reply out of turn, not relayed: {wire}"),
+            );
+        }
         let state = std::mem::replace(&mut self.state, State::Ready);
         match state {
             State::Ready => {
@@ -1577,19 +1595,6 @@ impl<'a> Session<'a> {
             self.audit(AuditEvent::Login);
         }
         match purpose {
-            // SECURITY: only the proxy's own PASV/EPSV answers give the
-            // client a data address; a server's passive-mode reply to
-            // another command never reaches it.
-            Purpose::Relay if matches!(r.code, 227..=229) => {
-                self.log(
-                    Level::Wrn,
-                    format!(
-                        "server answered with a passive-mode reply, not relayed: {}",
-                        escape(&r.to_wire())
-                    ),
-                );
-                self.reply(reply::LOCAL_ERROR, "Unexpected reply from the server.");
-            }
             Purpose::Relay => self.send_client(r.to_wire()),
             Purpose::Quit => {
                 self.send_client(r.to_wire());
