@@ -865,6 +865,7 @@ impl<'a> Session<'a> {
                     if self.replies.len() >= limits::MAX_QUEUED_REPLIES {
                         return Err("too many replies".into());
                     }
+                    let r = self.passive_reply_in_turn(r);
                     self.replies.push_back(r);
                 }
                 Ok(None) => {}
@@ -872,6 +873,30 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// SECURITY: only the proxy's own PASV/EPSV answers give the client a
+    /// data address. A server's passive-mode reply is taken only as the
+    /// answer to the proxy's PASV/EPSV towards it (the first reply while
+    /// waiting for that); anywhere else (a transfer's reply, a relayed
+    /// command's, unsolicited) it becomes 451, so that whatever path a
+    /// reply takes to the client, it is never one.
+    fn passive_reply_in_turn(&mut self, r: Reply) -> Reply {
+        let asked = matches!(self.state, State::ExpectServerPassive(_)) && self.replies.is_empty();
+        if asked || !matches!(r.code, 227..=229) {
+            return r;
+        }
+        self.log(
+            Level::Wrn,
+            format!(
+                "server sent a passive-mode reply out of turn, not relayed: {}",
+                escape(&r.to_wire())
+            ),
+        );
+        Reply {
+            code: reply::LOCAL_ERROR,
+            lines: vec![b"451 Unexpected reply from the server.".to_vec()],
+        }
     }
 
     /// The next reply the server sent, logged at DBG.
@@ -1217,24 +1242,6 @@ impl<'a> Session<'a> {
     fn step_server(&mut self) -> bool {
         if self.replies.is_empty() {
             return false;
-        }
-        // SECURITY: only the proxy's own PASV/EPSV answers give the client
-        // a data address. A server's passive-mode reply is read where the
-        // proxy asked for one; anywhere else it becomes 451, so it can
-        // never reach the client.
-        if !matches!(self.state, State::ExpectServerPassive(_))
-            && let Some(r) = self.replies.front_mut()
-            && matches!(r.code, 227..=229)
-        {
-            let wire = escape(&r.to_wire());
-            *r = Reply {
-                code: reply::LOCAL_ERROR,
-                lines: vec![b"451 Unexpected reply from the server.".to_vec()],
-            };
-            self.log(
-                Level::Wrn,
-                format!("server sent a passive-mode reply out of turn, not relayed: {wire}"),
-            );
         }
         let state = std::mem::replace(&mut self.state, State::Ready);
         match state {

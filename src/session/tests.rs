@@ -3417,3 +3417,17 @@ fn a_server_that_keeps_talking_out_of_turn_ends_the_session() {
     assert_eq!(t.codes(), ["421"]);
     assert!(matches!(t.end(), Some(End::ServerClosed(_))), "{:?}", t.out);
 }
+
+// Found by the session fuzzer: a 227 queued during a transfer was taken as
+// the transfer's final reply and relayed.
+#[test]
+fn a_server_227_during_a_transfer_never_reaches_the_client() {
+    let mut t = T::logged_in("");
+    t.transfer("RETR f", Direction::Download);
+    t.server(&["227 Entering Passive Mode (10,9,9,9,1,2)"]);
+    t.ended(5, true);
+    let lines = t.client_lines();
+    assert!(!lines.iter().any(|l| l.contains("10,9,9,9")), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("451"), "{lines:?}");
+}
