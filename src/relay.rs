@@ -96,6 +96,15 @@ struct Driver<'a> {
     source_broke: bool,
 }
 
+/// TLS on a transfer's data connections, as the engine asks for it.
+#[derive(Debug, Clone, Copy)]
+struct DataTls {
+    client: bool,
+    server: bool,
+    /// The client's must resume the control connection's TLS session.
+    client_reuse: bool,
+}
+
 /// Run one session to its end. Requires proof that the jail was entered.
 pub fn run(jailed: &Jailed, start: Start<'_>, log: &mut Log) -> End {
     let cfg = start.cfg;
@@ -343,9 +352,15 @@ impl Driver<'_> {
                 direction,
                 client_tls,
                 server_tls,
+                client_reuse,
                 rate,
             } => {
-                self.start_pump(e, direction, client_tls, server_tls, rate);
+                let tls = DataTls {
+                    client: client_tls,
+                    server: server_tls,
+                    client_reuse,
+                };
+                self.start_pump(e, direction, tls, rate);
                 // Data that came with a TLS handshake is in TLS's buffer
                 // already: move it now rather than wait for the socket.
                 if matches!(self.transfer, Some(Transfer::Tls(..))) {
@@ -457,7 +472,8 @@ impl Driver<'_> {
 
     /// Start the transfer: TLS handshakes on the data connections that
     /// are to be TLS (towards the client the proxy is the TLS server and,
-    /// with ClientTLSRequireReuse, insists on a resumed session; towards
+    /// when the engine says so (ClientTLSRequireReuse), insists on a
+    /// resumed session; towards
     /// the server it resumes the control connection's session), then the
     /// pump: splice when both are plain. `rate` paces the pump's reads
     /// from the source (see [`data::Bucket`] for why not kernel pacing).
@@ -465,10 +481,14 @@ impl Driver<'_> {
         &mut self,
         e: &mut Session<'_>,
         direction: Direction,
-        client_tls: bool,
-        server_tls: bool,
+        tls: DataTls,
         rate: Option<u64>,
     ) {
+        let DataTls {
+            client: client_tls,
+            server: server_tls,
+            client_reuse,
+        } = tls;
         let (Some(server), Some(client)) = (self.server_data.take(), self.client_data.take())
         else {
             return;
@@ -539,13 +559,11 @@ impl Driver<'_> {
                     why: err.to_string(),
                     not_resumed: false,
                 }),
-                Ok(()) if self.cfg.client_tls_require_reuse && !client.resumed() => {
-                    Some(Event::DataTlsFailed {
-                        peer: Peer::Client,
-                        why: "the client made a new TLS session".into(),
-                        not_resumed: true,
-                    })
-                }
+                Ok(()) if client_reuse && !client.resumed() => Some(Event::DataTlsFailed {
+                    peer: Peer::Client,
+                    why: "the client made a new TLS session".into(),
+                    not_resumed: true,
+                }),
                 Ok(()) => None,
             };
             if let Some(event) = event {

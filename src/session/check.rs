@@ -732,11 +732,13 @@ impl<'d> Harness<'d> {
             Action::StartPump {
                 client_tls,
                 server_tls,
+                client_reuse,
                 ..
             } => {
                 self.ck.data = [false; 2];
                 if (client_tls || server_tls) && self.input.choice().is_multiple_of(4) {
-                    // A data connection's handshake fails (or does not resume).
+                    // A data connection's handshake fails (or does not
+                    // resume, when resuming is required).
                     let peer = if client_tls {
                         Peer::Client
                     } else {
@@ -745,7 +747,7 @@ impl<'d> Harness<'d> {
                     self.event(Event::DataTlsFailed {
                         peer,
                         why: "harness: data handshake failed".into(),
-                        not_resumed: client_tls,
+                        not_resumed: client_reuse,
                     });
                 } else {
                     self.ck.pump = true;

@@ -284,6 +284,10 @@ pub enum Action {
         direction: Direction,
         client_tls: bool,
         server_tls: bool,
+        /// The client's TLS data connection must resume the control
+        /// connection's session (ClientTLSRequireReuse); one that does not
+        /// answers [`Event::DataTlsFailed`] with `not_resumed`.
+        client_reuse: bool,
         rate: Option<u64>,
     },
     /// Stop the pump now: `abort` drops both connections, else the sink is

@@ -2565,6 +2565,7 @@ fn plain_pump(direction: Direction, rate: Option<u64>) -> Action {
         direction,
         client_tls: false,
         server_tls: false,
+        client_reuse: false,
         rate,
     }
 }
@@ -2748,6 +2749,24 @@ fn a_client_with_prot_p_gets_tls_data_connections() {
         direction: Direction::Download,
         client_tls: true,
         server_tls: false,
+        client_reuse: true,
+        rate: None,
+    };
+    assert!(t.took(pump), "{:?}", t.out);
+}
+
+#[test]
+fn client_tls_require_reuse_no_lets_the_driver_take_a_new_tls_session() {
+    let mut t = T::new(&format!("{CLIENT_TLS}optional\nClientTLSRequireReuse no"));
+    t.secure_client();
+    t.login();
+    t.until_150("RETR f");
+    t.client_connects();
+    let pump = Action::StartPump {
+        direction: Direction::Download,
+        client_tls: true,
+        server_tls: false,
+        client_reuse: false,
         rate: None,
     };
     assert!(t.took(pump), "{:?}", t.out);

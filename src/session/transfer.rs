@@ -785,10 +785,14 @@ impl<'a> Session<'a> {
             Direction::Download => self.settings.max_download_rate,
             Direction::Upload => self.settings.max_upload_rate,
         };
+        let client_tls = self.tls.client_private;
         self.actions.push_back(Action::StartPump {
             direction: t.direction,
-            client_tls: self.tls.client_private,
+            client_tls,
             server_tls: self.tls.server && self.tls.server_private,
+            // SECURITY: ClientTLSRequireReuse: a data connection with a TLS
+            // session of its own may come from someone else.
+            client_reuse: client_tls && self.cfg.client_tls_require_reuse,
             rate,
         });
         self.last_io = self.now;
