@@ -430,14 +430,10 @@ impl Driver<'_> {
         Ok(local)
     }
 
-    fn handshake_deadline(&self) -> Instant {
-        Instant::now() + Duration::from_secs(limits::TLS_HANDSHAKE_SECS)
-    }
-
     /// TLS on the client's control connection (the proxy is the server).
     fn client_handshake(&mut self) -> std::io::Result<(String, String)> {
         let conn = self.tls.accept(true)?;
-        let deadline = self.handshake_deadline();
+        let deadline = handshake_deadline();
         self.client.handshake(conn, deadline)?;
         Ok(self.client.describe())
     }
@@ -445,7 +441,7 @@ impl Driver<'_> {
     /// TLS on the server's control connection (the proxy is the client).
     fn server_handshake(&mut self, name: &str, verify: bool) -> std::io::Result<(String, String)> {
         let conn = self.tls.connect(name, verify)?;
-        let deadline = self.handshake_deadline();
+        let deadline = handshake_deadline();
         let server = self
             .server
             .as_mut()
@@ -521,58 +517,50 @@ impl Driver<'_> {
             self.transfer = Some(Transfer::Splice(src, dst));
             return;
         }
-        let (mut server, mut client) = (Channel::plain(server), Channel::plain(client));
-        if server_tls {
-            let deadline = self.handshake_deadline();
-            let secured = match &self.server_tls {
-                Some((name, verify)) => self
-                    .tls
-                    .connect(name, *verify)
-                    .and_then(|conn| server.handshake(conn, deadline)),
-                None => Err(std::io::Error::other(
-                    "the server's control connection is not TLS",
-                )),
-            };
-            if let Err(err) = secured {
+        let server_name = match (&self.server_tls, server_tls) {
+            (_, false) => None,
+            (Some((name, verify)), true) => Some((name.as_str(), *verify)),
+            (None, true) => {
                 let event = Event::DataTlsFailed {
                     peer: Peer::Server,
-                    why: err.to_string(),
+                    why: "the server's control connection is not TLS".into(),
                     not_resumed: false,
                 };
                 return e.handle(Instant::now(), event);
             }
-            self.log.dbg(&format!(
-                "server data connection TLS: resumed {}",
-                server.resumed()
-            ));
-        }
-        if client_tls {
-            let deadline = self.handshake_deadline();
-            let tickets = direction == Direction::Download;
-            let secured = self
-                .tls
-                .accept(tickets)
-                .and_then(|conn| client.handshake(conn, deadline));
-            let event = match secured {
-                Err(err) => Some(Event::DataTlsFailed {
-                    peer: Peer::Client,
-                    why: err.to_string(),
-                    not_resumed: false,
-                }),
-                Ok(()) if client_reuse && !client.resumed() => Some(Event::DataTlsFailed {
-                    peer: Peer::Client,
-                    why: "the client made a new TLS session".into(),
-                    not_resumed: true,
-                }),
-                Ok(()) => None,
-            };
-            if let Some(event) = event {
+        };
+        // Fresh tickets only on connections the client reads (downloads).
+        let tickets = direction == Direction::Download;
+        let secured = self.tls.secure_data(
+            (Channel::plain(server), server_name),
+            (Channel::plain(client), client_tls),
+            (tickets, client_reuse),
+            handshake_deadline,
+        );
+        let (server, client) = match secured {
+            Ok(both) => both,
+            Err(err) => {
+                let event = Event::DataTlsFailed {
+                    peer: if err.client {
+                        Peer::Client
+                    } else {
+                        Peer::Server
+                    },
+                    why: err.why,
+                    not_resumed: err.not_resumed,
+                };
                 return e.handle(Instant::now(), event);
             }
-            self.log.dbg(&format!(
-                "client data connection TLS: resumed {}",
-                client.resumed()
-            ));
+        };
+        for (leg, on, ch) in [
+            ("server", server_tls, &server),
+            ("client", client_tls, &client),
+        ] {
+            if on {
+                let resumed = ch.resumed();
+                self.log
+                    .dbg(&format!("{leg} data connection TLS: resumed {resumed}"));
+            }
         }
         let (src, dst) = match direction {
             Direction::Download => (server, client),
@@ -937,6 +925,11 @@ fn resolve(resolver: &Resolver, host: &str, port: u16) -> Result<Vec<SocketAddr>
         .into_iter()
         .map(|ip| SocketAddr::new(ip.to_canonical(), port))
         .collect())
+}
+
+/// When a TLS handshake begun now must be done.
+fn handshake_deadline() -> Instant {
+    Instant::now() + Duration::from_secs(limits::TLS_HANDSHAKE_SECS)
 }
 
 fn would_wait(e: &std::io::Error) -> bool {

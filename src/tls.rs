@@ -197,6 +197,55 @@ impl Tls {
     }
 }
 
+/// Why a transfer's data connections could not be secured.
+pub struct DataTlsError {
+    /// The client's side failed (else the server's).
+    pub client: bool,
+    pub why: String,
+    /// The client's handshake worked but made a new session where
+    /// resuming was required.
+    pub not_resumed: bool,
+}
+
+impl Tls {
+    /// TLS on a transfer's two data connections, as asked, server side
+    /// first (its handshake resumes the control session under `server`'s
+    /// name and verification), then the client's (the proxy is the TLS
+    /// server; `tickets` as in [`Tls::accept`]; with `client_reuse` a new
+    /// session is refused). Blocking, each handshake until `deadline()`.
+    pub fn secure_data(
+        &self,
+        (mut server, server_tls): (Channel, Option<(&str, bool)>),
+        (mut client, client_tls): (Channel, bool),
+        (tickets, client_reuse): (bool, bool),
+        deadline: impl Fn() -> Instant,
+    ) -> Result<(Channel, Channel), DataTlsError> {
+        let failed = |client, why: String| DataTlsError {
+            client,
+            why,
+            not_resumed: false,
+        };
+        if let Some((name, verify)) = server_tls {
+            self.connect(name, verify)
+                .and_then(|conn| server.handshake(conn, deadline()))
+                .map_err(|e| failed(false, e.to_string()))?;
+        }
+        if client_tls {
+            self.accept(tickets)
+                .and_then(|conn| client.handshake(conn, deadline()))
+                .map_err(|e| failed(true, e.to_string()))?;
+            if client_reuse && !client.resumed() {
+                return Err(DataTlsError {
+                    client: true,
+                    why: "the client made a new TLS session".into(),
+                    not_resumed: true,
+                });
+            }
+        }
+        Ok((server, client))
+    }
+}
+
 /// ServerTLSVerify no: any certificate is accepted, but the handshake's
 /// signatures are still checked (the peer holds the key it shows).
 #[derive(Debug)]
