@@ -732,3 +732,32 @@ fn a_symlinked_log_file_is_refused_and_its_target_untouched() {
     assert_eq!(c.reply().code, 421, "{}", proxy.output());
     assert_eq!(fs::read_to_string(&target).unwrap(), "keep me\n");
 }
+
+/// A client that changes its mind (PASV, PORT, PASV) before a transfer
+/// command gets the server's own answer to it. pyftpdlib opens an active
+/// data connection at PORT time and says 425 on its own when that is
+/// dropped unused; a PORT sent to it ahead of the transfer command would
+/// have made that 425 the answer to the proxy's next PASV.
+#[test]
+fn pasv_port_pasv_then_retr_gets_the_servers_answer() {
+    if skip_unless_ftpgate("pasv_port_pasv_then_retr_gets_the_servers_answer") {
+        return;
+    }
+    let server = FtpServer::pyftpdlib();
+    server.put("hello.txt", b"hello\n");
+    let proxy = Proxy::start(server.port, "");
+    for round in 0..3 {
+        let mut c = Ctrl::login(proxy.port, "test", "secret");
+        assert_eq!(c.cmd("TYPE I").code, 200);
+        for _ in 0..4 {
+            assert_eq!(c.cmd("PASV").code, 227);
+        }
+        assert_eq!(c.cmd("PORT 127,0,0,1,200,1").code, 200);
+        assert_eq!(c.cmd("PASV").code, 227);
+        let r = c.cmd("RETR nonexistent");
+        assert_eq!(r.code, 550, "round {round}: {r:?}\n{}", proxy.output());
+        let r = c.cmd("NOOP");
+        assert_eq!(r.code, 200, "round {round}: {r:?}\n{}", proxy.output());
+        c.cmd("QUIT");
+    }
+}

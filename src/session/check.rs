@@ -1304,10 +1304,10 @@ mod tests {
         In::new(1)
             .login()
             .client("PORT 192,0,2,10,200,1")
-            // the server's side prepared ahead: its listener, PORT, 200
+            .client("RETR x")
+            // the server's side, active: its listener, PORT, 200
             .answers(1)
             .server("200 OK")
-            .client("RETR x")
             .server("150 Opening data connection")
             .wait(70)
     }

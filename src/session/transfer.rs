@@ -187,6 +187,13 @@ impl<'a> Session<'a> {
             return;
         }
         let t = self.new_transfer(None, client_side);
+        // Passive towards the server only. Some servers (pyftpdlib) open
+        // an active data connection at PORT time and, when it is dropped
+        // unused (the client chose again), send a reply of their own
+        // (425) that cannot be told from the answer to the next command.
+        if t.server_side == Side::Active {
+            return;
+        }
         self.dbg(|| "preparing the server's data connection ahead of the transfer command".into());
         self.server_data_side(t, server);
     }
