@@ -150,7 +150,7 @@ fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatu
     }
     os::close_inherited(&listener);
     crate::sys::load_timezone();
-    let log = open_log(&cfg, &opts)?;
+    let mut log = open_log(&cfg, &opts)?;
     if !opts.foreground {
         // A PidFile that cannot be written must fail the start while the
         // starter still waits for our exit status, not after the detach
@@ -159,6 +159,8 @@ fn serve(opts: &Options, cfg: Config, listener: TcpListener) -> Result<ExitStatu
             write_pid_file(p).with_context(|| format!("cannot write PidFile {}", p.display()))?;
         }
         os::detach().context("detaching from the terminal")?;
+        // The log was opened before the detach, in the starter's process.
+        log.forked();
     }
     let signals = Signals::block().context("setting up signal handling")?;
     let pid_file = cfg.pid_file.clone();

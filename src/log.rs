@@ -184,6 +184,15 @@ impl Log {
         &self.id
     }
 
+    /// In a process forked after the log was opened (the daemon once it
+    /// has detached): its own id from now on, and syslog's pid.
+    pub fn forked(&mut self) {
+        self.id = session_id();
+        if let Sink::Syslog(logger) = &mut self.sink {
+            logger.formatter.pid = std::process::id();
+        }
+    }
+
     /// The most detailed level written.
     pub fn level(&self) -> Level {
         self.level

@@ -509,6 +509,16 @@ fn without_n_the_daemon_detaches_and_writes_its_pid_file() {
             .to_string()
     };
     assert_eq!(sid(pid), pid.to_string());
+    // The daemon's log lines carry its own process id, not the starter's.
+    assert!(wait_until(10, || fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("daemon start")));
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let start = text
+        .lines()
+        .find(|l| l.contains("daemon start"))
+        .unwrap_or("");
+    assert!(start.contains(&format!("ftpgate[{pid}-")), "{start}");
     let mut c = Ctrl::connect(port);
     assert_eq!(c.reply().code, 220);
     assert_eq!(c.cmd("QUIT").code, 221);
