@@ -86,6 +86,22 @@ pub fn decide(allow: Table<'_>, deny: Table<'_>, daemon: &str, client: IpAddr) -
                 }
                 Match::Yes => {
                     let mut allowed = grants;
+                    // SECURITY: `twist` replaces the service with a command
+                    // (libwrap): the client never reaches it. Not run here,
+                    // but never a grant either.
+                    let twist = |o: &str| {
+                        o.split_whitespace()
+                            .next()
+                            .is_some_and(|w| w.eq_ignore_ascii_case("twist"))
+                    };
+                    if options.iter().any(|o| twist(o)) {
+                        return Verdict {
+                            allowed: false,
+                            reason: format!(
+                                "{where_}: rule matched, denied (twist: the client never reaches the service; its command is not run)"
+                            ),
+                        };
+                    }
                     for o in &options {
                         if o.eq_ignore_ascii_case("allow") {
                             allowed = true;
@@ -100,6 +116,7 @@ pub fn decide(allow: Table<'_>, deny: Table<'_>, daemon: &str, client: IpAddr) -
                             !o.eq_ignore_ascii_case("allow") && !o.eq_ignore_ascii_case("deny")
                         })
                         .collect();
+
                     let mut reason = format!(
                         "{where_}: rule matched, {}",
                         if allowed { "allowed" } else { "denied" }
@@ -312,6 +329,22 @@ fn yes_if(b: bool) -> Match {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+
+    #[test]
+    fn twist_is_a_refusal_never_a_grant() {
+        let allow = Table {
+            name: "hosts.allow",
+            text: "ftpgate: 127.0.0.1 : spawn /bin/echo hi : twist /bin/false\n",
+        };
+        let deny = Table {
+            name: "hosts.deny",
+            text: "",
+        };
+        let v = decide(allow, deny, "ftpgate", "127.0.0.1".parse().unwrap());
+        assert!(!v.allowed, "{}", v.reason);
+        assert!(v.reason.contains("twist"), "{}", v.reason);
+    }
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
