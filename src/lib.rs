@@ -337,6 +337,37 @@ fn session_steps(
         (&peers.proxy_self, &peers.own_addresses),
     );
     log_start(cfg, &peers, early_dest, log);
+    let began = std::time::Instant::now();
+    let steps = started(cfg, peers, early_dest, names, log);
+    if let Err(Stop(status)) = &steps {
+        // SPEC 8: a session that logged its start logs its end.
+        log_refused_end(log, began.elapsed(), *status);
+    }
+    steps
+}
+
+/// The end line of a session refused before the relay (the reason is on
+/// the line before).
+fn log_refused_end(log: &mut Log, took: Duration, status: ExitStatus) {
+    let line = format!(
+        "session end: refused before relaying; {:.1} s, 0 transfers, 0 bytes down, 0 bytes up, TLS client no server no",
+        took.as_secs_f64()
+    );
+    if status == 0 {
+        log.inf(&line);
+    } else {
+        log.wrn(&line);
+    }
+}
+
+/// The steps once the session's start is logged: up to the relay's end.
+fn started(
+    cfg: &Config,
+    peers: Peers,
+    early_dest: Option<SocketAddr>,
+    names: Resolver,
+    log: &mut Log,
+) -> Result<ExitStatus, Stop> {
     sys::load_timezone();
     let vars = vars();
     deny_message(cfg, &vars, log)?;
@@ -461,11 +492,13 @@ fn addresses(
     if cfg.tcp_wrapper && opts.mode != Some(Mode::Daemon) {
         let verdict = daemon::tcp_wrapper_verdict(cfg, client.ip());
         if !verdict.allowed {
+            log_bare_start(log, client, local_addr);
             log.wrn(&format!(
                 "client {client} refused by TCPWrapper: {}",
                 verdict.reason
             ));
             refuse_stdout("Access denied.");
+            log_refused_end(log, Duration::ZERO, 1);
             return Err(Stop(1));
         }
         log.dbg(&format!(
@@ -493,11 +526,13 @@ fn addresses(
         && cfg.allow_trans_proxy
         && sys::transparent::is_loop(orig, local_addr)
     {
+        log_bare_start(log, client, local_addr);
         log.wrn(&format!(
             "session refused: client {client} on {}, redirected from {orig}: destination is the proxy itself (redirect loop)",
             net::canonical(local_addr)
         ));
         refuse_stdout("Service not available: destination is the proxy itself.");
+        log_refused_end(log, Duration::ZERO, 1);
         return Err(Stop(1));
     }
     // SECURITY: a client-chosen destination (magic user, transparent) is
@@ -532,6 +567,16 @@ fn addresses(
 
 /// SPEC 8: the session start line names the destination as far as it is
 /// known now; a login that chooses another one logs it at USER.
+/// The start line of a session refused before its class and destination
+/// are looked at.
+fn log_bare_start(log: &mut Log, client: SocketAddr, local: SocketAddr) {
+    log.inf(&format!(
+        "session start: client {} on {}",
+        net::canonical(client),
+        net::canonical(local)
+    ));
+}
+
 fn log_start(cfg: &Config, peers: &Peers, early: Option<SocketAddr>, log: &mut Log) {
     let choosable =
         cfg.allow_magic_user || cfg.force_magic_user || cfg.destination_varies_by_user();

@@ -849,16 +849,17 @@ fn tcp_wrapper_refusal_under_a_super_server_never_contacts_the_server() {
     let mut c = Ctrl::connect(port);
     let got = c.replies_until_eof(REPLY_SECS).expect("closed");
     assert_eq!(got.first().map(|r| r.code), Some(421), "{got:?}");
+    // SPEC 8: the refused session's start, reason and end.
     assert!(
         wait_until(10, || fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("session end")
-            || fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("refused by TCPWrapper")),
+            .contains("session end: refused before relaying")),
         "{}",
         fs::read_to_string(&log).unwrap_or_default()
     );
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("session start: client 127.0.0.1"), "{text}");
+    assert!(text.contains("refused by TCPWrapper"), "{text}");
     assert_eq!(server.connections(), 0);
 }
 

@@ -205,6 +205,13 @@ fn deny_message_file_present_sends_421_lines_and_closes() {
         wait_until(10, || proxy.sessions().is_empty()),
         "session still alive after the deny message"
     );
+    // SPEC 8: a start line and an end line, as for every session.
+    let log = proxy.log_text();
+    assert!(log.contains("session start: "), "{log}");
+    assert!(
+        log.contains("session end: refused before relaying"),
+        "{log}"
+    );
 }
 
 /// A session refused before login (DenyMessage) never contacts the server,
