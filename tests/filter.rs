@@ -267,3 +267,28 @@ fn abor_refused_by_valid_commands_does_not_stop_a_transfer() {
             .contains("command refused by ValidCommands: ABOR")
     );
 }
+
+/// SPEC 4: patterns are POSIX extended regular expressions, as ftp-proxy
+/// reads them: inside brackets a backslash is a member, not the start of
+/// `\w` or `\d`. A filter copied from ftp-proxy refuses what it refused
+/// there (ftp-proxy passes this test too).
+#[test]
+fn a_backslash_in_a_bracket_expression_is_a_member_as_in_posix() {
+    let server = FtpServer::pyftpdlib();
+    let proxy = Proxy::start(
+        server.port,
+        r"ValidCommands USER PASS QUIT PWD CWD=^[\w/]+$ MKD=^[a\d]+$",
+    );
+    let mut c = Ctrl::login(proxy.port, "test", "secret");
+    let r = c.cmd("CWD pub");
+    assert!(refused(r.code), "CWD pub: {r:?}");
+    let r = c.cmd("MKD 5");
+    assert!(refused(r.code), "MKD 5: {r:?}");
+    let r = c.cmd("MKD d");
+    assert_eq!(r.code, 257, "MKD d: {r:?}");
+    c.cmd("QUIT");
+    assert!(
+        server.file("d").is_dir() && !server.file("5").exists(),
+        "what reached the server"
+    );
+}

@@ -207,8 +207,8 @@ fn split_entries(value: &str) -> Vec<&str> {
                     }
                     _ => {}
                 }
-            } else if b == b'\\' {
-                i += 1; // the next byte is escaped
+            } else if b == b'\\' && !in_bracket {
+                i += 1; // the next byte is escaped (in brackets a member)
             } else if in_bracket {
                 match b {
                     // "[:alpha:]" and friends inside a bracket expression
@@ -269,11 +269,10 @@ fn split_entries(value: &str) -> Vec<&str> {
 ///    expression POSIX rules apply (`]` first is a member, `[` and `&`, `~`
 ///    are plain members, `-` first or last is a member, `[:class:]` is kept,
 ///    `[.c.]` and `[=c=]` of one byte are that byte).
-///    One difference to POSIX, on purpose: inside brackets a backslash
-///    escapes the next byte (as in Perl), so ftp-proxy's default rule
-///    `[%20@/\._-]` holds `@ / . _ -` and space, but no backslash. Outside
-///    brackets the `regex` crate's extensions (`\d`, `(?i)`, ...) are
-///    accepted; back-references are not.
+///    Inside brackets a backslash is a member, as in POSIX and ftp-proxy
+///    (`[\w/]` is backslash, `w` and slash; `[^\]` is "not a backslash").
+///    Outside brackets the `regex` crate's extensions (`\d`, `(?i)`, ...)
+///    are accepted; back-references are not.
 /// 3. It is compiled for bytes (no Unicode: `.` is any byte but LF,
 ///    `[[:alpha:]]` is ASCII letters) with size limit
 ///    `limits::MAX_REGEX_SIZE`.
@@ -423,17 +422,12 @@ fn translate_bracket(p: &[u8], start: usize, out: &mut String) -> Result<usize, 
                 }
                 i = body_start + len + 2;
             }
+            // POSIX (and ftp-proxy, through regcomp): a backslash inside
+            // brackets is a member like any other byte; `[\w/]` is
+            // backslash, w and slash, never the regex crate's word class.
             b'\\' => {
-                // On purpose unlike POSIX: a backslash escapes the next byte.
-                let next = *p.get(i + 1).ok_or_else(unclosed)?;
-                if next.is_ascii_alphanumeric() {
-                    // \d, \w, \x41 ...: the regex crate's own escapes
-                    out.push('\\');
-                    out.push(char::from(next));
-                } else {
-                    push_member(out, next);
-                }
-                i += 2;
+                push_member(out, b);
+                i += 1;
             }
             b'-' => {
                 // A range dash, unless first or last: then a member.
@@ -607,8 +601,15 @@ mod tests {
             ("^[a~~b]$", b"~", true),
             ("^[[.-.]a]$", b"-", true),
             ("^[%5c%5c]$", b"\\", true),
+            // A backslash in brackets is a member (POSIX, ftp-proxy).
             (r"^[\.]$", b".", true),
-            (r"^[\.]$", b"\\", false),
+            (r"^[\.]$", b"\\", true),
+            (r"^[\w/]+$", b"pub", false),
+            (r"^[\w/]+$", b"w/w", true),
+            (r"^[a\d]+$", b"5", false),
+            (r"^[a\d]+$", b"d", true),
+            (r"^[^\]+$", b"a\\b", false),
+            (r"^[^\]+$", b"ab", true),
             ("^[%80-%ff]$", b"\xc3", true),
             ("^[%80-%ff]$", b"a", false),
             ("^a%00b$", b"a\0b", true),
@@ -617,6 +618,16 @@ mod tests {
             let re = compile_pattern(pattern).unwrap();
             assert_eq!(re.is_match(input), *want, "{pattern} on {input:?}");
         }
+    }
+
+    #[test]
+    fn a_backslash_in_brackets_does_not_hide_the_closing_bracket_from_the_list() {
+        let f = filter(r"CWD=^[^\]+$,MKD=^[a\d]+$ QUIT");
+        assert_eq!(f.check(b"CWD", b"pub"), Verdict::Allow);
+        assert_eq!(f.check(b"CWD", b"a\\b"), Verdict::ArgumentRefused);
+        assert_eq!(f.check(b"MKD", b"5"), Verdict::ArgumentRefused);
+        assert_eq!(f.check(b"MKD", b"d"), Verdict::Allow);
+        assert_eq!(f.check(b"QUIT", b""), Verdict::Allow);
     }
 
     proptest! {

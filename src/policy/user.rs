@@ -57,9 +57,11 @@ impl std::fmt::Display for UserError {
     }
 }
 
-/// ftp-proxy's default UserNameRule: letters and digits, with single inner
-/// space, `@`, `/`, `.`, `_` or `-` between them.
-pub const DEFAULT_RULE: &str = r"^[[:alnum:]]+([%20@/\._-][[:alnum:]]+)*$";
+/// The default UserNameRule: letters and digits, with single inner space,
+/// `@`, `/`, `.`, `_` or `-` between them (SPEC 3). ftp-proxy writes it
+/// `[%20@/\._-]`, which under POSIX rules also lets a backslash through;
+/// ftpgate's default leaves it out.
+pub const DEFAULT_RULE: &str = r"^[[:alnum:]]+([%20@/._-][[:alnum:]]+)*$";
 
 /// Compiles a UserNameRule with the same translation as ValidCommands
 /// patterns (`%xx` bytes, POSIX ERE, bytes, size-limited).
