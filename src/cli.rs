@@ -126,8 +126,20 @@ where
                 "daemon" => set_mode(&mut o, Mode::Daemon)?,
                 "inetd" => set_mode(&mut o, Mode::Inetd)?,
                 "foreground" => o.foreground = true,
-                "version" => o.action = Action::Version,
-                "help" => o.action = Action::Help,
+                // As ftp-proxy (getopt, then exit): the first -V or -h
+                // answers, whatever else the line says.
+                "version" => {
+                    return Ok(Options {
+                        action: Action::Version,
+                        ..o
+                    });
+                }
+                "help" => {
+                    return Ok(Options {
+                        action: Action::Help,
+                        ..o
+                    });
+                }
                 "explain" => {
                     // Everything after it is the question: CLIENT USER
                     // [COMMAND...] (commands may start with '-' too).
@@ -170,8 +182,18 @@ where
                 'd' => set_mode(&mut o, Mode::Daemon)?,
                 'i' => set_mode(&mut o, Mode::Inetd)?,
                 'n' => o.foreground = true,
-                'V' => o.action = Action::Version,
-                'h' => o.action = Action::Help,
+                'V' => {
+                    return Ok(Options {
+                        action: Action::Version,
+                        ..o
+                    });
+                }
+                'h' => {
+                    return Ok(Options {
+                        action: Action::Help,
+                        ..o
+                    });
+                }
                 'f' | 'v' => {
                     let rest = &group[i + c.len_utf8()..];
                     let value = if rest.is_empty() {
@@ -228,6 +250,12 @@ mod tests {
         assert_eq!(o.verbosity, 3);
         assert_eq!(p(&["-c"]).unwrap().action, Action::Check);
         assert_eq!(p(&["-V"]).unwrap().action, Action::Version);
+        // The first -V or -h answers, whatever comes before or after.
+        assert_eq!(p(&["-V", "-c", "-f", "x"]).unwrap().action, Action::Version);
+        assert_eq!(p(&["-c", "-V"]).unwrap().action, Action::Version);
+        assert_eq!(p(&["-cV"]).unwrap().action, Action::Version);
+        assert_eq!(p(&["-V", "-q"]).unwrap().action, Action::Version);
+        assert_eq!(p(&["-h", "-V"]).unwrap().action, Action::Help);
         assert!(p(&["-d", "-n"]).unwrap().foreground);
     }
 
