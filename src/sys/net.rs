@@ -243,13 +243,31 @@ fn wait_for(
 
 /// Listen on `ip` with a port from `ports` (any port when None).
 pub fn listen(ip: IpAddr, ports: Option<Ports>) -> io::Result<TcpListener> {
-    let fd = new_socket(family_of(ip))?;
-    if ports.is_some() {
+    let backlog = Backlog::new(8).unwrap_or(Backlog::MAXCONN);
+    let Some(p) = ports else {
+        let fd = new_socket(family_of(ip))?;
+        bind_in_range(&fd, ip, None)?;
+        socket::listen(&fd, backlog)?;
+        return Ok(TcpListener::from(fd));
+    };
+    // SO_REUSEADDR lets two sessions bind the same port at once (neither
+    // listens yet); the second one's listen() then fails with EADDRINUSE:
+    // that port is taken, try the next one.
+    for port in port_order(p) {
+        let fd = new_socket(family_of(ip))?;
         socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+        match socket::bind(fd.as_raw_fd(), &sockaddr(SocketAddr::new(ip, port))) {
+            Ok(()) => {}
+            Err(Errno::EADDRINUSE) | Err(Errno::EACCES) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        match socket::listen(&fd, backlog) {
+            Ok(()) => return Ok(TcpListener::from(fd)),
+            Err(Errno::EADDRINUSE) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    bind_in_range(&fd, ip, ports)?;
-    socket::listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
-    Ok(TcpListener::from(fd))
+    Err(no_free_port(p))
 }
 
 /// Keepalive on a control connection, so that NAT and firewall state does not
@@ -306,5 +324,51 @@ pub fn keep_stderr_off_the_client() {
     }
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Sessions opening passive listeners in the same range at the same
+    /// moment: with SO_REUSEADDR two of them can bind one port, and the
+    /// second listen() fails. That must mean "try the next port", never
+    /// "no free port" while ports are free. (The threads stand for
+    /// session processes; ftpgate itself has none.)
+    #[test]
+    fn concurrent_listeners_in_one_range_never_run_out_while_ports_are_free() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe
+            .local_addr()
+            .unwrap()
+            .port()
+            .saturating_sub(2000)
+            .max(20000);
+        drop(probe);
+        let ports = Ports {
+            min: base,
+            max: base + 63,
+            random: false,
+        };
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(12);
+        std::thread::scope(|s| {
+            for _ in 0..12 {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..300 {
+                        match listen("127.0.0.1".parse().unwrap(), Some(ports)) {
+                            Ok(l) => drop(l),
+                            Err(_) => {
+                                failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(failures.into_inner(), 0);
     }
 }
