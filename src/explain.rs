@@ -13,7 +13,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use crate::config::{ClientTls, Config};
-use crate::ftp::addr;
 use crate::ftp::command::{Command, Kind};
 use crate::ftp::escape;
 use crate::policy::data::check_client_port;
@@ -161,19 +160,14 @@ fn command(
         Kind::User => session::second_user(client.user, cmd.arg).map_err(refusal)?,
         Kind::Active => {
             let verb = cmd.verb.as_str();
-            let parsed = if verb == "EPRT" {
-                addr::parse_eprt(cmd.arg)
-            } else {
-                addr::parse_port(cmd.arg).map(SocketAddr::V4)
-            };
-            let target = parsed.map_err(|e| Verdict {
+            let target = session::active_target(cmd).map_err(|e| Verdict {
                 code: 501,
                 text: format!("{verb}: {e}."),
                 option: None,
             })?;
             let host = crate::sys::transparent::own_addresses();
             check_client_port(
-                session::canonical(target),
+                target,
                 client.ip.to_canonical(),
                 settings.same_address,
                 &host,

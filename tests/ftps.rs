@@ -1413,6 +1413,21 @@ except ftplib.all_errors as e:
     print('final', e)
 "#;
 
+/// The client's final reply to the cut STOR, which must be there and not
+/// a 2xx.
+fn assert_cut_upload_not_complete(r: &Ran, context: &str) {
+    let last = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("final "))
+        .unwrap_or("");
+    assert!(
+        !last.is_empty() && !last.starts_with("final 2"),
+        "{}\n{context}",
+        r.describe()
+    );
+}
+
 fn cut_upload(proxy: &Proxy, server: &FtpServer, pki: &Pki, version: &str) -> Ran {
     python_script(
         CUT_UPLOAD,
@@ -1447,18 +1462,8 @@ fn a_tls_upload_cut_without_close_notify_is_never_passed_on_as_complete() {
         );
         let proxy = Proxy::start(server.port, &extra);
         let r = cut_upload(&proxy, &server, &pki, version);
-        let last = r
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("final "))
-            .unwrap_or("");
-        assert!(
-            !last.is_empty() && !last.starts_with("final 2"),
-            "TLS {version}: {}\n{}\n{}",
-            r.describe(),
-            proxy.output(),
-            server.server_log()
-        );
+        let context = format!("TLS {version}: {}\n{}", proxy.output(), server.server_log());
+        assert_cut_upload_not_complete(&r, &context);
         let log = proxy.log_text();
         assert!(log.contains("close_notify"), "TLS {version}: {log}");
         let vsftpd = server.server_log();
@@ -1471,15 +1476,5 @@ fn a_tls_upload_cut_without_close_notify_is_never_passed_on_as_complete() {
     let server = FtpServer::pyftpdlib();
     let proxy = Proxy::start(server.port, &pki.client_tls_conf("required"));
     let r = cut_upload(&proxy, &server, &pki, "1.3");
-    let last = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("final "))
-        .unwrap_or("");
-    assert!(
-        !last.is_empty() && !last.starts_with("final 2"),
-        "plain server: {}\n{}",
-        r.describe(),
-        proxy.output()
-    );
+    assert_cut_upload_not_complete(&r, &format!("plain server: {}", proxy.output()));
 }

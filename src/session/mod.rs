@@ -1867,6 +1867,16 @@ pub struct Refusal {
 const CCC_REFUSED: &str = "CCC refused: the control connection stays encrypted.";
 const REIN_REFUSED: &str = "REIN not supported by this proxy: reconnect instead.";
 
+/// The address a PORT or EPRT names (the session and `--explain`).
+pub fn active_target(cmd: &Command<'_>) -> Result<SocketAddr, crate::ftp::addr::AddrError> {
+    let parsed = if cmd.verb.as_bytes() == b"EPRT" {
+        crate::ftp::addr::parse_eprt(cmd.arg)
+    } else {
+        crate::ftp::addr::parse_port(cmd.arg).map(SocketAddr::V4)
+    };
+    parsed.map(canonical)
+}
+
 /// USER once logged in as `current` (the session and `--explain`): the
 /// same name again is a retry and is relayed. SECURITY: another name would
 /// need another context (other ValidCommands, another server): refused,

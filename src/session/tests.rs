@@ -65,21 +65,26 @@ impl T {
     }
 
     fn with(cfg: &'static Config, original_dst: Option<SocketAddr>) -> T {
+        T::with_params(|p| Params { original_dst, ..p }, cfg)
+    }
+
+    /// A session whose parameters `change` alters from the usual ones.
+    fn with_params(change: impl FnOnce(Params) -> Params, cfg: &'static Config) -> T {
         let now = crate::sys::monotonic();
         let s = Session::new(
-            Params {
+            change(Params {
                 cfg,
                 client_addr: sa(CLIENT),
                 local_addr: sa(LOCAL),
                 translated: None,
                 greeting: b"220 ftpgate ready\r\n".to_vec(),
-                original_dst,
+                original_dst: None,
                 proxy_self: vec![sa(LOCAL)],
                 own_addresses: Vec::new(),
                 early: None,
                 log_level: Level::Dbg,
                 client_tls: false,
-            },
+            }),
             now,
         );
         let mut t = T {
@@ -3238,35 +3243,14 @@ const HOST_OWN: &str = "192.0.2.11";
 /// A logged-in session on one of several proxy hosts: TranslatedAddress
 /// `translated`, and the host's addresses `own` (read at start-up).
 fn cluster_host(translated: &str, own: &[&str]) -> T {
-    let now = crate::sys::monotonic();
-    let s = Session::new(
-        Params {
-            cfg: config(""),
-            client_addr: sa(CLIENT),
-            local_addr: sa(LOCAL),
+    let mut t = T::with_params(
+        |p| Params {
             translated: Some(translated.parse().unwrap()),
-            greeting: b"220 ftpgate ready\r\n".to_vec(),
-            original_dst: None,
-            proxy_self: vec![sa(LOCAL)],
             own_addresses: own.iter().map(|a| a.parse().unwrap()).collect(),
-            early: None,
-            log_level: Level::Dbg,
-            client_tls: false,
+            ..p
         },
-        now,
+        config(""),
     );
-    let mut t = T {
-        s,
-        now,
-        out: Vec::new(),
-        audits: Vec::new(),
-        server_data_open: true,
-        server_pasv_sent: false,
-    };
-    t.collect();
-    assert_eq!(t.client_lines(), ["220 ftpgate ready"]);
-    assert!(t.take(|a| matches!(a, Action::ConnectEarly)));
-    t.event(Event::EarlyConnecting(None));
     t.login();
     t
 }

@@ -311,13 +311,8 @@ impl<'a> Session<'a> {
             return self.reply(reply::BAD_SEQUENCE, "Only EPSV is allowed after EPSV ALL.");
         }
         let verb = cmd.verb.as_str();
-        let parsed = if cmd.verb.as_bytes() == b"EPRT" {
-            addr::parse_eprt(cmd.arg)
-        } else {
-            addr::parse_port(cmd.arg).map(SocketAddr::V4)
-        };
-        let target = match parsed {
-            Ok(a) => canonical(a),
+        let target = match super::active_target(cmd) {
+            Ok(a) => a,
             Err(addr::AddrError::UnsupportedFamily) => return self.unsupported_family(),
             Err(e) => {
                 return self.reply(reply::ARG_SYNTAX_ERROR, &format!("{verb}: {e}."));
